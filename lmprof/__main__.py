@@ -1,0 +1,5 @@
+import sys
+
+from lmprof.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per subcommand: compose run -> RunResult -> views. See lmprof.cli.COMMANDS."""

@@ -1,0 +1,86 @@
+"""The terminal side of commands that train: the console, log lines, a progress bar.
+
+Only commands own the console. On a terminal, an epoch shows a rich progress
+bar under upstream's log lines; piped, the log lines are printed plain, so a
+log file reads exactly like upstream's.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from lmprof.instrument.base import Instrument, RunContext
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def make_console() -> "Console":
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def log_to(console: "Console") -> Callable[[str], None]:
+    if not console.is_terminal:
+        def plain(line: str) -> None:
+            print(line, flush=True)
+        return plain
+
+    def rich_line(line: str) -> None:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    return rich_line
+
+
+class EpochProgress(Instrument):
+    """A progress bar over each epoch's training batches (a listener on the phase markers)."""
+
+    name = "progress"
+
+    def __init__(self, console: "Console") -> None:
+        self.console = console
+        self.progress: Any = None
+        self.task: Any = None
+        self.epoch = 0
+        self.total = 0
+
+    def start(self, context: RunContext) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.total = context.batches_per_epoch
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("batches"), TimeRemainingColumn(), console=self.console,
+                                 transient=True)
+        self.progress.start()
+
+    def recorder(self) -> "EpochProgress":
+        return self
+
+    def enter(self, name: str) -> None:
+        if name == "data" and self.task is None:
+            self.epoch += 1
+            self.task = self.progress.add_task(f"epoch {self.epoch}", total=self.total)
+        elif name in ("evaluate_valid", "evaluate_test") and self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+
+    def exit(self, name: str) -> None:
+        if name == "update" and self.task is not None:
+            self.progress.advance(self.task)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def progress_instruments(console: "Console") -> list[Instrument]:
+    return [EpochProgress(console)] if console.is_terminal and sys.stdout.isatty() else []
+
+
+def print_files(console: "Console", run_dir: Path, files: dict[str, str]) -> None:
+    """End a command by saying where each file is."""
+    console.print(f"\n[bold]Run folder[/bold] {run_dir}")
+    for role, name in files.items():
+        console.print(f"  {role:<12} {run_dir / name}", highlight=False)

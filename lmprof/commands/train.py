@@ -1,0 +1,39 @@
+"""Train the reference model exactly as upstream's word_language_model does, into a run folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lmprof.commands.common import add_run_flags, config_from_args
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from lmprof.result import RunResult
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_run_flags(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    from lmprof.commands.console import log_to, make_console, progress_instruments
+    from lmprof.runner import run as run_training
+
+    console = make_console()
+    result = run_training(cfg, command="train", instruments=progress_instruments(console), log=log_to(console))
+    return finish(console, result)
+
+
+def finish(console: "Console", result: "RunResult") -> int:
+    """Say where the files are; a diverged run exits 1 with its reason."""
+    from lmprof.commands.console import print_files
+
+    print_files(console, Path(result.run_dir), {"result": "result.json", **result.files})
+    if result.status == "diverged":
+        console.print(f"[red]{result.metrics.get('message')}[/red]")
+        return 1
+    return 0

@@ -1,0 +1,113 @@
+"""RunResult: the one record of a run, saved as result.json in the run folder.
+
+Every view reads a RunResult and nothing else, so ``lmprof show RUN`` and
+``lmprof report RUN`` re-render without training. The file carries a schema
+version; older files load with defaults for what they lack, newer ones are
+refused with a clear message.
+
+Sections (each optional but ``config``):
+    config        RunConfig as a dict
+    environment   torch, device, threads, lmprof version, git revision, host
+    metrics       status, per-epoch records, test loss/ppl, ntokens, nparams
+    phases        list of rows {name, label, calls, seconds, host_seconds, share}
+    phase_summary {clock, wall_seconds, train_seconds, coverage}
+    lines         {unit, sync, functions: [{name, file, first_line, total_seconds,
+                   share_of_run, lines: [{line, hits, seconds, share, source}]}]}
+    ops           top operators of a trace
+    flops         achieved FLOP/s per phase and the machine's matmul peak
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from lmprof.errors import UsageError
+from lmprof.fsutil import write_text_atomic
+
+SCHEMA_VERSION = 1
+RESULT_FILE = "result.json"
+
+
+@dataclass
+class RunResult:
+    command: str = "train"
+    config: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    phase_summary: dict[str, Any] = field(default_factory=dict)
+    lines: dict[str, Any] = field(default_factory=dict)
+    ops: dict[str, Any] = field(default_factory=dict)
+    flops: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # role -> file name in the run folder
+    run_dir: str = ""  # where the folder was when last saved or loaded
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def epochs(self) -> list[dict[str, Any]]:
+        return list(self.metrics.get("epochs", []))
+
+    @property
+    def status(self) -> str:
+        return str(self.metrics.get("status", "unknown"))
+
+    def to_json(self) -> str:
+        return json.dumps(_finite(asdict(self)), indent=1, allow_nan=False, default=_plain)
+
+    def save(self, run_dir: str | os.PathLike[str]) -> Path:
+        return write_text_atomic(Path(run_dir) / RESULT_FILE, self.to_json() + "\n")
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> "RunResult":
+        version = int(doc.get("schema_version", 0))
+        if version > SCHEMA_VERSION:
+            raise UsageError(
+                f"result.json has schema version {version}, newer than this lmprof reads "
+                f"({SCHEMA_VERSION}): upgrade lmprof"
+            )
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in doc.items() if k in known}
+        values["schema_version"] = SCHEMA_VERSION
+        return cls(**values)
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike[str]) -> "RunResult":
+        path = Path(run_dir)
+        if path.is_dir():
+            path = path / RESULT_FILE
+        if not path.is_file():
+            raise UsageError(f"{run_dir} is not a run folder (no {RESULT_FILE}): run `lmprof profile` or `lmprof train` first")
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UsageError(f"{path} is not a valid result.json ({e.__class__.__name__}: {e})") from None
+        if not isinstance(doc, dict) or "config" not in doc:
+            raise UsageError(f"{path} is not an lmprof result.json (no config section)")
+        result = cls.from_dict(doc)
+        result.run_dir = str(path.parent)
+        return result
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinity are not JSON: a diverged loss is stored as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """JSON for values json does not know (paths, numpy/torch scalars)."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot store {type(value).__name__} in result.json")

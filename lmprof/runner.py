@@ -1,0 +1,186 @@
+"""run(): config -> reference loop (+ instruments) -> RunResult in a run folder.
+
+This is the one place that composes a run; every command that trains calls it.
+
+    >>> from lmprof import RunConfig, run
+    >>> result = run(RunConfig(epochs=1, max_batches=5), log=lambda line: None)  # doctest: +SKIP
+    >>> result.metrics["status"]  # doctest: +SKIP
+    'ok'
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import socket
+import subprocess
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from lmprof import __version__
+from lmprof.config import RunConfig
+from lmprof.corpora import synth
+from lmprof.corpora.check import CorpusSize, check_corpus
+from lmprof.errors import UsageError
+from lmprof.instrument.base import Instrument, RunContext
+from lmprof.phases import Fanout, listening
+from lmprof.result import RunResult
+
+Log = Callable[[str], None]
+
+
+def default_run_dir(command: str, cfg: RunConfig, root: str | Path = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{command}-{cfg.model}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def prepare_run_dir(path: str | Path) -> Path:
+    """Create the run folder, or say in one line why it cannot be written."""
+    run_dir = Path(path)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"--out {path} exists and is not a folder: choose another --out")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"cannot write the run folder {path}: {e.strerror}: choose another --out") from None
+    return run_dir
+
+
+def resolve_device(cfg: RunConfig) -> Any:
+    import torch
+
+    want = "auto" if cfg.accel else cfg.device
+    if want == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if want == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available here (use --device cpu or auto)")
+    if want == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError("--device mps: no MPS device is available here (use --device cpu or auto)")
+    return torch.device(want)
+
+
+def batches_per_epoch(cfg: RunConfig, size: CorpusSize) -> int:
+    rows = size.train // cfg.batch_size
+    batches = math.ceil((rows - 1) / cfg.bptt)
+    if cfg.dry_run:
+        return 1
+    return min(batches, cfg.max_batches) if cfg.max_batches else batches
+
+
+def git_revision() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment(device: Any) -> dict[str, Any]:
+    import torch
+
+    env: dict[str, Any] = {
+        "lmprof": __version__, "git_revision": git_revision(), "torch": torch.__version__,
+        "python": platform.python_version(), "platform": platform.platform(),
+        "host": socket.gethostname(), "cpu": _cpu_model(), "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+        env["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return env
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run(
+    cfg: RunConfig,
+    *,
+    command: str = "train",
+    instruments: Sequence[Instrument] = (),
+    log: Log = print,
+    run_dir: str | Path | None = None,
+) -> RunResult:
+    """Train as upstream does, watched by ``instruments``; write and return the RunResult."""
+    cfg.validate()
+    data_path = Path(cfg.data) if cfg.data else synth.default_corpus(cfg.synth_seed)
+    size = check_corpus(data_path, cfg.batch_size, cfg.bptt, cfg.eval_batch_size)
+    folder = prepare_run_dir(run_dir or cfg.out or default_run_dir(command, cfg))
+    save_path = cfg.save or str(folder / "model.pt")
+
+    import torch
+
+    from lmprof.reference.loop import main
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg)
+    result = RunResult(command=command, config={**cfg.to_dict(), "data": str(data_path), "save": save_path},
+                       environment=environment(device), run_dir=str(folder))
+    result.metrics = {"status": "running", "epochs": [], "corpus_tokens": vars(size)}
+    result.files["checkpoint"] = os.path.relpath(save_path, folder)
+    result.save(folder)
+
+    def on_epoch(record: dict[str, Any]) -> None:
+        result.metrics["epochs"].append(record)
+        result.save(folder)  # an interrupted run keeps every finished epoch
+
+    context = RunContext(cfg=cfg, device=device, run_dir=folder, batches_per_epoch=batches_per_epoch(cfg, size))
+    recorders = []
+    started: list[Instrument] = []
+    start = time.perf_counter()
+    try:
+        with ExitStack() as stack:
+            for instrument in instruments:
+                instrument.start(context)
+                started.append(instrument)
+                stack.callback(instrument.stop)
+                rec = instrument.recorder()
+                if rec is not None:
+                    recorders.append(rec)
+            if recorders:
+                stack.enter_context(listening(recorders[0] if len(recorders) == 1 else Fanout(*recorders)))
+            outcome = main(cfg, str(data_path), save_path, device, log=log, on_epoch=on_epoch)
+    except KeyboardInterrupt:
+        result.metrics["status"] = "interrupted"
+        raise
+    except Exception as e:
+        result.metrics["status"] = "failed"
+        result.metrics["message"] = f"{e.__class__.__name__}: {e}"
+        raise
+    else:
+        result.metrics.update(
+            status=outcome.status, message=outcome.message, test_loss=outcome.test_loss,
+            test_ppl=outcome.test_ppl, ntokens=outcome.ntokens, nparams=outcome.nparams,
+            train_tokens=outcome.train_tokens)
+        result.metrics["epochs"] = outcome.epochs
+    finally:
+        result.metrics["wall_seconds"] = time.perf_counter() - start
+        for instrument in started:
+            instrument.contribute(result, folder)
+        result.save(folder)
+    return result
