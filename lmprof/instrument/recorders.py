@@ -1,0 +1,162 @@
+"""Phase recorders: listen to the reference loop's markers and total the time of each phase.
+
+On CPU a monotonic host clock is the truth. On CUDA, work is queued and the
+host runs ahead, so a host clock charges a kernel's time to whichever line
+next waits for the GPU (usually ``loss.item()``). The CUDA recorder records a
+CUDA event at each phase boundary instead, and reads the events only when
+they have completed (no synchronisation per step), so GPU time lands in the
+phase that launched it. It keeps the host time beside it: the gap between
+the two columns is what a host-clock profiler gets wrong.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+from lmprof.instrument.base import Instrument, RunContext
+from lmprof.phases import LABELS, PHASE_NAMES, STEP_PHASES, UNCOVERED
+from lmprof.result import RunResult
+
+Clock = Callable[[], float]
+
+
+class HostRecorder:
+    """Seconds per phase from a host clock (``clock`` is injectable for tests)."""
+
+    clock_name = "host"
+
+    def __init__(self, clock: Clock = time.perf_counter) -> None:
+        self.clock = clock
+        self.host_seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self._open: list[tuple[str, float]] = []
+
+    def enter(self, name: str) -> None:
+        self._open.append((name, self.clock()))
+
+    def exit(self, name: str) -> None:
+        opened, t0 = self._open.pop()
+        self.host_seconds[opened] += self.clock() - t0
+        self.calls[opened] += 1
+
+    def device_seconds(self) -> dict[str, float]:
+        return dict(self.host_seconds)
+
+
+class CudaEventRecorder(HostRecorder):
+    """Host time plus GPU time from CUDA events recorded at each phase's start and end.
+
+    ``event_factory`` makes an object with ``record()``, ``query()`` and
+    ``elapsed_time(other)`` (ms), as ``torch.cuda.Event(enable_timing=True)``
+    does; tests inject a fake to run this logic on a CPU.
+    """
+
+    clock_name = "cuda events"
+    FOLD_EVERY = 2048  # completed event pairs are folded into totals past this many pending
+
+    def __init__(self, event_factory: Callable[[], Any], synchronize: Callable[[], None],
+                 clock: Clock = time.perf_counter) -> None:
+        super().__init__(clock)
+        self.event_factory = event_factory
+        self.synchronize = synchronize
+        self.gpu_seconds: dict[str, float] = defaultdict(float)
+        self._events: list[tuple[str, Any]] = []  # (name, start event) still open
+        self._pending: list[tuple[str, Any, Any]] = []  # (name, start, end) not yet read
+        self._spare: list[Any] = []
+
+    def _event(self) -> Any:
+        event = self._spare.pop() if self._spare else self.event_factory()
+        event.record()
+        return event
+
+    def enter(self, name: str) -> None:
+        self._events.append((name, self._event()))
+        super().enter(name)
+
+    def exit(self, name: str) -> None:
+        super().exit(name)
+        opened, start = self._events.pop()
+        self._pending.append((opened, start, self._event()))
+        if len(self._pending) >= self.FOLD_EVERY:
+            self._fold(wait=False)
+
+    def _fold(self, wait: bool) -> None:
+        """Read finished event pairs into totals; with wait, synchronise first (once, at the end)."""
+        if wait:
+            self.synchronize()
+        keep = []
+        for name, start, end in self._pending:
+            if wait or end.query():
+                self.gpu_seconds[name] += start.elapsed_time(end) / 1000.0
+                self._spare += (start, end)
+            else:
+                keep.append((name, start, end))
+        self._pending = keep
+
+    def device_seconds(self) -> dict[str, float]:
+        self._fold(wait=True)
+        return dict(self.gpu_seconds)
+
+
+def make_recorder(device: Any, clock: Clock = time.perf_counter) -> HostRecorder:
+    if getattr(device, "type", str(device)) == "cuda":
+        import torch
+
+        return CudaEventRecorder(lambda: torch.cuda.Event(enable_timing=True), torch.cuda.synchronize, clock)
+    return HostRecorder(clock)
+
+
+def phase_rows(recorder: HostRecorder, wall_seconds: float) -> list[dict[str, Any]]:
+    """One row per phase that ran, in program order, plus the uncovered remainder."""
+    device = recorder.device_seconds()
+    rows = []
+    for name in sorted(recorder.calls, key=lambda n: PHASE_NAMES.index(n) if n in PHASE_NAMES else len(PHASE_NAMES)):
+        seconds = device.get(name, 0.0)
+        calls = recorder.calls[name]
+        rows.append({"name": name, "label": LABELS.get(name, name), "calls": calls, "seconds": seconds,
+                     "host_seconds": recorder.host_seconds[name], "mean_seconds": seconds / calls,
+                     "share": seconds / wall_seconds if wall_seconds > 0 else 0.0})
+    covered = sum(r["host_seconds"] for r in rows)
+    rest = max(wall_seconds - covered, 0.0)
+    rows.append({"name": UNCOVERED, "label": "time outside every phase", "calls": 0, "seconds": rest,
+                 "host_seconds": rest, "mean_seconds": 0.0,
+                 "share": rest / wall_seconds if wall_seconds > 0 else 0.0})
+    return rows
+
+
+class PhaseTimer(Instrument):
+    """The phases instrument: records every marker; contributes ``phases`` and ``phase_summary``."""
+
+    name = "phases"
+
+    def __init__(self, clock: Clock = time.perf_counter) -> None:
+        self.clock = clock
+        self.rec: HostRecorder | None = None
+        self.started = self.stopped = 0.0
+
+    def start(self, context: RunContext) -> None:
+        self.rec = make_recorder(context.device, self.clock)
+        self.started = self.clock()
+
+    def recorder(self) -> HostRecorder | None:
+        return self.rec
+
+    def stop(self) -> None:
+        self.stopped = self.clock()
+
+    def contribute(self, result: RunResult, run_dir: Path) -> None:
+        assert self.rec is not None
+        wall = self.stopped - self.started
+        result.phases = phase_rows(self.rec, wall)
+        train_seconds = sum(e.get("train_seconds", 0.0) for e in result.metrics.get("epochs", []))
+        step_host = sum(r["host_seconds"] for r in result.phases if r["name"] in STEP_PHASES)
+        result.phase_summary = {
+            "clock": self.rec.clock_name,
+            "wall_seconds": wall,
+            "train_seconds": train_seconds,
+            # share of train()'s wall time that the step phases explain (host clock on both sides)
+            "train_coverage": step_host / train_seconds if train_seconds > 0 else None,
+        }
