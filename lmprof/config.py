@@ -63,8 +63,8 @@ class RunConfig:
             if not isinstance(value, int) or value <= 0:
                 flag = "--" + name.replace("log_interval", "log-interval")
                 raise UsageError(f"{flag} must be a positive integer, got {value}")
-        if not self.lr > 0:
-            raise UsageError(f"--lr must be positive, got {self.lr}")
+        if not 0 < self.lr < 3.4e38:  # the update multiplies float32 gradients by lr
+            raise UsageError(f"--lr must be positive and below 3.4e38 (float32's largest), got {self.lr}")
         if not self.clip > 0:
             raise UsageError(f"--clip must be positive, got {self.clip}")
         if not 0 <= self.dropout < 1:

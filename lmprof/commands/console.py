@@ -83,4 +83,5 @@ def print_files(console: "Console", run_dir: Path, files: dict[str, str]) -> Non
     """End a command by saying where each file is."""
     console.print(f"\n[bold]Run folder[/bold] {run_dir}")
     for role, name in files.items():
-        console.print(f"  {role:<12} {run_dir / name}", highlight=False)
+        if (run_dir / name).exists():
+            console.print(f"  {role:<12} {run_dir / name}", highlight=False)

@@ -33,7 +33,4 @@ def finish(console: "Console", result: "RunResult") -> int:
     from lmprof.commands.console import print_files
 
     print_files(console, Path(result.run_dir), {"result": "result.json", **result.files})
-    if result.status == "diverged":
-        console.print(f"[red]{result.metrics.get('message')}[/red]")
-        return 1
-    return 0
+    return 1 if result.status == "diverged" else 0  # the loop has already said why

@@ -27,6 +27,11 @@ from lmprof.reference.model import Hidden, RNNModel, TransformerModel
 Log = Callable[[str], None]
 
 
+def perplexity(loss: float) -> float:
+    """exp(loss), or infinity where exp overflows (a diverged model)."""
+    return math.exp(loss) if loss < 709.0 else math.inf
+
+
 ###############################################################################
 # Load data
 ###############################################################################
@@ -173,7 +178,7 @@ def train(
                 log('| epoch {:3d} | {:5d}/{:5d} batches | lr {:02.2f} | ms/batch {:5.2f} | '
                     'loss {:5.2f} | ppl {:8.2f}'.format(
                         epoch, batch, len(train_data) // cfg.bptt, lr,
-                        elapsed * 1000 / cfg.log_interval, cur_loss, math.exp(cur_loss)))
+                                elapsed * 1000 / cfg.log_interval, cur_loss, perplexity(cur_loss)))
                 total_loss = 0
                 start_time = time.time()
         if cfg.dry_run or batch + 1 == cfg.max_batches:  # lmprof: --max-batches
@@ -265,17 +270,19 @@ def main(
             log('-' * 89)
             log('| end of epoch {:3d} | time: {:5.2f}s | valid loss {:5.2f} | '
                 'valid ppl {:8.2f}'.format(epoch, (time.time() - epoch_start_time),
-                                           val_loss, math.exp(val_loss)))
+                                           val_loss, perplexity(val_loss)))
             log('-' * 89)
             tokens = tokens_seen(train_data, cfg.bptt, batches)
             outcome.train_tokens += tokens
             outcome.epochs.append({
                 "epoch": epoch, "lr": lr, "batches": batches, "tokens": tokens,
                 "train_seconds": train_seconds, "tokens_per_s": tokens / train_seconds,
-                "val_loss": val_loss, "val_ppl": math.exp(val_loss),
+                "val_loss": val_loss, "val_ppl": perplexity(val_loss),
             })
             if on_epoch is not None:
                 on_epoch(outcome.epochs[-1])
+            if not math.isfinite(val_loss):
+                raise LossNotFinite(epoch, batches - 1)
             # Save the model if the validation loss is the best we've seen so far.
             with phase("checkpoint_save"):
                 if not best_val_loss or val_loss < best_val_loss:
@@ -311,8 +318,8 @@ def main(
         test_loss = evaluate(model, test_data, cfg, criterion, ntokens)
     log('=' * 89)
     log('| End of training | test loss {:5.2f} | test ppl {:8.2f}'.format(
-        test_loss, math.exp(test_loss)))
+        test_loss, perplexity(test_loss)))
     log('=' * 89)
-    outcome.test_loss, outcome.test_ppl = test_loss, math.exp(test_loss)
+    outcome.test_loss, outcome.test_ppl = test_loss, perplexity(test_loss)
     outcome.model = model
     return outcome
