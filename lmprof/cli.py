@@ -18,6 +18,7 @@ from lmprof.errors import UsageError
 # name -> (module, one-line help), in the order a newcomer meets them
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("lmprof.commands.train", "train the reference model exactly as upstream does"),
+    "trace": ("lmprof.commands.trace", "top operators under torch.profiler; a trace for TensorBoard and Perfetto"),
     "data": ("lmprof.commands.data", "write the embedded corpus, or download WikiText-2"),
 }
 

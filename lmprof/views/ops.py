@@ -1,0 +1,163 @@
+"""Views of a trace and of achieved speed: the operator table, the memory table, the FLOP/s lines.
+
+Each function takes a RunResult and returns a rich renderable or a string;
+none prints. ``lmprof trace`` shows the first two and ``trace_hint``; the
+FLOP/s lines go under the phase table of ``lmprof profile``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from lmprof.result import RunResult
+
+BAR_WIDTH = 12
+
+
+def ops_table(result: "RunResult", row_limit: int = 15) -> "RenderableType":
+    """The heaviest operators of the recorded steps: calls, self time (CPU, and GPU on CUDA), share, bar."""
+    from rich.table import Table
+    from rich.text import Text
+
+    ops = result.ops
+    rows = ops.get("rows") or []
+    if not rows:
+        return Text("no operators recorded (the run ended before the trace's active steps)")
+    on_cuda = ops.get("device") == "cuda"
+    by_cuda = ops.get("sort_by") == "self_cuda"
+    steps = ops.get("steps", 0)
+    total = ops.get("total_self_cuda_seconds" if by_cuda else "total_self_cpu_seconds") or 0.0
+    title = (f"Top operators by self {'CUDA' if by_cuda else 'CPU'} time · "
+             f"{steps} traced step{'s' if steps != 1 else ''}, {_ms(total)} in all")
+    table = Table(title=title, title_justify="left", header_style="bold", min_width=len(title))
+    shown = rows[:row_limit]
+    table.add_column("operator", overflow="fold", min_width=min(max(len(r["name"]) for r in shown), 36))
+    if ops.get("group_by_shape"):
+        table.add_column("input shapes", overflow="fold", style="dim")
+    table.add_column("calls", justify="right")
+    table.add_column("self CPU", justify="right")
+    if on_cuda:
+        table.add_column("self CUDA", justify="right")
+    table.add_column("share", justify="right")
+    table.add_column("", no_wrap=True)
+    share_key = "cuda_share" if by_cuda else "share"
+    for row in shown:
+        share = row.get(share_key) or 0.0
+        cells = [row["name"]]
+        if ops.get("group_by_shape"):
+            cells.append(row.get("input_shapes", ""))
+        cells += [str(row["calls"]), _ms(row["self_cpu_seconds"])]
+        if on_cuda:
+            cells.append(_ms(row.get("self_cuda_seconds", 0.0)))
+        cells += [f"{share:.1%}", _bar(share)]
+        table.add_row(*cells)
+    rest = rows[row_limit:]
+    caption = f"{len(rest)} more operator{'s' if len(rest) != 1 else ''} ({sum(r.get(share_key) or 0.0 for r in rest):.1%}). " if rest else ""
+    if not by_cuda:
+        in_ops = sum(r.get(share_key) or 0.0 for r in rows)
+        caption += f"Operators take {in_ops:.1%} of the traced CPU time; the rest is Python between them."
+    table.caption, table.caption_justify = caption.strip(), "left"
+    return table
+
+
+def memory_table(result: "RunResult", row_limit: int = 15) -> "RenderableType":
+    """Operators by the memory they allocated themselves (net of what they freed), with --memory."""
+    from rich.table import Table
+    from rich.text import Text
+
+    ops = result.ops
+    if not ops.get("memory"):
+        return Text("no memory figures (run `lmprof trace --memory`)")
+    on_cuda = ops.get("device") == "cuda"
+    key = "self_cuda_memory_bytes" if on_cuda else "self_cpu_memory_bytes"
+    rows = sorted((r for r in ops.get("rows", []) if r.get(key)), key=lambda r: -r[key])
+    title = f"Memory allocated by each operator over the traced steps ({'CUDA' if on_cuda else 'CPU'})"
+    table = Table(title=title, title_justify="left", header_style="bold", min_width=len(title))
+    table.add_column("operator", overflow="fold")
+    if ops.get("group_by_shape"):
+        table.add_column("input shapes", overflow="fold", style="dim")
+    table.add_column("calls", justify="right")
+    table.add_column("self", justify="right")
+    if not on_cuda:  # torch.profiler totals memory with children on the CPU side only
+        table.add_column("with children", justify="right")
+    for row in rows[:row_limit]:
+        cells = [row["name"]] + ([row.get("input_shapes", "")] if ops.get("group_by_shape") else [])
+        cells += [str(row["calls"]), _bytes(row[key])]
+        if not on_cuda:
+            cells.append(_bytes(row.get("cpu_memory_bytes", 0)))
+        table.add_row(*cells)
+    return table
+
+
+def flops_lines(result: "RunResult") -> list[str]:
+    """One line per phase, e.g. "backward: 31 GFLOP/s, 42% of this machine's matmul peak"."""
+    flops = result.flops
+    lines = []
+    for row in flops.get("phases", []):
+        line = f"{row['name']}: {_rate(row['gflops_per_s'])} GFLOP/s"
+        if row.get("share_of_peak") is not None:
+            line += f", {row['share_of_peak']:.0%} of this machine's matmul peak"
+        lines.append(line)
+    return lines
+
+
+def flops_text(result: "RunResult") -> str:
+    """The FLOP/s lines and where their numbers come from; empty when the run has no ``flops``."""
+    lines = flops_lines(result)
+    if not lines:
+        return ""
+    flops = result.flops
+    peak = flops.get("peak", {})
+    step = flops.get("step_flops", {})
+    lines.append(f"  (peak: {_rate(peak.get('gflops', 0.0))} GFLOP/s, {peak.get('dtype', 'float32')} "
+                 f"{peak.get('size')}x{peak.get('size')} matmul on {peak.get('device', '?')}; one step: "
+                 f"forward {step.get('forward', 0) / 1e9:.3g} GFLOP, backward {step.get('backward', 0) / 1e9:.3g} "
+                 f"GFLOP, matrix products only)")
+    return "\n".join(lines)
+
+
+def trace_hint(result: "RunResult") -> str:
+    """How to open the trace: TensorBoard's profiler plugin and Perfetto."""
+    from pathlib import Path
+
+    run_dir = Path(result.run_dir or ".")
+    trace_dir = run_dir / result.ops.get("trace_dir", "trace")
+    files = result.ops.get("trace_files") or []
+    if not files:
+        return "no trace was written (the run ended before the schedule's active steps)"
+    first = trace_dir / files[0]
+    return "\n".join([
+        "Open the trace:",
+        f"  TensorBoard  tensorboard --logdir {trace_dir}",
+        "               then http://localhost:6006/#pytorch_profiler (views: Overview, Operator, Trace)",
+        f"  Perfetto     https://ui.perfetto.dev -> Open trace file -> {first}",
+        "               (Chrome trace JSON: chrome://tracing opens it too)",
+    ])
+
+
+def _ms(seconds: float) -> str:
+    ms = seconds * 1e3
+    return f"{ms:.1f} ms" if ms >= 10 else f"{ms:.2f} ms" if ms >= 0.1 else f"{ms * 1e3:.0f} µs"
+
+
+def _bytes(n: int) -> str:
+    size, sign = float(abs(n)), "-" if n < 0 else ""
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{sign}{size:.0f} {unit}" if unit == "B" else f"{sign}{size:.1f} {unit}"
+        size /= 1024
+    return f"{sign}{size:.2f} GiB"
+
+
+def _rate(gflops: float) -> str:
+    """Two or three significant figures: 312, 31, 3.1, 0.31."""
+    return f"{gflops:.0f}" if round(gflops, 1) >= 10 else f"{gflops:.1f}" if round(gflops, 2) >= 1 else f"{gflops:.2f}"
+
+
+def _bar(share: float) -> str:
+    filled = round(max(0.0, min(share, 1.0)) * BAR_WIDTH)
+    return "█" * filled
+
