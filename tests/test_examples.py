@@ -1,0 +1,38 @@
+"""Every classroom example script runs to completion on its own and prints what its lesson is about."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+# script -> a line its output must contain (the number the lesson is about)
+EXPECTED = {
+    "01_batchify.py": "   a g m s",
+    "02_get_batch.py": "i=4: data [e k q w]  target [f l r x]  (seq_len 1)",
+    "03_repackage_hidden.py": "RuntimeError: Trying to backward through the graph a second time",
+    "04_bptt.py": "previous window (after repackage_hidden): None",
+    "05_tied.py": "untied 13,987,678, tied 7,332,078 parameters",
+    "06_dropout.py": "whole channels zeroed: True",
+    "07_batchnorm.py": "running_var matches the unbiased variance: True",
+    "08_perplexity.py": "uniform model over 33,278 words: perplexity 33,278.00",
+    "09_profiling.py": "backward (BPTT)",
+}
+
+
+def test_every_example_script_is_listed_here() -> None:
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("script", sorted(EXPECTED))
+def test_example_runs_and_prints_its_lesson(script: str, tmp_path: Path) -> None:
+    # run from a scratch folder, as a student would from anywhere, with the project's python
+    done = subprocess.run([sys.executable, str(EXAMPLES / script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert EXPECTED[script] in done.stdout, done.stdout[-2000:]
+    assert "Traceback" not in done.stderr
