@@ -13,14 +13,14 @@ TORCH_INDEX ?=
 STAMP := $(VENV)/.lmprof-installed
 DEMO_RUN ?= runs/demo
 
-.PHONY: setup demo test bench diagrams clean
+.PHONY: setup demo test browser bench diagrams clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(PY) pyproject.toml Makefile
 	$(PY) -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,slurm,ray]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -28,8 +28,12 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(LMPROF) train --epochs 1 --out $(DEMO_RUN)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest
+
+# Headless Chromium for the report's browser test; where it cannot be installed, that test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } >/dev/null 2>&1 || echo "make: no chromium here (the browser test will skip)"
 
 clean:
 	rm -rf runs sweeps .pytest_cache

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("lmprof.commands.train", "train the reference model exactly as upstream does"),
     "trace": ("lmprof.commands.trace", "top operators under torch.profiler; a trace for TensorBoard and Perfetto"),
     "data": ("lmprof.commands.data", "write the embedded corpus, or download WikiText-2"),
+    "sweep": ("lmprof.commands.sweep", "train a grid of configurations, resumably; tables and plots"),
     "explain": ("lmprof.commands.explain", "classroom walkthroughs: explain a topic and run its live demo"),
 }
 

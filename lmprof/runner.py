@@ -124,8 +124,13 @@ def run(
     instruments: Sequence[Instrument] = (),
     log: Log = print,
     run_dir: str | Path | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
-    """Train as upstream does, watched by ``instruments``; write and return the RunResult."""
+    """Train as upstream does, watched by ``instruments``; write and return the RunResult.
+
+    ``on_epoch(record)`` is called after each epoch, once result.json holds it
+    (a sweep records rows as they finish; raising LossNotFinite there stops the run as diverged).
+    """
     cfg.validate()
     data_path = Path(cfg.data) if cfg.data else synth.default_corpus(cfg.synth_seed)
     size = check_corpus(data_path, cfg.batch_size, cfg.bptt, cfg.eval_batch_size)
@@ -145,9 +150,11 @@ def run(
     result.files["checkpoint"] = os.path.relpath(save_path, folder)
     result.save(folder)
 
-    def on_epoch(record: dict[str, Any]) -> None:
+    def keep_epoch(record: dict[str, Any]) -> None:
         result.metrics["epochs"].append(record)
         result.save(folder)  # an interrupted run keeps every finished epoch
+        if on_epoch is not None:
+            on_epoch(record)
 
     context = RunContext(cfg=cfg, device=device, run_dir=folder, batches_per_epoch=batches_per_epoch(cfg, size))
     recorders = []
@@ -164,7 +171,7 @@ def run(
                     recorders.append(rec)
             if recorders:
                 stack.enter_context(listening(recorders[0] if len(recorders) == 1 else Fanout(*recorders)))
-            outcome = main(cfg, str(data_path), save_path, device, log=log, on_epoch=on_epoch)
+            outcome = main(cfg, str(data_path), save_path, device, log=log, on_epoch=keep_epoch)
     except KeyboardInterrupt:
         result.metrics["status"] = "interrupted"
         raise

@@ -1,0 +1,164 @@
+"""run_one(config, out_dir) -> record: the one worker every executor calls.
+
+It trains one configuration through ``lmprof.runner.run`` (so a sweep's
+numbers are ``lmprof train``'s), and never raises for the run's own
+troubles: a NaN loss, a divergence, an exception or a Ctrl-C all end as a
+record with a status and, for a failure, the error's type, message and
+traceback. The record is written atomically to ``record.json`` in the run
+folder after every epoch and at the end; the worker writes nothing else
+outside that folder, so any number of workers (processes, cluster jobs) can
+run at once. Only the sweep's driver appends to ``results.jsonl``.
+
+Divergence: the reference loop stops on a NaN or infinite loss. The sweep
+adds one rule: a validation perplexity above the vocabulary size is worse
+than guessing every word with equal probability (whose perplexity is exactly
+the vocabulary size), so training has gone wrong, not slowly; the run stops
+there and is marked "diverged" (lr 20 on a 4-layer GRU reaches 1e7 and more).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import traceback
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from lmprof.config import RunConfig
+from lmprof.errors import LossNotFinite
+from lmprof.fsutil import write_text_atomic
+
+RECORD_FILE = "record.json"
+LOG_FILE = "train.log"
+STATUSES = ("running", "ok", "diverged", "failed", "interrupted")
+
+
+class PerplexityAboveVocabulary(LossNotFinite):
+    """Raised from the epoch hook; the reference loop stops on it as on a NaN loss (status "diverged")."""
+
+    def __init__(self, epoch: int, val_ppl: float, vocab_size: int) -> None:
+        Exception.__init__(
+            self,
+            f"diverged at epoch {epoch}: validation perplexity {val_ppl:.4g} is above the vocabulary size "
+            f"{vocab_size} (a uniform guess scores {vocab_size}); run stopped (try a smaller --lr)")
+        self.epoch = epoch
+        self.batch = -1
+
+
+def is_diverged(val_ppl: float | None, vocab_size: int | None) -> bool:
+    """The sweep's rule: NaN/inf (stored as None), or worse than a uniform guess over the vocabulary."""
+    if val_ppl is None or not math.isfinite(val_ppl):
+        return True
+    return vocab_size is not None and val_ppl > vocab_size
+
+
+def corpus_folder(cfg: RunConfig) -> Path:
+    from lmprof.corpora import synth
+
+    return Path(cfg.data) if cfg.data else synth.default_corpus(cfg.synth_seed)
+
+
+def vocabulary_size(cfg: RunConfig) -> int:
+    """Words in the run's Dictionary, counted by the reference Corpus itself (once per sweep)."""
+    from lmprof.corpora.check import check_corpus
+    from lmprof.reference.data import Corpus
+
+    folder = corpus_folder(cfg)
+    check_corpus(folder, cfg.batch_size, cfg.bptt, cfg.eval_batch_size)  # a bad corpus: one clear line
+    return len(Corpus(str(folder)).dictionary)
+
+
+def now() -> str:
+    """Local time to the millisecond, with its UTC offset: rows from several machines still sort."""
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def read_record(run_dir: str | Path) -> dict[str, Any] | None:
+    """The record a worker last wrote, or None when there is none (yet) or it cannot be read."""
+    try:
+        doc = json.loads((Path(run_dir) / RECORD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def write_record(run_dir: str | Path, record: dict[str, Any]) -> None:
+    from lmprof.result import _finite  # NaN/inf -> null, as result.json stores them
+
+    write_text_atomic(Path(run_dir) / RECORD_FILE, json.dumps(_finite(record), indent=1, default=str) + "\n")
+
+
+def _placement() -> dict[str, Any]:
+    """Where the run ran: what honest timing comparisons need (a scheduler fills job id and attempt)."""
+    return {
+        "host": socket.gethostname(), "pid": os.getpid(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "job_id": os.environ.get("SLURM_JOB_ID"),
+        "attempt": int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) + 1,
+    }
+
+
+def run_one(
+    config: RunConfig,
+    out_dir: str | Path,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train one configuration into ``out_dir``; return (and write) its record. Picklable, top level.
+
+    ``config.extra`` may carry ``vocab_size`` (the driver counts it once per
+    sweep); without it the worker counts it. ``on_record(record)`` is called
+    after each epoch's record is on disk (the inline executor's live rows).
+    """
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    extra = dict(config.extra)
+    record: dict[str, Any] = {
+        "run": extra.get("sweep_run", config.model), "key": extra.get("sweep_key"), "status": "running",
+        "message": "", "error": None, "config": config.to_dict(), "vocab_size": extra.get("vocab_size"),
+        "epochs": [], "started": now(), "finished": None, **_placement(),
+    }
+    write_record(folder, record)
+
+    def epoch_done(epoch: dict[str, Any]) -> None:
+        record["epochs"].append({**epoch, "finished_at": now()})
+        write_record(folder, record)
+        if on_record is not None:
+            on_record(record)
+        if record["vocab_size"] and is_diverged(epoch.get("val_ppl"), record["vocab_size"]):
+            raise PerplexityAboveVocabulary(epoch["epoch"], epoch["val_ppl"], record["vocab_size"])
+
+    try:
+        from lmprof.runner import run
+
+        if not record["vocab_size"]:
+            record["vocab_size"] = vocabulary_size(config)
+        with open(folder / LOG_FILE, "a", encoding="utf-8") as log_file:
+            log_file.write(f"# {record['run']}: started {record['started']} on {record['host']}\n")
+
+            def log(line: str) -> None:
+                log_file.write(line + "\n")
+                log_file.flush()
+
+            result = run(config, command="sweep", log=log, run_dir=folder, on_epoch=epoch_done)
+        metrics = result.metrics
+        record.update(
+            status=metrics.get("status", "failed"), message=metrics.get("message") or "",
+            test_loss=metrics.get("test_loss"), test_ppl=metrics.get("test_ppl"),
+            nparams=metrics.get("nparams"), ntokens=metrics.get("ntokens"),
+            wall_seconds=metrics.get("wall_seconds"), threads=result.environment.get("threads"),
+            device=result.environment.get("device"), gpu=result.environment.get("gpu"))
+    except KeyboardInterrupt:
+        # Ctrl-C outside the epoch loop (which upstream catches itself): still a record, not a traceback.
+        record.update(status="interrupted", message="interrupted by Ctrl-C")
+    except Exception as e:  # the worker's contract: every failure becomes a record
+        record.update(status="failed", message=f"{e.__class__.__name__}: {e}",
+                      error={"type": e.__class__.__name__, "message": str(e),
+                             "traceback": traceback.format_exc()})
+    if record["status"] == "interrupted" and not record["message"]:
+        record["message"] = "interrupted by Ctrl-C (upstream's loop stops training, then tests)"
+    record["finished"] = now()
+    write_record(folder, record)
+    return record

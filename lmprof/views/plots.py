@@ -1,0 +1,145 @@
+"""Matplotlib figures of a sweep: validation perplexity and training time per epoch, ppl vs time.
+
+Each figure has one line (or point) per configuration; a diverged run is
+drawn in red with an x where it stopped and "(diverged)" in its legend
+entry, and the vocabulary size (a uniform guess's perplexity) is a dotted
+line on the perplexity plot. Figures are built on ``matplotlib.figure.Figure``
+with the Agg canvas (no pyplot, no global state, no display); ``save``
+writes PNG and SVG atomically.
+
+    >>> figures = sweep_figures(view)              # doctest: +SKIP
+    >>> save(figures["val_ppl"], folder / "val_ppl")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lmprof.fsutil import write_bytes_atomic
+from lmprof.views.sweep_tables import RunSeries, SweepView
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+FIGURES = ("val_ppl", "epoch_time", "ppl_vs_time")
+FORMATS = ("png", "svg")
+RUN_GID = "run:"  # gid of every artist that stands for one configuration (tests count them)
+_LINESTYLES = ("-", "--", ":", "-.")
+_MARKERS = ("o", "s", "^", "D")
+
+
+def _new_figure(title: str) -> tuple["Figure", "Axes"]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9.5, 5.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.set_title(title, loc="left", fontsize=11)
+    ax.grid(True, alpha=0.3)
+    return fig, ax
+
+
+def _setting_index(view: SweepView, run: RunSeries) -> int:
+    """Runs of one setting (e.g. nhid=400) share a colour, whatever the model."""
+    settings = list(dict.fromkeys(r.label.removeprefix(r.model) for r in view.runs.values()))
+    return settings.index(run.label.removeprefix(run.model))
+
+
+def _style(view: SweepView, run: RunSeries) -> dict[str, Any]:
+    """One colour per setting, one line style and marker per model; red x for a diverged run."""
+    import matplotlib
+
+    model_index = view.models.index(run.model) if run.model in view.models else 0
+    tab10 = matplotlib.colormaps["tab10"]
+    palette = [tab10(i) for i in range(10) if i != 3]  # tab10's red: kept for diverged runs
+    colour = palette[_setting_index(view, run) % len(palette)]
+    style: dict[str, Any] = {"color": colour, "linestyle": _LINESTYLES[model_index % len(_LINESTYLES)],
+                             "marker": _MARKERS[model_index % len(_MARKERS)], "markersize": 4, "gid": RUN_GID + run.key,
+                             "label": run.label + (" (diverged)" if run.diverged else "")}
+    if run.diverged:
+        style.update(color="tab:red", marker="x", markersize=8, alpha=0.8)
+    return style
+
+
+def _legend(ax: "Axes") -> None:
+    if not ax.get_legend_handles_labels()[0]:
+        return  # nothing measured yet
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+
+
+def val_ppl_figure(view: SweepView) -> "Figure":
+    fig, ax = _new_figure(f"{view.name}: validation perplexity per epoch (log scale)")
+    for run in view.runs.values():
+        points = [(e, p) for e, p in zip(run.epochs, run.val_ppl) if p is not None]
+        ax.plot([e for e, _ in points], [p for _, p in points], **_style(view, run))
+    if view.vocab_size:
+        ax.axhline(view.vocab_size, color="grey", linestyle=":", linewidth=1,
+                   label=f"vocabulary size {view.vocab_size} (uniform guess): above it = diverged")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation perplexity")
+    ax.set_xticks(range(1, max(view.epochs, 1) + 1))
+    _legend(ax)
+    return fig
+
+
+def epoch_time_figure(view: SweepView) -> "Figure":
+    fig, ax = _new_figure(f"{view.name}: training seconds per epoch" + _parallel_note(view))
+    for run in view.runs.values():
+        ax.plot(run.epochs, run.train_seconds, **_style(view, run))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training seconds")
+    ax.set_xticks(range(1, max(view.epochs, 1) + 1))
+    ax.set_ylim(bottom=0)
+    _legend(ax)
+    return fig
+
+
+def ppl_vs_time_figure(view: SweepView) -> "Figure":
+    """Each run's total training time against its last validation perplexity: lower left is better."""
+    fig, ax = _new_figure(f"{view.name}: last validation perplexity vs total training time" + _parallel_note(view))
+    for run in view.runs.values():
+        if not run.finite_ppl:
+            continue
+        style = _style(view, run)
+        ax.scatter([run.total_seconds], [run.finite_ppl[-1]], color=style["color"], marker=style["marker"],
+                   s=60 if run.diverged else 30, label=style["label"], gid=style["gid"])
+        ax.annotate(run.label, (run.total_seconds, run.finite_ppl[-1]), fontsize=7,
+                    xytext=(4, 3), textcoords="offset points")
+    ax.set_yscale("log")
+    ax.set_xlabel("total training seconds")
+    ax.set_ylabel("last validation perplexity")
+    _legend(ax)
+    return fig
+
+
+def _parallel_note(view: SweepView) -> str:
+    jobs = view.parallel_jobs
+    return f"\n(up to {jobs} runs at once on one machine: compare within this sweep only)" if jobs > 1 else ""
+
+
+def sweep_figures(view: SweepView) -> dict[str, "Figure"]:
+    """name -> Figure, for every name in FIGURES."""
+    return {"val_ppl": val_ppl_figure(view), "epoch_time": epoch_time_figure(view),
+            "ppl_vs_time": ppl_vs_time_figure(view)}
+
+
+def run_artists(fig: "Figure") -> list[Any]:
+    """The lines and points that stand for configurations (one per run)."""
+    ax = fig.axes[0]
+    return [a for a in [*ax.get_lines(), *ax.collections] if (a.get_gid() or "").startswith(RUN_GID)]
+
+
+def save(fig: "Figure", base: str | Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    """Write ``base.png`` and ``base.svg`` (atomically); return their paths."""
+    paths = []
+    for fmt in formats:
+        buffer = io.BytesIO()
+        # No date in the SVG: the same sweep gives the same file.
+        fig.savefig(buffer, format=fmt, dpi=120, metadata={"Date": None} if fmt == "svg" else None)
+        paths.append(write_bytes_atomic(Path(f"{base}.{fmt}"), buffer.getvalue()))
+    return paths
