@@ -57,7 +57,7 @@ class RunResult:
         return str(self.metrics.get("status", "unknown"))
 
     def to_json(self) -> str:
-        return json.dumps(_finite(asdict(self)), indent=1, allow_nan=False, default=_plain)
+        return json.dumps(json_safe(asdict(self)), indent=1, allow_nan=False, default=_plain)
 
     def save(self, run_dir: str | os.PathLike[str]) -> Path:
         return write_text_atomic(Path(run_dir) / RESULT_FILE, self.to_json() + "\n")
@@ -93,14 +93,14 @@ class RunResult:
         return result
 
 
-def _finite(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN and infinity are not JSON: a diverged loss is stored as null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 

@@ -62,9 +62,9 @@ class ResultStore:
             self._runs[key] = row
 
     def append(self, row: dict[str, Any]) -> None:
-        from lmprof.result import _finite  # NaN/inf -> null, as result.json stores them
+        from lmprof.result import json_safe  # NaN/inf -> null, as result.json stores them
 
-        line = json.dumps(_finite(row), allow_nan=False, default=str)
+        line = json.dumps(json_safe(row), allow_nan=False, default=str)
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
             f.flush()

@@ -86,9 +86,9 @@ def read_record(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def write_record(run_dir: str | Path, record: dict[str, Any]) -> None:
-    from lmprof.result import _finite  # NaN/inf -> null, as result.json stores them
+    from lmprof.result import json_safe  # NaN/inf -> null, as result.json stores them
 
-    write_text_atomic(Path(run_dir) / RECORD_FILE, json.dumps(_finite(record), indent=1, default=str) + "\n")
+    write_text_atomic(Path(run_dir) / RECORD_FILE, json.dumps(json_safe(record), indent=1, default=str) + "\n")
 
 
 def _placement() -> dict[str, Any]:
