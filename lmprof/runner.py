@@ -97,7 +97,7 @@ def environment(device: Any) -> dict[str, Any]:
     env: dict[str, Any] = {
         "lmprof": __version__, "git_revision": git_revision(), "torch": torch.__version__,
         "python": platform.python_version(), "platform": platform.platform(),
-        "host": socket.gethostname(), "cpu": _cpu_model(), "device": str(device),
+        "host": socket.gethostname(), "cpu": cpu_model(), "device": str(device),
         "threads": torch.get_num_threads(),
     }
     if device.type == "cuda":
@@ -107,7 +107,7 @@ def environment(device: Any) -> dict[str, Any]:
     return env
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
