@@ -18,6 +18,8 @@ from lmprof.errors import UsageError
 # name -> (module, one-line help), in the order a newcomer meets them
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("lmprof.commands.train", "train the reference model exactly as upstream does"),
+    "profile": ("lmprof.commands.profile", "time the training line by line and phase by phase; print the tables"),
+    "show": ("lmprof.commands.show", "print a run's tables again from its folder, without training"),
     "trace": ("lmprof.commands.trace", "top operators under torch.profiler; a trace for TensorBoard and Perfetto"),
     "data": ("lmprof.commands.data", "write the embedded corpus, or download WikiText-2"),
     "sweep": ("lmprof.commands.sweep", "train a grid of configurations, resumably; tables and plots"),

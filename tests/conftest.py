@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from lmprof.result import RunResult
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-2-lite"
 TINY_SIZES = {"train": 3000, "valid": 600, "test": 600}
@@ -23,3 +27,50 @@ def tiny_args(tiny_corpus: Path, tmp_path: Path) -> list[str]:
     """CLI flags for a run that takes about a second."""
     return ["--data", str(tiny_corpus), "--emsize", "16", "--nhid", "16", "--epochs", "1",
             "--max-batches", "4", "--bptt", "8", "--out", str(tmp_path / "run")]
+
+
+def _hand_made_result() -> RunResult:
+    """A small profile run written by hand: every number is known, so views can be checked exactly."""
+    from lmprof.phases import LABELS, UNCOVERED
+    from lmprof.result import RunResult
+
+    def phase(name: str, calls: int, seconds: float, host: float | None = None) -> dict:
+        host = seconds if host is None else host
+        return {"name": name, "label": LABELS.get(name, "time outside every phase"), "calls": calls,
+                "seconds": seconds, "host_seconds": host, "mean_seconds": seconds / calls if calls else 0.0,
+                "share": seconds / 10.0}
+
+    source = ["def train(model, data):", "    # one epoch", "    for batch in data:",
+              "        output = model(batch)", "", "        output.backward()", "    return batch"]
+    timings = {12: (5, 0.01), 13: (4, 2.0), 15: (4, 5.0), 16: (1, 0.99)}  # line -> (hits, seconds): 8 s in all
+    lines = [{"line": n, "hits": timings.get(n, (0, 0.0))[0], "seconds": timings.get(n, (0, 0.0))[1],
+              "share": timings.get(n, (0, 0.0))[1] / 8.0, "source": text} for n, text in enumerate(source, start=10)]
+    return RunResult(
+        command="profile",
+        config={"model": "LSTM", "emsize": 16, "nhid": 16, "nlayers": 2, "bptt": 8, "batch_size": 20},
+        environment={"device": "cpu", "torch": "2.13.0"},
+        metrics={"status": "ok", "wall_seconds": 10.0,
+                 "epochs": [{"epoch": 1, "batches": 4, "train_seconds": 8.5}]},
+        phases=[phase("corpus", 1, 0.5), phase("forward", 4, 2.0), phase("backward", 4, 5.0),
+                phase("logging", 4, 1.0), phase("evaluate_valid", 1, 0.25), phase("evaluate_test", 1, 0.75),
+                phase(UNCOVERED, 0, 0.5)],
+        phase_summary={"clock": "host", "wall_seconds": 10.0, "train_seconds": 8.5, "train_coverage": 8.0 / 8.5},
+        lines={"unit": "auto", "sync": "launch", "functions": [
+            {"name": "train", "qualname": "train", "file": "lmprof/reference/loop.py", "first_line": 10,
+             "calls": 1, "total_seconds": 8.0, "share_of_run": 0.8, "lines": lines}]},
+        files={"lines": "lines.lprof"},
+    )
+
+
+@pytest.fixture
+def profile_result() -> RunResult:
+    """A hand-made profile RunResult (one function, seven phases), shared by the view tests."""
+    return _hand_made_result()
+
+
+@pytest.fixture
+def empty_result() -> RunResult:
+    """A RunResult with nothing measured: every view must still render."""
+    from lmprof.result import RunResult
+
+    return RunResult(command="profile", config={"model": "LSTM"})

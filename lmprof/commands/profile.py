@@ -1,0 +1,95 @@
+"""Time the reference training line by line (line_profiler) and phase by phase; print the tables.
+
+`--fn` chooses the functions (repeatable; `--fn all` for every one). The run
+folder gets result.json (phases and lines) and lines.lprof, which
+`python -m line_profiler lines.lprof` reads; `lmprof show RUN` prints the
+tables again without training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lmprof.commands.common import add_run_flags, config_from_args
+from lmprof.instrument.lines import ALL, FUNCTIONS, SYNC_MODES, UNITS
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from lmprof.result import RunResult
+
+LOG_WIDTH = 132  # piped output: wide enough for the source lines of train
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_run_flags(parser, epochs=1)
+    lines = parser.add_argument_group("line profiling")
+    lines.add_argument("--fn", action="append", metavar="NAME",
+                       help=f"function to time line by line, repeatable: {', '.join(FUNCTIONS)} "
+                            f"or {ALL} (default: train)")
+    lines.add_argument("--unit", choices=UNITS, default="auto",
+                       help="time unit of the line tables (default: auto, per table)")
+    lines.add_argument("--sync", choices=SYNC_MODES, default="launch",
+                       help="CUDA only: blocking sets CUDA_LAUNCH_BLOCKING=1 so each line's time includes its "
+                            "kernels (slower); launch (default) times kernel launches")
+
+
+def run(args: argparse.Namespace) -> int:
+    from lmprof.instrument.lines import choose_functions
+
+    functions = choose_functions(args.fn)
+    cfg = config_from_args(args)
+    if args.sync == "blocking":
+        # Read when CUDA starts, so it must be set before anything touches the GPU.
+        os.environ["CUDA_LAUNCH_BLOCKING"] = "1"
+
+    from lmprof.commands.console import log_to, make_console, progress_instruments
+    from lmprof.commands.train import finish
+    from lmprof.instrument.flops import AchievedFlops
+    from lmprof.instrument.lines import LineProfile
+    from lmprof.instrument.recorders import PhaseTimer
+    from lmprof.result import RunResult
+    from lmprof.runner import default_run_dir
+    from lmprof.runner import run as run_training
+
+    console = make_console()
+    run_dir = Path(cfg.out) if cfg.out else default_run_dir("profile", cfg)
+    instruments = [PhaseTimer(), AchievedFlops(), LineProfile(functions, unit=args.unit, sync=args.sync),
+                   *progress_instruments(console)]
+    try:
+        result = run_training(cfg, command="profile", instruments=instruments, log=log_to(console),
+                              run_dir=run_dir)
+    except KeyboardInterrupt:
+        # Ctrl-C outside the training loop (which handles its own): the runner has still written
+        # what the instruments saw, so print that, marked interrupted, and exit as interrupted.
+        if not (run_dir / "result.json").is_file():
+            raise
+        result = RunResult.load(run_dir)
+        if result.status != "interrupted":  # an older run's file: this run wrote nothing yet
+            raise
+        print_profile(console, result)
+        finish(console, result)
+        return 130
+    print_profile(console, result)
+    return finish(console, result)
+
+
+def table_width(console: "Console") -> int | None:
+    """A terminal's own width; piped output (a log file) gets room for whole source lines."""
+    if console.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit():
+        return None
+    return max(console.width, LOG_WIDTH)
+
+
+def print_profile(console: "Console", result: "RunResult", unit: str | None = None) -> None:
+    """The summary, the phase table and the line tables (`lmprof show` prints the same)."""
+    from lmprof.views.tables import profile_view
+
+    width = table_width(console)
+    if width:
+        console.width = width  # print() clamps its width to the console's, so widen the console
+    console.print()
+    console.print(profile_view(result, unit))

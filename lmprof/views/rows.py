@@ -1,0 +1,191 @@
+"""The numbers behind the profile's tables, as plain rows: no rich, nothing drawn.
+
+``lmprof.views.tables`` renders these rows for the terminal; the HTML report
+renders the same rows, so both show the same numbers. Each function takes a
+RunResult (or one function record of ``result.lines``) and returns plain data.
+
+    >>> pick_unit(0.0042), in_unit(0.0042, "ms"), duration(12.5)
+    ('ms', '4.20', '12.50 s')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lmprof.phases import STEP_PHASES, UNCOVERED
+
+if TYPE_CHECKING:
+    from lmprof.result import RunResult
+
+UNIT_SCALE = {"s": 1.0, "ms": 1e3, "us": 1e6}
+UNIT_LABEL = {"s": "s", "ms": "ms", "us": "µs"}
+HOT_LINES = 3  # the hottest lines of a function stand out
+CUDA_CLOCK = "cuda events"
+
+# The top-level parts of a run, in the spirit of the homework's "main flow" figure.
+PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("training", STEP_PHASES),
+    ("validation evaluation", ("evaluate_valid",)),
+    ("test evaluation", ("evaluate_test",)),
+    ("corpus reading", ("corpus",)),
+    ("batchify", ("batchify",)),
+    ("model build", ("model_build",)),
+    ("checkpoint save/load", ("checkpoint_save", "checkpoint_load")),
+    (UNCOVERED, (UNCOVERED,)),
+)
+
+
+# --- units ---------------------------------------------------------------------------
+
+def pick_unit(seconds: float, unit: str | None = "auto") -> str:
+    """s, ms or us: the given one, or (auto) the largest in which ``seconds`` is at least 1."""
+    if unit and unit != "auto":
+        return unit
+    return "s" if seconds >= 1 else "ms" if seconds >= 1e-3 else "us"
+
+
+def in_unit(seconds: float, unit: str) -> str:
+    """A number in ``unit`` with three or four significant figures: 1234, 123.4, 12.34, 1.23."""
+    value = seconds * UNIT_SCALE[unit]
+    return f"{value:.0f}" if value >= 1000 else f"{value:.1f}" if value >= 100 else f"{value:.2f}"
+
+
+def duration(seconds: float) -> str:
+    """A duration in the unit that reads best: 3.21 s, 45.6 ms, 310 µs."""
+    unit = pick_unit(seconds)
+    return f"{in_unit(seconds, unit)} {UNIT_LABEL[unit]}"
+
+
+def interrupted(result: "RunResult") -> bool:
+    return result.status == "interrupted"
+
+
+# --- line tables ---------------------------------------------------------------------
+
+@dataclass
+class LineRow:
+    line: int
+    hits: int
+    seconds: float
+    per_hit: float
+    share: float
+    source: str  # dedented with the rest of the function
+    kind: str  # code, blank or comment
+    hot_rank: int | None = None  # 1 for the hottest line, up to HOT_LINES
+
+
+@dataclass
+class LineTableData:
+    name: str
+    qualname: str
+    file: str
+    first_line: int
+    calls: int
+    total_seconds: float
+    share_of_run: float
+    time_unit: str
+    per_hit_unit: str
+    rows: list[LineRow] = field(default_factory=list)
+
+
+def _dedent(sources: list[str]) -> list[str]:
+    """Remove the indentation every non-blank line shares (a method's four spaces)."""
+    indents = [len(s) - len(s.lstrip()) for s in sources if s.strip()]
+    cut = min(indents, default=0)
+    return [s[cut:] for s in sources]
+
+
+def line_table_data(function: dict[str, Any], unit: str | None = "auto") -> LineTableData:
+    """One function of ``result.lines`` as rows with per-hit times, kinds and hot ranks."""
+    records = function.get("lines", [])
+    sources = _dedent([r.get("source", "") for r in records])
+    rows = []
+    for record, source in zip(records, sources):
+        stripped = source.strip()
+        kind = "blank" if not stripped else "comment" if stripped.startswith("#") else "code"
+        hits = int(record.get("hits", 0))
+        seconds = float(record.get("seconds", 0.0))
+        rows.append(LineRow(int(record["line"]), hits, seconds, seconds / hits if hits else 0.0,
+                            float(record.get("share", 0.0)), source, kind))
+    for rank, row in enumerate(sorted((r for r in rows if r.seconds > 0), key=lambda r: -r.seconds)[:HOT_LINES], 1):
+        row.hot_rank = rank
+    return LineTableData(
+        name=function.get("name", "?"), qualname=function.get("qualname", function.get("name", "?")),
+        file=function.get("file", "?"), first_line=int(function.get("first_line", 0)),
+        calls=int(function.get("calls", 0)), total_seconds=float(function.get("total_seconds", 0.0)),
+        share_of_run=float(function.get("share_of_run", 0.0)),
+        time_unit=pick_unit(max((r.seconds for r in rows), default=0.0), unit),
+        per_hit_unit=pick_unit(max((r.per_hit for r in rows), default=0.0), unit), rows=rows)
+
+
+def sync_note(result: "RunResult") -> str:
+    """Under each line table on CUDA: what the line times mean in this sync mode. Empty on CPU."""
+    if not str(result.environment.get("device", "cpu")).startswith("cuda"):
+        return ""
+    if result.lines.get("sync") == "blocking":
+        return ("CUDA, blocking launches (CUDA_LAUNCH_BLOCKING=1): each line waits for its kernels, so its "
+                "time includes its GPU work; the whole run is slower than a normal one.")
+    return ("CUDA, asynchronous launches: a line's time is the time to queue its kernels, and GPU time lands "
+            "on the next line that waits (often loss.item()). Rerun with --sync blocking for each line's GPU time.")
+
+
+# --- phases --------------------------------------------------------------------------
+
+def phase_table_rows(result: "RunResult") -> list[dict[str, Any]]:
+    """The phase rows of result.json, each with the host-minus-device gap."""
+    rows = []
+    for r in result.phases:
+        seconds, host = float(r.get("seconds", 0.0)), float(r.get("host_seconds", r.get("seconds", 0.0)))
+        calls = int(r.get("calls", 0))
+        rows.append({"name": r["name"], "label": r.get("label", r["name"]), "calls": calls, "seconds": seconds,
+                     "mean_seconds": seconds / calls if calls else 0.0, "share": float(r.get("share", 0.0)),
+                     "host_seconds": host, "gap_seconds": host - seconds})
+    return rows
+
+
+def coverage(result: "RunResult") -> float | None:
+    """Share of train()'s wall time that the step phases explain (None if no training ran)."""
+    value = result.phase_summary.get("train_coverage")
+    return float(value) if value is not None else None
+
+
+def summary_parts(result: "RunResult") -> list[dict[str, Any]]:
+    """Seconds and share of the run's wall time of each top-level part that ran."""
+    seconds = {r["name"]: float(r.get("seconds", 0.0)) for r in result.phases}
+    wall = float(result.phase_summary.get("wall_seconds") or sum(seconds.values()))
+    parts = []
+    for part, names in PARTS:
+        ran = [n for n in names if n in seconds]
+        if ran:
+            total = sum(seconds[n] for n in ran)
+            parts.append({"part": part, "seconds": total, "share": total / wall if wall > 0 else 0.0})
+    return parts
+
+
+def run_description(result: "RunResult") -> str:
+    """LSTM, emsize 200, nhid 200, 2 layers, bptt 35, batch 20 · 1 epoch, 30 batches · cpu (what is known)."""
+    c = result.config
+    model = [f"{label}{c[key]}{suffix}" for key, label, suffix in (
+        ("model", "", ""), ("emsize", "emsize ", ""), ("nhid", "nhid ", ""), ("nlayers", "", " layers"),
+        ("bptt", "bptt ", ""), ("batch_size", "batch ", "")) if c.get(key) is not None]
+    parts = [", ".join(model)] if model else []
+    epochs = result.epochs
+    if epochs:
+        batches = sum(int(e.get("batches", 0)) for e in epochs)
+        parts.append(f"{len(epochs)} epoch{'s' if len(epochs) != 1 else ''}, {batches:,} batches")
+    if result.environment.get("device"):
+        parts.append(str(result.environment["device"]))
+    return " · ".join(parts)
+
+
+def phase_caption(result: "RunResult") -> str:
+    """The coverage line (and on CUDA, what the gap means)."""
+    value = coverage(result)
+    lines = []
+    if value is not None:
+        lines.append(f"Phases cover {value:.1%} of train()'s wall time; shares are of the whole run's wall time.")
+    if result.phase_summary.get("clock") == CUDA_CLOCK:
+        lines.append("GPU total: CUDA events around each phase. host - GPU: what a host clock around the "
+                     "same code would misattribute (launches return before their kernels finish).")
+    return "\n".join(lines)
