@@ -26,7 +26,7 @@ $(STAMP): $(PY) pyproject.toml Makefile
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(LMPROF) train --epochs 1 --out $(DEMO_RUN)
+	$(LMPROF) profile --fn train --out $(DEMO_RUN)
 
 test: $(STAMP) browser
 	$(PY) -m pytest
