@@ -5,12 +5,14 @@
 Every `lmprof train` flag sets the base configuration; by default each
 --vary factor moves alone around it (--grid: every combination). Rows go
 to results.jsonl in the sweep folder as epochs finish; rerunning the same
-command continues where it stopped; --fresh starts over.
+command continues where it stopped; --fresh starts over. --executor slurm
+or ray hands the runs to a cluster (see lmprof/sweep/slurm.py, ray_executor.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +21,8 @@ from lmprof.errors import UsageError
 from lmprof.sweep.executors import EXECUTOR_NAMES
 
 if TYPE_CHECKING:
+    from typing import Callable
+
     from rich.console import Console
 
 DEFAULT_ROOT = "sweeps"
@@ -36,8 +40,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     own.add_argument("--jobs", type=int, default=1, metavar="N",
                      help="run N configurations at once in separate processes, CPU threads divided among them")
     own.add_argument("--executor", choices=EXECUTOR_NAMES, default=None,
-                     help="inline: one run after another in this process; local: --jobs processes "
+                     help="inline: one run after another in this process; local: --jobs processes; "
+                          "slurm: one job array (submitit); ray: one Ray task per run "
                           "(default: inline, or local with --jobs > 1)")
+    own.add_argument("--mixed-hardware", action="store_true",
+                     help="put timings of runs from different hardware side by side anyway")
+    common = parser.add_argument_group("what each run gets (every executor honours these or says it cannot)")
+    common.add_argument("--gpus-per-run", type=float, default=None, metavar="N",
+                        help="whole GPUs each run owns: 0 or 1 (slurm, ray)")
+    common.add_argument("--cpus-per-run", type=int, default=None, metavar="N",
+                        help="CPUs each run reserves, and its torch threads (default: --threads, or what "
+                             "`lmprof train` uses on this machine)")
+    common.add_argument("--max-parallel", type=int, default=None, metavar="N", help="at most N runs at once")
+    common.add_argument("--time-min", type=float, default=None, metavar="MIN",
+                        help="each run's time limit in minutes (slurm: required, whole minutes; "
+                             "ray: the driver stops the run)")
+    slurm = parser.add_argument_group("--executor slurm (needs lmprof[slurm]; the sweep folder must be shared)")
+    slurm.add_argument("--partition", default=None, help="SLURM partition")
+    slurm.add_argument("--gres", default=None, help="generic resources per run, e.g. gpu:a100:1")
+    slurm.add_argument("--gpus-per-node", type=int, default=None, metavar="N", help="GPUs per job (one run)")
+    slurm.add_argument("--constraint", default=None, help="node features, e.g. a100")
+    slurm.add_argument("--setup", action="append", default=None, metavar="LINE",
+                       help="a shell line run before each run, e.g. 'module load cuda' (repeatable)")
+    slurm.add_argument("--exclusive", action="store_true", default=None, help="each run has its node to itself")
+    slurm.add_argument("--cancel-on-exit", action=argparse.BooleanOptionalAction, default=None,
+                       help="on Ctrl-C, cancel the submitted jobs (--no-cancel-on-exit: leave them running "
+                            "for a rerun to collect); default: ask, or leave them when there is no terminal")
+    ray = parser.add_argument_group("--executor ray (needs lmprof[ray])")
+    ray.add_argument("--ray-address", default=None, metavar="ADDR",
+                     help="a running cluster (e.g. auto, or HOST:6379); default: start a local one for the sweep")
     add_run_flags(parser, epochs=3)
     for action in parser._actions:  # --out names the sweep folder here, not one run's
         if action.dest == "out":
@@ -50,19 +81,26 @@ def run(args: argparse.Namespace) -> int:
     base = config_from_args(args).replace(out=None)
     from lmprof.sweep import build_plan, make_executor, parse_vary, run_sweep
 
-    plan = build_plan(base, args.models or [base.model], [parse_vary(v) for v in args.vary], grid=args.grid)
-    executor = make_executor(args.executor, args.jobs)
-    folder = Path(args.out) if args.out else Path(DEFAULT_ROOT) / plan.name
-
     from lmprof.commands.console import make_console
+    from lmprof.sweep.executors import EXECUTOR_OPTIONS, Resources
 
     console = make_console()
+    plan = build_plan(base, args.models or [base.model], [parse_vary(v) for v in args.vary], grid=args.grid)
+    resources = Resources(args.gpus_per_run, args.cpus_per_run, args.max_parallel, args.time_min)
+    options = {name: getattr(args, name) for name in EXECUTOR_OPTIONS}
+    executor = make_executor(args.executor, args.jobs, resources, options,
+                             confirm_cancel=_ask_to_cancel(console) if sys.stdin.isatty() else None)
+    folder = Path(args.out) if args.out else Path(DEFAULT_ROOT) / plan.name
 
     def log(line: str) -> None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     outcome = run_sweep(plan, folder, executor, fresh=args.fresh, log=log)
-    show(console, folder)
+    show(console, folder, mixed_hardware=args.mixed_hardware)
+    if executor.left_running:
+        console.print(f"[yellow]{len(executor.left_running)} {executor.name} job(s) keep running[/yellow] "
+                      f"({', '.join(executor.left_running)}): rerun the same command to collect them, "
+                      "or cancel them with scancel", highlight=False)
     if outcome.interrupted:
         console.print("[yellow]interrupted[/yellow]: rerun the same command to continue "
                       "(finished epochs are kept; the cut-off run starts again)")
@@ -75,7 +113,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def show(console: "Console", folder: Path) -> None:
+def _ask_to_cancel(console: "Console") -> "Callable[[int], bool]":
+    def ask(count: int) -> bool:
+        answer = console.input(f"\ncancel the {count} submitted job(s) still queued or running? [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
+
+    return ask
+
+
+def show(console: "Console", folder: Path, mixed_hardware: bool = False) -> None:
     """Tables on the terminal; summary.csv and the plots beside results.jsonl."""
     from lmprof.fsutil import write_text_atomic
     from lmprof.sweep import load_rows
@@ -86,11 +132,11 @@ def show(console: "Console", folder: Path) -> None:
 
     view = sweep_view(*load_rows(folder))
     console.print()
-    console.print(sweep_tables(view))
+    console.print(sweep_tables(view, mixed_hardware=mixed_hardware))
     write_text_atomic(folder / SUMMARY_FILE, summary_csv(view))
     console.print(f"\n[bold]Sweep folder[/bold] {folder}")
     console.print(f"  results      {folder / RESULTS_FILE}", highlight=False)
     console.print(f"  summary      {folder / SUMMARY_FILE}", highlight=False)
-    for name, figure in sweep_figures(view).items():
+    for name, figure in sweep_figures(view, mixed_hardware=mixed_hardware).items():
         png, svg = save(figure, folder / name)
         console.print(f"  {name:<12} {png}  {svg.name}", highlight=False)

@@ -5,6 +5,7 @@ The sweep folder:
     results.jsonl    one row per run and epoch, one per ended run (see store.py)
     runs/<label>-<key>/  each run's folder: result.json, record.json, train.log, model.pt
     summary.csv, *.png, *.svg   written by the command from these
+    submitit/, slurm_jobs.json  --executor slurm's job files and its run -> job map (see slurm.py)
 
 Resume, and what "the same epoch" means: a row is identified by (run key,
 epoch). A rerun skips runs that ended ok or diverged. A run that was cut off
@@ -29,7 +30,7 @@ from typing import Any, Callable
 
 from lmprof.errors import UsageError
 from lmprof.fsutil import write_text_atomic
-from lmprof.sweep.executors import Executor, Task, threads_per_run
+from lmprof.sweep.executors import Executor, Task
 from lmprof.sweep.plan import Plan, PlannedRun
 from lmprof.sweep.store import RESULTS_FILE, ResultStore, SweepLock
 from lmprof.sweep.worker import is_diverged, now, read_record, vocabulary_size
@@ -66,12 +67,15 @@ def prepare_folder(folder: Path) -> None:
 
 def clear_folder(folder: Path) -> None:
     """--fresh: forget every row and run of this sweep (only what a sweep writes)."""
-    for name in (RESULTS_FILE, SWEEP_FILE, SUMMARY_FILE):
+    from lmprof.sweep.slurm import JOBS_FILE, SUBMITIT_FOLDER
+
+    for name in (RESULTS_FILE, SWEEP_FILE, SUMMARY_FILE, JOBS_FILE):
         (folder / name).unlink(missing_ok=True)
     for path in folder.iterdir():
         if path.suffix in PLOT_SUFFIXES:
             path.unlink()
-    shutil.rmtree(folder / RUNS_FOLDER, ignore_errors=True)
+    for name in (RUNS_FOLDER, SUBMITIT_FOLDER):
+        shutil.rmtree(folder / name, ignore_errors=True)
 
 
 class Driver:
@@ -101,7 +105,8 @@ class Driver:
             "epochs_done": len(epochs), "train_seconds": sum(e.get("train_seconds") or 0.0 for e in epochs),
             **{name: record.get(name) for name in (
                 "test_loss", "test_ppl", "nparams", "ntokens", "vocab_size", "wall_seconds", "host", "pid",
-                "device", "gpu", "cuda_visible_devices", "threads", "job_id", "attempt", "started", "finished")},
+                "device", "gpu", "cpu", "cuda_visible_devices", "threads", "scheduler", "job_id", "attempt",
+                "started", "finished")},
             "executor": self.executor.name, "jobs": self.executor.jobs, "time": now(),
             "config": record.get("config"),
         })
@@ -150,8 +155,8 @@ class Driver:
                      f"({new:.6f} vs {old:.6f} stored): this device is not deterministic; the stored row is kept")
 
 
-def make_tasks(plan: Plan, folder: Path, runs: list[PlannedRun], jobs: int) -> list[Task]:
-    """Each run's config as its worker gets it: its folder, its threads, the vocabulary size."""
+def make_tasks(plan: Plan, folder: Path, runs: list[PlannedRun], executor: Executor) -> list[Task]:
+    """Each run's config as its worker gets it: its folder, its threads and device, the vocabulary size."""
     if not runs:
         return []
     from lmprof.corpora.check import check_corpus
@@ -164,11 +169,12 @@ def make_tasks(plan: Plan, folder: Path, runs: list[PlannedRun], jobs: int) -> l
             check_corpus(corpus_folder(run.config), *shape, run.config.eval_batch_size)
             checked.add(shape)
     vocab = vocabulary_size(plan.base)
-    threads = threads_per_run(jobs, plan.base.threads)
+    shared = executor.adapt(plan.base)  # threads (and device) as this executor runs them
     tasks = []
     for run in runs:
         run_dir = folder / RUNS_FOLDER / run.folder_name
-        cfg = run.config.replace(out=str(run_dir), threads=threads, extra={**run.config.extra, "vocab_size": vocab})
+        cfg = run.config.replace(out=str(run_dir), threads=shared.threads, device=shared.device,
+                                 extra={**run.config.extra, "vocab_size": vocab})
         tasks.append(Task(label=run.label, key=run.key, config=cfg, run_dir=run_dir))
     return tasks
 
@@ -179,15 +185,16 @@ def run_sweep(plan: Plan, folder: str | Path, executor: Executor, *, fresh: bool
     folder = Path(folder)
     prepare_folder(folder)
     with SweepLock(folder):
+        executor.prepare(folder, fresh)
         if fresh:
             clear_folder(folder)
         write_text_atomic(folder / SWEEP_FILE, json.dumps(plan.to_doc(), indent=1, default=str) + "\n")
         store = ResultStore(folder, repair=True)
         todo = [run for run in plan.runs if not store.is_done(run.key)]
         outcome = SweepOutcome(folder, planned=len(plan.runs), already_done=len(plan.runs) - len(todo))
-        tasks = make_tasks(plan, folder, todo, executor.jobs)
+        tasks = make_tasks(plan, folder, todo, executor)
         log(f"sweep {plan.name}: {len(plan.runs)} runs x {plan.base.epochs} epochs, {outcome.already_done} "
-            f"already done, {len(tasks)} to run ({executor.name}, {executor.jobs} at a time) -> {folder}")
+            f"already done, {len(tasks)} to run ({executor.describe(tasks)}) -> {folder}")
         driver = Driver(plan, store, executor, log)
         try:
             executor.run(tasks, driver)

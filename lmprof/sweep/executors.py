@@ -9,9 +9,14 @@ results.jsonl. A record with status "interrupted" stops the sweep.
 
     inline   one run after another in this process (the default)
     local    --jobs N runs at once, each in its own process, the CPU threads divided
+    slurm    one job array through submitit (lmprof/sweep/slurm.py)
+    ray      one Ray task per run (lmprof/sweep/ray_executor.py)
 
-A cluster executor (slurm, ray) is a new module with the same ``run``:
-submit run_one(task.config, task.run_dir) per task, poll, report the same events.
+The common flags (``Resources``: --gpus-per-run, --cpus-per-run,
+--max-parallel, --time-min) are honoured by every executor or refused with
+a UsageError saying which executor honours them. Before ``run`` the driver
+calls ``prepare(folder, fresh)`` (a cluster executor keeps its files in the
+sweep folder) and ``adapt(base)`` (the threads and device every run gets).
 """
 
 from __future__ import annotations
@@ -27,7 +32,37 @@ from typing import Any, Protocol, Sequence
 from lmprof.config import RunConfig
 from lmprof.errors import UsageError
 
-EXECUTOR_NAMES = ("inline", "local")
+EXECUTOR_NAMES = ("inline", "local", "slurm", "ray")
+# Flags only one executor understands (argparse dest -> executor).
+EXECUTOR_OPTIONS = {"partition": "slurm", "gres": "slurm", "gpus_per_node": "slurm", "constraint": "slurm",
+                    "setup": "slurm", "exclusive": "slurm", "cancel_on_exit": "slurm", "ray_address": "ray"}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What each run may use, and how many run at once: the flags every executor honours or refuses."""
+
+    gpus_per_run: float | None = None  # whole GPUs a run owns (0 or 1: the reference loop uses one device)
+    cpus_per_run: int | None = None  # CPUs a run reserves; also its torch thread count
+    max_parallel: int | None = None  # runs at the same time, at most
+    time_min: float | None = None  # a run's time limit, in minutes
+
+    def validate(self) -> "Resources":
+        gpus = self.gpus_per_run
+        if gpus is not None and (gpus != int(gpus) or gpus < 0):
+            raise UsageError(f"--gpus-per-run {gpus:g}: no fractional GPUs: each run owns a whole GPU (0 or 1)")
+        if gpus is not None and gpus > 1:
+            raise UsageError(f"--gpus-per-run {gpus:g}: a run trains on one device; ask for 0 or 1")
+        for flag, value in (("--cpus-per-run", self.cpus_per_run), ("--max-parallel", self.max_parallel)):
+            if value is not None and value < 1:
+                raise UsageError(f"{flag} must be a positive integer, got {value}")
+        if self.time_min is not None and not self.time_min > 0:
+            raise UsageError(f"--time-min must be a positive number of minutes, got {self.time_min:g}")
+        return self
+
+    @property
+    def gpus(self) -> int:
+        return int(self.gpus_per_run or 0)
 
 
 @dataclass(eq=False)
@@ -45,7 +80,24 @@ class Events(Protocol):
 
 class Executor:
     name = "executor"
-    jobs = 1  # runs at the same time (timings of parallel runs are flagged in the tables)
+    jobs = 1  # runs at the same time on this machine (timings of parallel runs are flagged in the tables)
+    cpus_per_run: int | None = None
+    left_running: tuple[str, ...] = ()  # scheduler jobs still going after an interrupted run()
+
+    def prepare(self, folder: Path, fresh: bool) -> None:
+        """The sweep folder (locked by the driver), before anything is cleared or run."""
+
+    def adapt(self, base: RunConfig) -> RunConfig:
+        """The base config as every run gets it: its torch threads (and device)."""
+        if base.threads and self.cpus_per_run and base.threads != self.cpus_per_run:
+            raise UsageError(f"--threads {base.threads} and --cpus-per-run {self.cpus_per_run} disagree: give one")
+        if self.cpus_per_run:
+            return base.replace(threads=self.cpus_per_run)
+        return base.replace(threads=threads_per_run(self.jobs, base.threads))
+
+    def describe(self, tasks: Sequence[Task]) -> str:
+        """How the tasks will run, for the driver's first log line."""
+        return f"{self.name}, {self.jobs} at a time"
 
     def run(self, tasks: Sequence[Task], events: Events) -> None:
         raise NotImplementedError
@@ -53,6 +105,9 @@ class Executor:
 
 class InlineExecutor(Executor):
     name = "inline"
+
+    def __init__(self, cpus_per_run: int | None = None) -> None:
+        self.cpus_per_run = cpus_per_run
 
     def run(self, tasks: Sequence[Task], events: Events) -> None:
         from lmprof.sweep.worker import run_one
@@ -72,8 +127,10 @@ class LocalProcessExecutor(Executor):
 
     name = "local"
 
-    def __init__(self, jobs: int, poll_seconds: float = 0.25, grace_seconds: float = 20.0) -> None:
+    def __init__(self, jobs: int, poll_seconds: float = 0.25, grace_seconds: float = 20.0,
+                 cpus_per_run: int | None = None) -> None:
         self.jobs = jobs
+        self.cpus_per_run = cpus_per_run
         self.poll_seconds = poll_seconds
         self.grace_seconds = grace_seconds  # after Ctrl-C, how long a run may take to write its record
 
@@ -116,11 +173,14 @@ class LocalProcessExecutor(Executor):
                 except OSError:
                     pass
         deadline = time.monotonic() + self.grace_seconds
-        for task, process in running.items():
+        for process in running.values():
             process.join(max(0.0, deadline - time.monotonic()))
             if process.exitcode is None:
                 process.terminate()
                 process.join()
+        # Every worker has ended before the driver records them: a second Ctrl-C
+        # while it does cannot leave a worker behind.
+        for task, process in running.items():
             events.progress(task)
             events.finished(task, _final_record(task, process.exitcode, stopped=True))
         running.clear()
@@ -128,19 +188,50 @@ class LocalProcessExecutor(Executor):
 
 def _final_record(task: Task, exitcode: int | None, stopped: bool = False) -> dict[str, Any]:
     """The record the worker wrote; if it died first, one saying so (interrupted if we stopped it)."""
+    if stopped:
+        return ended_record(task, "stopped before it wrote its record", status="interrupted")
+    return ended_record(task, f"the worker process exited with code {exitcode} before writing its record")
+
+
+def ended_record(task: Task, message: str, *, status: str = "failed", error_type: str = "WorkerDied",
+                 details: str = "") -> dict[str, Any]:
+    """The worker's last record if it wrote its end; else its last record (or a new one) ended with ``message``."""
     from lmprof.sweep.worker import read_record
 
     record = read_record(task.run_dir)
     if record is not None and record.get("status") not in (None, "running"):
         return record
     record = record or {"run": task.label, "key": task.key, "epochs": []}
-    if stopped:
-        record.update(status="interrupted", message="stopped before it wrote its record")
-        return record
-    message = f"the worker process exited with code {exitcode} before writing its record"
-    record.update(status="failed", message=message,
-                  error={"type": "WorkerDied", "message": message, "traceback": ""})
+    record.update(status=status, message=message)
+    if status == "failed":
+        record["error"] = {"type": error_type, "message": message, "traceback": details}
     return record
+
+
+def remote_config(task: Task, gpus: int) -> RunConfig:
+    """The task's config for a process elsewhere: absolute paths (its working folder differs), and
+    the CPU when it owns no GPU (so it cannot share GPU 0 with the runs that own it)."""
+    cfg = task.config.replace(out=str(Path(task.run_dir).absolute()),
+                              data=str(Path(task.config.data).absolute()) if task.config.data else None)
+    return cfg.replace(device="cpu") if gpus == 0 and cfg.device == "auto" else cfg
+
+
+def cluster_threads(base: RunConfig, resources: Resources, executor: str, gpus: int) -> RunConfig:
+    """Threads and device of a run on a scheduler. Without --threads or --cpus-per-run a run uses the
+    thread count `lmprof train` uses on this machine, so its numbers match an inline run's to the last
+    digit (a GRU's perplexity moves in the 6th decimal with the thread count)."""
+    threads, cpus = base.threads, resources.cpus_per_run
+    if threads and cpus and threads > cpus:
+        raise UsageError(f"--threads {threads} is more than --cpus-per-run {cpus}: each run would "
+                         "oversubscribe its CPUs; drop --threads or raise --cpus-per-run")
+    if not (threads or cpus):
+        import torch
+
+        threads = torch.get_num_threads()
+    if base.device in ("cuda", "mps") and gpus == 0:
+        raise UsageError(f"--device {base.device} with --executor {executor}: give each run its GPU with "
+                         "--gpus-per-run 1 (or use --device auto)")
+    return base.replace(threads=threads or cpus)
 
 
 def _child(config: RunConfig, run_dir: str, parent_pid: int) -> None:
@@ -177,14 +268,45 @@ def threads_per_run(jobs: int, threads: int | None) -> int | None:
     return max(1, (threads or cpus) // jobs)
 
 
-def make_executor(name: str | None, jobs: int) -> Executor:
+def make_executor(name: str | None, jobs: int = 1, resources: Resources | None = None,
+                  options: dict[str, Any] | None = None, **hooks: Any) -> Executor:
+    """The executor the flags name; every flag it cannot honour is a UsageError saying who can.
+
+    ``options``: executor-specific flags that were given (EXECUTOR_OPTIONS);
+    ``hooks``: callables a command passes (slurm: ``confirm_cancel``).
+    """
+    resources = (resources or Resources()).validate()
+    options = {k: v for k, v in (options or {}).items() if v is not None}  # None: not given
     if jobs < 1:
         raise UsageError(f"--jobs must be a positive integer, got {jobs}")
     name = name or ("local" if jobs > 1 else "inline")
-    if name == "inline":
+    if name not in EXECUTOR_NAMES:
+        raise UsageError(f"unknown --executor {name!r}: choose one of {', '.join(EXECUTOR_NAMES)}")
+    for key in options:
+        owner = EXECUTOR_OPTIONS.get(key)
+        if owner is not None and owner != name:
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(f"{flag} is for --executor {owner}: add --executor {owner}, or drop {flag}")
+    if name in ("slurm", "ray"):
         if jobs > 1:
-            raise UsageError("--executor inline runs one configuration at a time: drop --jobs, or use --executor local")
-        return InlineExecutor()
-    if name == "local":
-        return LocalProcessExecutor(jobs)
-    raise UsageError(f"unknown --executor {name!r}: choose one of {', '.join(EXECUTOR_NAMES)}")
+            raise UsageError(f"--jobs is for --executor local; with --executor {name} use --max-parallel {jobs}")
+        if name == "slurm":
+            from lmprof.sweep.slurm import SlurmExecutor
+
+            return SlurmExecutor(resources, **options, **hooks)
+        from lmprof.sweep.ray_executor import RayExecutor
+
+        return RayExecutor(resources, address=options.get("ray_address"))
+    if resources.gpus_per_run is not None:
+        raise UsageError(f"--gpus-per-run: --executor {name} does not hand out GPUs (runs use --device); "
+                         "use --executor ray or slurm to give each run its own GPU")
+    if resources.time_min is not None:
+        raise UsageError(f"--time-min: --executor {name} has no time limit; use --executor slurm or ray")
+    if name == "inline":
+        if jobs > 1 or (resources.max_parallel or 1) > 1:
+            raise UsageError("--executor inline runs one configuration at a time: drop --jobs/--max-parallel, "
+                             "or use --executor local")
+        return InlineExecutor(cpus_per_run=resources.cpus_per_run)
+    if resources.max_parallel and jobs > 1 and resources.max_parallel != jobs:
+        raise UsageError(f"--jobs {jobs} and --max-parallel {resources.max_parallel} disagree: give one")
+    return LocalProcessExecutor(resources.max_parallel or jobs, cpus_per_run=resources.cpus_per_run)

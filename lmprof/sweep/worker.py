@@ -91,14 +91,25 @@ def write_record(run_dir: str | Path, record: dict[str, Any]) -> None:
     write_text_atomic(Path(run_dir) / RECORD_FILE, json.dumps(json_safe(record), indent=1, default=str) + "\n")
 
 
-def _placement() -> dict[str, Any]:
-    """Where the run ran: what honest timing comparisons need (a scheduler fills job id and attempt)."""
-    return {
+def _placement(extra: dict[str, Any]) -> dict[str, Any]:
+    """Where the run ran: what honest timing comparisons need.
+
+    Under SLURM the job id is the one ``squeue``/``sacct``/``scancel`` use
+    (``<array id>_<index>`` for an element of a job array) and the attempt
+    counts requeues (after a preemption). A Ray task passes its own in ``extra``.
+    """
+    array_job, array_task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    slurm_job = f"{array_job}_{array_task}" if array_job and array_task else os.environ.get("SLURM_JOB_ID")
+    placement: dict[str, Any] = {
         "host": socket.gethostname(), "pid": os.getpid(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "job_id": os.environ.get("SLURM_JOB_ID"),
+        "scheduler": "slurm" if slurm_job else None, "job_id": slurm_job,
         "attempt": int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) + 1,
     }
+    if extra.get("scheduler"):
+        placement.update(scheduler=extra["scheduler"], job_id=extra.get("scheduler_job_id"),
+                         attempt=extra.get("attempt", 1))
+    return placement
 
 
 def run_one(
@@ -118,7 +129,7 @@ def run_one(
     record: dict[str, Any] = {
         "run": extra.get("sweep_run", config.model), "key": extra.get("sweep_key"), "status": "running",
         "message": "", "error": None, "config": config.to_dict(), "vocab_size": extra.get("vocab_size"),
-        "epochs": [], "started": now(), "finished": None, **_placement(),
+        "epochs": [], "started": now(), "finished": None, **_placement(extra),
     }
     write_record(folder, record)
 
@@ -149,7 +160,8 @@ def run_one(
             test_loss=metrics.get("test_loss"), test_ppl=metrics.get("test_ppl"),
             nparams=metrics.get("nparams"), ntokens=metrics.get("ntokens"),
             wall_seconds=metrics.get("wall_seconds"), threads=result.environment.get("threads"),
-            device=result.environment.get("device"), gpu=result.environment.get("gpu"))
+            device=result.environment.get("device"), gpu=result.environment.get("gpu"),
+            cpu=result.environment.get("cpu"))
     except KeyboardInterrupt:
         # Ctrl-C outside the epoch loop (which upstream catches itself): still a record, not a traceback.
         record.update(status="interrupted", message="interrupted by Ctrl-C")

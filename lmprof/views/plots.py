@@ -3,7 +3,9 @@
 Each figure has one line (or point) per configuration; a diverged run is
 drawn in red with an x where it stopped and "(diverged)" in its legend
 entry, and the vocabulary size (a uniform guess's perplexity) is a dotted
-line on the perplexity plot. Figures are built on ``matplotlib.figure.Figure``
+line on the perplexity plot. When the runs ran on different hardware, the two
+timing figures draw no runs and say why, unless ``mixed_hardware=True``
+(then their titles say so). Figures are built on ``matplotlib.figure.Figure``
 with the Agg canvas (no pyplot, no global state, no display); ``save``
 writes PNG and SVG atomically.
 
@@ -87,8 +89,22 @@ def val_ppl_figure(view: SweepView) -> "Figure":
     return fig
 
 
-def epoch_time_figure(view: SweepView) -> "Figure":
-    fig, ax = _new_figure(f"{view.name}: training seconds per epoch" + _parallel_note(view))
+def _refuse_mixed(view: SweepView, ax: "Axes", mixed_hardware: bool) -> bool:
+    """Runs from different hardware: say so on the axes and draw no run (True), unless allowed."""
+    groups = view.hardware()
+    if len(groups) < 2 or mixed_hardware:
+        return False
+    kinds = "\n".join(f"{hw}: {len(labels)} run(s)" for hw, labels in groups.items())
+    ax.text(0.5, 0.5, f"not drawn: these runs ran on different hardware\n{kinds}\n"
+                      "rerun with --mixed-hardware to draw their times side by side",
+            ha="center", va="center", transform=ax.transAxes, fontsize=9)
+    return True
+
+
+def epoch_time_figure(view: SweepView, mixed_hardware: bool = False) -> "Figure":
+    fig, ax = _new_figure(f"{view.name}: training seconds per epoch" + _parallel_note(view, mixed_hardware))
+    if _refuse_mixed(view, ax, mixed_hardware):
+        return fig
     for run in view.runs.values():
         ax.plot(run.epochs, run.train_seconds, **_style(view, run))
     ax.set_xlabel("epoch")
@@ -99,9 +115,12 @@ def epoch_time_figure(view: SweepView) -> "Figure":
     return fig
 
 
-def ppl_vs_time_figure(view: SweepView) -> "Figure":
+def ppl_vs_time_figure(view: SweepView, mixed_hardware: bool = False) -> "Figure":
     """Each run's total training time against its last validation perplexity: lower left is better."""
-    fig, ax = _new_figure(f"{view.name}: last validation perplexity vs total training time" + _parallel_note(view))
+    fig, ax = _new_figure(f"{view.name}: last validation perplexity vs total training time"
+                          + _parallel_note(view, mixed_hardware))
+    if _refuse_mixed(view, ax, mixed_hardware):
+        return fig
     for run in view.runs.values():
         if not run.finite_ppl:
             continue
@@ -117,15 +136,19 @@ def ppl_vs_time_figure(view: SweepView) -> "Figure":
     return fig
 
 
-def _parallel_note(view: SweepView) -> str:
+def _parallel_note(view: SweepView, mixed_hardware: bool = False) -> str:
     jobs = view.parallel_jobs
-    return f"\n(up to {jobs} runs at once on one machine: compare within this sweep only)" if jobs > 1 else ""
+    note = f"\n(up to {jobs} runs at once on one machine: compare within this sweep only)" if jobs > 1 else ""
+    kinds = len(view.hardware())
+    if kinds > 1 and mixed_hardware:
+        note += f"\n(mixed hardware: {kinds} kinds, drawn side by side because of --mixed-hardware)"
+    return note
 
 
-def sweep_figures(view: SweepView) -> dict[str, "Figure"]:
+def sweep_figures(view: SweepView, mixed_hardware: bool = False) -> dict[str, "Figure"]:
     """name -> Figure, for every name in FIGURES."""
-    return {"val_ppl": val_ppl_figure(view), "epoch_time": epoch_time_figure(view),
-            "ppl_vs_time": ppl_vs_time_figure(view)}
+    return {"val_ppl": val_ppl_figure(view), "epoch_time": epoch_time_figure(view, mixed_hardware),
+            "ppl_vs_time": ppl_vs_time_figure(view, mixed_hardware)}
 
 
 def run_artists(fig: "Figure") -> list[Any]:

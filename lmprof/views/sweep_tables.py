@@ -8,6 +8,12 @@ says so in its cells and is left out of every average; the last row of a
 table averages the runs that ended ok. ``summary_rows`` gives the same
 figures as plain data (summary.csv).
 
+Honest timings: a run's *hardware* is its GPU, or its CPU model and thread
+count. When the runs of one table ran on different hardware, the table
+says so and hides their times (a '—'), so they are not read side by side,
+unless ``mixed_hardware=True`` (``--mixed-hardware``); perplexities are
+shown either way. Runs that shared a host at the same time are noted too.
+
 Input is plain data: ``sweep_view(plan_doc, rows)`` from sweep.json and the
 rows of results.jsonl (see ``lmprof.sweep.store``).
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
+from datetime import datetime
 from statistics import mean
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +49,10 @@ class RunSeries:
     jobs: int = 1  # runs at once when it was measured
     threads: int | None = None
     host: str | None = None
+    hardware: str | None = None  # GPU name, or CPU model and threads; None: not recorded
+    executor: str | None = None
+    started: str | None = None  # ISO times of the run's last attempt
+    finished: str | None = None
 
     @property
     def diverged(self) -> bool:
@@ -85,6 +96,33 @@ class SweepView:
     def hosts(self) -> list[str]:
         return sorted({run.host for run in self.runs.values() if run.host})
 
+    def hardware(self, keys: list[str] | None = None) -> dict[str, list[str]]:
+        """hardware -> labels of its runs, among ``keys`` (default: every run); unrecorded left out."""
+        out: dict[str, list[str]] = {}
+        for key in self.runs if keys is None else keys:
+            run = self.runs[key]
+            if run.hardware:
+                out.setdefault(run.hardware, []).append(run.label)
+        return out
+
+    def mixed(self, keys: list[str] | None = None) -> bool:
+        return len(self.hardware(keys)) > 1
+
+
+def table_keys(table: "FactorTable") -> list[str]:
+    return list(dict.fromkeys(keys[m] for _, keys in table.rows for m in table.models))
+
+
+def hardware_label(row: dict[str, Any]) -> str | None:
+    """What a run's timings depend on: its GPU, else its CPU model and thread count."""
+    if row.get("gpu"):
+        return str(row["gpu"])
+    if not row.get("cpu"):
+        return None  # rows written before lmprof recorded it
+    device = "" if str(row.get("device") or "cpu").startswith("cpu") else f"{row['device']} on "
+    threads = f", {row['threads']} thread(s)" if row.get("threads") else ""
+    return f"{device}{row['cpu']}{threads}"
+
 
 def sweep_view(plan_doc: dict[str, Any], rows: list[dict[str, Any]]) -> SweepView:
     """The plan's layout filled with results.jsonl's rows (first row per epoch, last run row wins)."""
@@ -108,6 +146,8 @@ def sweep_view(plan_doc: dict[str, Any], rows: list[dict[str, Any]]) -> SweepVie
             series.status = str(row.get("status"))
             series.message = str(row.get("message") or "")
             series.test_ppl, series.nparams, series.host = row.get("test_ppl"), row.get("nparams"), row.get("host")
+            series.hardware, series.executor = hardware_label(row), row.get("executor")
+            series.started, series.finished = row.get("started"), row.get("finished")
             vocab = row.get("vocab_size") or vocab
     for series in runs.values():
         order = sorted(range(len(series.epochs)), key=series.epochs.__getitem__)
@@ -149,6 +189,7 @@ def summary_rows(view: SweepView) -> list[dict[str, Any]]:
                     "final_val_ppl": run.val_ppl[-1] if ok else None,
                     "test_ppl": run.test_ppl if run.counts else None,
                     "nparams": run.nparams, "parallel_jobs": run.jobs, "threads": run.threads,
+                    "hardware": run.hardware, "host": run.host,
                 })
     return out
 
@@ -164,10 +205,18 @@ def summary_csv(view: SweepView) -> str:
     return buffer.getvalue()
 
 
-def factor_table(view: SweepView, table: FactorTable) -> "Table":
+def factor_table(view: SweepView, table: FactorTable, mixed_hardware: bool = False) -> "Table":
     from rich.table import Table
 
-    t = Table(title=f"{view.name}: {table.factor}", title_justify="left", show_lines=False)
+    mixed = view.mixed(table_keys(table))
+    hide = mixed and not mixed_hardware  # times from different hardware are not put side by side
+
+    def seconds(value: float | None) -> str:
+        return "—" if hide and value is not None else _seconds(value)
+
+    title = f"{view.name}: {table.factor}" + (" (mixed hardware: times hidden)" if hide else
+                                              " (mixed hardware)" if mixed else "")
+    t = Table(title=title, title_justify="left", show_lines=False)
     t.add_column(table.factor, justify="right", style="bold")
     t.add_column("epoch", justify="right")
     for model in table.models:
@@ -181,7 +230,7 @@ def factor_table(view: SweepView, table: FactorTable) -> "Table":
                 if epoch in run.epochs:
                     i = run.epochs.index(epoch)
                     last_of_diverged = run.diverged and i == len(run.epochs) - 1
-                    cells += [_seconds(run.train_seconds[i]),
+                    cells += [seconds(run.train_seconds[i]),
                               f"[red]{_ppl(run.val_ppl[i])} diverged[/red]" if last_of_diverged
                               else _ppl(run.val_ppl[i])]
                 else:
@@ -191,8 +240,8 @@ def factor_table(view: SweepView, table: FactorTable) -> "Table":
         for run in runs:
             excluded = None if run.counts else f"[red]{run.status}[/red]" if run.epochs else "—"
             ppl = run.finite_ppl
-            summary["total"] += [_seconds(run.total_seconds) if run.epochs else "", ""]
-            summary["average"] += [_seconds(mean(run.train_seconds)) if run.epochs else "",
+            summary["total"] += [seconds(run.total_seconds) if run.epochs else "", ""]
+            summary["average"] += [seconds(mean(run.train_seconds)) if run.epochs else "",
                                    excluded or _ppl(mean(ppl))]
             summary["min / max"] += ["", excluded or f"{_ppl(min(ppl))} / {_ppl(max(ppl))}"]
             summary["test"] += ["", excluded or _ppl(run.test_ppl)]
@@ -202,7 +251,7 @@ def factor_table(view: SweepView, table: FactorTable) -> "Table":
     cells = ["all ok", ""]
     for model in table.models:
         ok = [view.runs[keys[model]] for _, keys in table.rows if view.runs[keys[model]].counts]
-        cells += [_seconds(mean(s for r in ok for s in r.train_seconds)) if ok else "—",
+        cells += [seconds(mean(s for r in ok for s in r.train_seconds)) if ok else "—",
                   _ppl(mean(r.finite_ppl[-1] for r in ok)) if ok else "—"]
     t.add_row(*[f"[bold]{c}[/bold]" if c else c for c in cells])
     return t
@@ -214,7 +263,7 @@ def _missing(run: RunSeries, epoch: int) -> str:
     return "[dim]stopped[/dim]" if run.status in ("diverged", "failed") else "[dim]—[/dim]"
 
 
-def notes(view: SweepView) -> list[str]:
+def notes(view: SweepView, mixed_hardware: bool = False) -> list[str]:
     """What a reader must know to compare the numbers (plain lines, markup-free)."""
     lines = ["s: training seconds of the epoch (evaluation excluded); val ppl: validation perplexity. "
              "'all ok': mean epoch seconds and mean final val ppl of the runs that ended ok."]
@@ -231,16 +280,67 @@ def notes(view: SweepView) -> list[str]:
         threads = {r.threads for r in view.runs.values() if r.epochs}
         lines.append(f"timings from up to {jobs} runs at once on one machine ({', '.join(map(str, sorted(threads, key=str)))} "
                      "thread(s) each): compare them with each other, not with a run alone.")
-    if len(view.hosts) > 1:
+    lines += _hardware_notes(view, mixed_hardware)
+    for host, (count, executor) in _shared_hosts(view).items():
+        lines.append(f"up to {count} runs ran at once on {host} ({executor}): they shared its CPUs and memory, "
+                     "so their times are not those of a run alone.")
+    return lines
+
+
+def _hardware_notes(view: SweepView, mixed_hardware: bool) -> list[str]:
+    lines = []
+    for table in view.tables:
+        groups = view.hardware(table_keys(table))
+        if len(groups) < 2:
+            continue
+        where = "; ".join(f"{hw}: {_some(labels)}" for hw, labels in groups.items())
+        if mixed_hardware:
+            lines.append(f"{table.factor}: runs ran on different hardware ({where}); their times are side by side "
+                         "because of --mixed-hardware: compare with care.")
+        else:
+            lines.append(f"{table.factor}: runs ran on different hardware ({where}); their times are hidden (—) "
+                         "rather than put side by side: rerun with --mixed-hardware to show them anyway.")
+    everything = view.hardware()
+    if len(view.hosts) > 1 and len(everything) == 1:
+        lines.append(f"runs ran on {len(view.hosts)} hosts of the same hardware ({next(iter(everything))}).")
+    elif len(view.hosts) > 1 and not everything:
         lines.append(f"runs ran on different hosts ({', '.join(view.hosts)}): their times are not comparable.")
     return lines
 
 
-def sweep_tables(view: SweepView) -> "RenderableType":
+def _some(labels: list[str], most: int = 4) -> str:
+    return ", ".join(labels[:most]) + (f" and {len(labels) - most} more" if len(labels) > most else "")
+
+
+def _shared_hosts(view: SweepView) -> dict[str, tuple[int, str]]:
+    """Cluster runs that overlapped in time on one host: host -> (most at once, executor)."""
+    events: dict[str, list[tuple[datetime, int]]] = {}
+    executors: dict[str, str] = {}
+    for run in view.runs.values():
+        if run.executor not in ("slurm", "ray") or not (run.host and run.started and run.finished):
+            continue
+        try:
+            start, end = datetime.fromisoformat(run.started), datetime.fromisoformat(run.finished)
+        except ValueError:
+            continue
+        events.setdefault(run.host, []).extend([(start, 1), (end, -1)])
+        executors[run.host] = run.executor
+    out = {}
+    for host, marks in events.items():
+        now = most = 0
+        for _, step in sorted(marks, key=lambda m: (m[0], m[1])):  # an end before a start at the same instant
+            now += step
+            most = max(most, now)
+        if most > 1:
+            out[host] = (most, executors[host])
+    return out
+
+
+def sweep_tables(view: SweepView, mixed_hardware: bool = False) -> "RenderableType":
     """Every factor's table, then the notes."""
     from rich.console import Group
     from rich.text import Text
 
-    parts: list[Any] = [factor_table(view, table) for table in view.tables]
-    parts += [Text(line, style="dim") for line in notes(view)]
+    parts: list[Any] = [factor_table(view, table, mixed_hardware) for table in view.tables]
+    parts += [Text(line, style="dim") for line in notes(view, mixed_hardware)]
     return Group(*parts)
