@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("lmprof.commands.data", "write the embedded corpus, or download WikiText-2"),
     "sweep": ("lmprof.commands.sweep", "train a grid of configurations, resumably; tables and plots"),
     "explain": ("lmprof.commands.explain", "classroom walkthroughs: explain a topic and run its live demo"),
+    "diagram": ("lmprof.commands.diagram", "draw the flow chart shaded by measured time, or the unrolled BPTT graph"),
+    "report": ("lmprof.commands.report", "one self-contained HTML page of a run or sweep folder"),
 }
 
 

@@ -1,0 +1,194 @@
+"""The component flow chart of the training program, shaded by each phase's measured share.
+
+Built from ``lmprof.phases.PHASES``, the same list the reference loop marks,
+so the chart and the program cannot drift apart: the run phases before the
+first step phase are set-up, the step phases form the batch loop inside
+train(), and the epoch loop closes after ``EPOCH_PHASES`` (see
+``lmprof.reference.loop.main``). The forward phase opens onto the model's own
+layers. Given a RunResult, each phase shows its time, share of the run's wall
+time and calls, on a heat scale with a legend.
+
+    >>> flow_chart(RunResult.load("runs/demo")).source[:7]  # doctest: +SKIP
+    'digraph'
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lmprof.phases import PHASES, UNCOVERED, Phase
+
+if TYPE_CHECKING:
+    import graphviz
+
+    from lmprof.result import RunResult
+
+FONT = "Helvetica"
+# The run phases that main() repeats every epoch, after train(); the epoch loop closes after the last.
+EPOCH_PHASES = ("evaluate_valid", "checkpoint_save")
+# Heat scale: share of the run's wall time (upper bound of each bin) -> fill colour (ColorBrewer YlOrRd).
+HEAT: tuple[tuple[float, str], ...] = (
+    (0.01, "#ffffcc"), (0.02, "#ffeda0"), (0.05, "#fed976"), (0.10, "#feb24c"),
+    (0.20, "#fd8d3c"), (0.40, "#f03b20"), (1.01, "#bd0026"),
+)
+DARK_FILLS = {"#f03b20", "#bd0026"}  # white text reads better on these
+PLAIN_FILL = "#f2f2f2"
+NOT_RUN_FILL = "#ffffff"
+
+
+def forward_layers(model: str, nlayers: int) -> list[str]:
+    """What happens inside the forward phase, as RNNModel / TransformerModel compute it."""
+    layers = f"{nlayers} layer{'s' if nlayers != 1 else ''}"
+    if model == "Transformer":
+        return ["input_emb (Embedding) × √emsize", "positional encoding + dropout",
+                f"TransformerEncoder ({layers}, causal mask)", "decoder (Linear)", "log_softmax"]
+    return ["encoder (Embedding)", "dropout", f"rnn: {model} ({layers})", "dropout", "decoder (Linear)",
+            "log_softmax"]
+
+
+def heat(share: float) -> str:
+    for upper, colour in HEAT:
+        if share < upper:
+            return colour
+    return HEAT[-1][1]
+
+
+def phase_rows(result: "RunResult | None") -> dict[str, dict[str, Any]]:
+    """result.json's phase rows by name (empty without a result)."""
+    return {row["name"]: row for row in (result.phases if result is not None else [])}
+
+
+def measured(row: dict[str, Any]) -> str:
+    """A phase's figures as the chart prints them: time, share, calls."""
+    from lmprof.views.rows import duration
+
+    calls = f" · {row['calls']:,} calls" if row.get("calls", 0) > 1 else ""
+    return f"{duration(row['seconds'])} · {row['share']:.1%}{calls}"
+
+
+def _sections() -> tuple[list[Phase], list[Phase], list[Phase], list[Phase]]:
+    """PHASES split into set-up, the batch loop, the rest of the epoch loop, and after the loop."""
+    names = [p.name for p in PHASES]
+    first_step = next(i for i, p in enumerate(PHASES) if p.scope == "step")
+    last_step = max(i for i, p in enumerate(PHASES) if p.scope == "step")
+    epoch_end = max(names.index(n) for n in EPOCH_PHASES)
+    return (list(PHASES[:first_step]), list(PHASES[first_step:last_step + 1]),
+            list(PHASES[last_step + 1:epoch_end + 1]), list(PHASES[epoch_end + 1:]))
+
+
+def flow_chart(result: "RunResult | None" = None, *, model: str = "LSTM", nlayers: int = 2) -> "graphviz.Digraph":
+    """The program's flow; with a result, each phase shaded and labelled with what it measured."""
+    import graphviz
+
+    if result is not None:
+        model = str(result.config.get("model", model))
+        nlayers = int(result.config.get("nlayers", nlayers))
+    rows = phase_rows(result)
+    title = "Where the time goes: one training run of word_language_model" if rows else \
+        "The training program of word_language_model (lmprof diagram flow --from RUN shades it)"
+    if rows:
+        wall = result.phase_summary.get("wall_seconds") if result is not None else None
+        from lmprof.views.rows import duration
+
+        corpus = Path(str(result.config.get("data") or "")).name or "embedded corpus"
+        batches = sum(int(e.get("batches", 0)) for e in result.epochs)
+        title += (f"\n{model}, {corpus}, {len(result.epochs)} epoch(s), {batches} training batches"
+                  + (f", wall time {duration(wall)}" if wall else ""))
+    g = graphviz.Digraph("flow", graph_attr={
+        "rankdir": "TB", "fontname": FONT, "fontsize": "15", "labelloc": "t", "label": title,
+        "nodesep": "0.25", "ranksep": "0.3", "newrank": "true"})
+    g.attr("node", fontname=FONT, fontsize="11", shape="box", style="rounded,filled", fillcolor=PLAIN_FILL,
+           margin="0.15,0.06")
+    g.attr("edge", fontname=FONT, fontsize="10", color="#555555", arrowsize="0.7")
+
+    def phase_node(parent: "graphviz.Digraph", phase: Phase) -> str:
+        label, fill, font = phase.label, PLAIN_FILL, "black"
+        if rows:
+            row = rows.get(phase.name)
+            if row is None:
+                label, fill, font = f"{phase.label}\n(not run)", NOT_RUN_FILL, "#888888"
+            else:
+                fill = heat(row["share"])
+                label = f"{phase.label}\n{measured(row)}"
+                font = "white" if fill in DARK_FILLS else "black"
+        parent.node(phase.name, label, fillcolor=fill, fontcolor=font)
+        return phase.name
+
+    setup, batch, epoch_rest, after = _sections()
+    order: list[str] = [phase_node(g, p) for p in setup]
+    with g.subgraph(name="cluster_epoch") as epoch:
+        epoch.attr(label="epoch loop: for epoch in 1..epochs", style="rounded,dashed", color="#777777",
+                   fontsize="12")
+        with epoch.subgraph(name="cluster_batch") as loop:
+            loop.attr(label="train(): batch loop, one bptt window per batch", style="rounded", color="#444444",
+                      fontsize="12")
+            for p in batch:
+                if p.name == "forward":
+                    order.append(_forward(loop, p, rows, model, nlayers))
+                else:
+                    order.append(phase_node(loop, p))
+        order += [phase_node(epoch, p) for p in epoch_rest]
+    order += [phase_node(g, p) for p in after]
+
+    inner = forward_layers(model, nlayers)
+    for a, b in zip(order, order[1:]):
+        if a == "forward":  # the forward cluster: enter at its first layer, leave from its last
+            g.edge(f"forward_{len(inner) - 1}", b)
+        elif b == "forward":
+            g.edge(a, "forward_0")
+        else:
+            g.edge(a, b)
+    first_step, last_step = batch[0].name, batch[-1].name
+    # Loop edges go back up; drawn as downward edges with the arrow at the top (dir=back), dot
+    # routes them as a smooth arc beside the loop instead of through it.
+    g.edge(first_step, last_step, label="next batch", style="dashed", color="#1f5fa8", fontcolor="#1f5fa8",
+           dir="back", penwidth="1.4")
+    g.edge(first_step, epoch_rest[-1].name, label="next epoch", style="dashed", color="#6a1b9a",
+           fontcolor="#6a1b9a", dir="back", penwidth="1.4")
+    if rows:
+        g.node("legend", _legend(rows), shape="plaintext", style="", fillcolor="none")
+        # Hung below the last phase: a tall legend beside the chart would stretch the edges of its rank.
+        g.edge(after[-1].name, "legend", style="invis")
+    return g
+
+
+def _forward(parent: "graphviz.Digraph", phase: Phase, rows: dict[str, dict[str, Any]], model: str,
+             nlayers: int) -> str:
+    """The forward phase as a cluster holding the model's layers; the cluster carries the measurement."""
+    row = rows.get(phase.name)
+    with parent.subgraph(name="cluster_forward") as fwd:
+        label, fill, font = f"{phase.label}: model(data, hidden)", PLAIN_FILL, "black"
+        if rows and row is not None:
+            fill = heat(row["share"])
+            label += f"\n{measured(row)}"
+            font = "white" if fill in DARK_FILLS else "black"
+        fwd.attr(label=label, style="rounded,filled", fillcolor=fill, fontcolor=font, color="#444444",
+                 fontsize="11")
+        layers = forward_layers(model, nlayers)
+        for i, name in enumerate(layers):
+            fwd.node(f"forward_{i}", name, fillcolor="white", fontsize="10", fontcolor="black")
+        for i in range(len(layers) - 1):
+            fwd.edge(f"forward_{i}", f"forward_{i + 1}")
+    return phase.name
+
+
+def _legend(rows: dict[str, dict[str, Any]]) -> str:
+    """The heat scale's bins, and the time no phase covers."""
+    lower = 0.0
+    cells = []
+    for upper, colour in HEAT:
+        span = f"≥ {lower:.0%}" if upper > 1 else f"{lower:.0%} – {upper:.0%}"
+        font = "white" if colour in DARK_FILLS else "black"
+        cells.append(f'<tr><td bgcolor="{colour}" align="left"><font color="{font}">{html.escape(span)}</font></td></tr>')
+        lower = upper
+    notes = ["Colour: the phase's share of the run's wall time.",
+             "Each phase: total time · share · calls."]
+    outside = rows.get(UNCOVERED)
+    if outside is not None:
+        notes.append(f"Outside every phase (loop bookkeeping, prints): {measured(outside)}.")
+    note_rows = "".join(f'<tr><td align="left">{html.escape(n)}</td></tr>' for n in notes)
+    return (f'<<table border="0" cellborder="0" cellspacing="2" cellpadding="3">'
+            f'<tr><td align="left"><b>Share of wall time</b></td></tr>{"".join(cells)}'
+            f'{note_rows}</table>>')

@@ -1,0 +1,393 @@
+"""One self-contained HTML page per run folder or sweep folder: ``report.html``.
+
+The page is built from the same pieces as the terminal views (the phase rows,
+the line and operator rows of result.json, ``trace_hint``, ``flops_text``, the
+sweep's rich tables and ``summary_rows``) and filled into one Jinja2 template
+(``templates/report.html.j2``). Everything is inline: CSS, the diagrams and
+plots as SVG (ids prefixed, so two figures never share one), PNGs as data:
+URIs. No script, no font, nothing fetched: a classroom without a network
+opens it, and it prints. A section the folder lacks is left out, with one
+line naming the command that fills it.
+
+    >>> html = folder_report("runs/profile-LSTM-20250101-120000")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lmprof import __version__
+from lmprof.errors import UsageError
+from lmprof.result import RESULT_FILE, RunResult
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+REPORT_FILE = "report.html"
+TEMPLATE = "report.html.j2"
+OPS_SHOWN = 15
+DIAGRAM_TITLES = {"flow": "Flow chart, shaded by measured time", "bptt": "Unrolled BPTT graph"}
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    missing: str = ""  # the command that fills it, when the folder lacks it
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Page:
+    title: str
+    subtitle: str
+    kind: str  # "run" or "sweep"
+    headline: list[tuple[str, str]]
+    sections: list[Section]
+    code_css: str = ""
+    generated: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M"))
+    version: str = __version__
+
+
+# --- formatting ------------------------------------------------------------------------
+def duration(seconds: float | None) -> str:
+    """As the terminal tables write it (3.21 s, 45.6 ms, 310 µs); "—" when not measured."""
+    from lmprof.views.rows import duration as table_duration
+
+    return "—" if seconds is None else table_duration(seconds)
+
+
+def number(value: float | None, digits: int = 2) -> str:
+    """Perplexities and losses: a stored null is a NaN or infinite value."""
+    return "not finite" if value is None else f"{value:,.{digits}f}"
+
+
+def percent(share: float | None) -> str:
+    return "—" if share is None else f"{share:.1%}"
+
+
+def bar_width(share: float | None) -> float:
+    """A CSS width in percent of the bar's track: the share of the whole, clamped to 0..100."""
+    return round(100 * min(max(share or 0.0, 0.0), 1.0), 2)
+
+
+def highlighted_lines(sources: list[str]) -> list[str]:
+    """Python source lines as HTML, lexed as one block (so a docstring colours right), split per line.
+
+    The spans carry pygments' short class names, styled by ``code_css()`` in the page.
+    """
+    from pygments.lexers import PythonLexer
+    from pygments.token import STANDARD_TYPES
+
+    lines: list[list[str]] = [[]]
+    for ttype, value in PythonLexer(stripnl=False, ensurenl=False).get_tokens("\n".join(sources)):
+        while ttype not in STANDARD_TYPES and ttype.parent is not None:
+            ttype = ttype.parent
+        css = STANDARD_TYPES.get(ttype, "")
+        for i, piece in enumerate(value.split("\n")):
+            if i:
+                lines.append([])
+            if piece:
+                lines[-1].append(f'<span class="{css}">{html.escape(piece)}</span>' if css else html.escape(piece))
+    out = ["".join(parts) for parts in lines]
+    return (out + [""] * len(sources))[:len(sources)]
+
+
+def code_css() -> str:
+    from pygments.formatters import HtmlFormatter
+
+    return str(HtmlFormatter(style="friendly").get_style_defs(".src"))
+
+
+def rich_html(renderable: "RenderableType", width: int = 100) -> str:
+    """A rich renderable exactly as the terminal shows it, as a <pre> with inline styles."""
+    from rich.console import Console
+
+    console = Console(record=True, file=io.StringIO(), width=width, color_system="truecolor")
+    console.print(renderable)
+    return console.export_html(inline_styles=True, code_format='<pre class="rich">{code}</pre>')
+
+
+_SVG_START = re.compile(r"<svg[\s>]")
+_DROP = re.compile(r"<(metadata|script)\b.*?</\1>", re.S | re.I)
+_ID = re.compile(r'\bid="([^"]+)"')
+
+
+def inline_svg(text: str, prefix: str) -> str:
+    """An SVG file's text as an element for the page: no prolog, no metadata or script, ids prefixed.
+
+    Graphviz and matplotlib both number their ids from 1 (``node1``, ``clip0``): two
+    figures on one page would otherwise point into each other's definitions.
+    """
+    start = _SVG_START.search(text)
+    if start is None:
+        return ""
+    svg = _DROP.sub("", text[start.start():])
+    ids = set(_ID.findall(svg))
+
+    def rename(m: re.Match[str]) -> str:
+        return m.group(0).replace(m.group(1), f"{prefix}-{m.group(1)}") if m.group(1) in ids else m.group(0)
+
+    svg = _ID.sub(rename, svg)
+    svg = re.sub(r"url\(#([^)]+)\)", rename, svg)
+    svg = re.sub(r'href="#([^"]+)"', rename, svg)
+    return re.sub(r"<svg\b", f'<svg role="img" class="figure" data-source="{prefix}"', svg, count=1)
+
+
+def figure_html(folder: Path, stem: str) -> str:
+    """``stem.svg`` inlined, else ``stem.png`` as a data: URI, else ""."""
+    svg, png = folder / f"{stem}.svg", folder / f"{stem}.png"
+    if svg.is_file():
+        return inline_svg(svg.read_text(encoding="utf-8", errors="replace"), stem)
+    if png.is_file():
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        return f'<img class="figure" alt="{html.escape(stem)}" src="data:image/png;base64,{data}">'
+    return ""
+
+
+# --- a run folder ----------------------------------------------------------------------
+def _config_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every setting, marked where it differs from upstream's (or lmprof's) default."""
+    from lmprof.config import RunConfig
+
+    defaults = RunConfig().to_dict()
+    rows = []
+    for name, value in config.items():
+        if name == "extra" and not value:
+            continue
+        changed = name in defaults and value != defaults[name] and name not in ("data", "save", "out")
+        rows.append({"name": name, "value": "—" if value is None else str(value), "changed": changed})
+    return rows
+
+
+def _epoch_rows(result: RunResult) -> list[dict[str, str]]:
+    return [{"epoch": str(e.get("epoch", "")), "lr": f"{e.get('lr', 0):g}", "batches": str(e.get("batches", "")),
+             "tokens": f"{e.get('tokens', 0):,}", "train": duration(e.get("train_seconds")),
+             "rate": f"{e.get('tokens_per_s') or 0:,.0f}", "val_loss": number(e.get("val_loss"), 3),
+             "val_ppl": number(e.get("val_ppl"))} for e in result.epochs]
+
+
+def _phases_data(result: RunResult) -> dict[str, Any]:
+    """The summary of top-level parts and the phase table, from the terminal table's rows."""
+    from lmprof.phases import UNCOVERED
+    from lmprof.views.ops import flops_text
+    from lmprof.views.rows import CUDA_CLOCK, phase_caption, phase_table_rows, summary_parts
+
+    gpu = result.phase_summary.get("clock") == CUDA_CLOCK
+    rows = [{"name": r["name"], "label": UNCOVERED if r["name"] == UNCOVERED else r["label"], "outside": r["name"] == UNCOVERED,
+             "calls": "" if r["name"] == UNCOVERED else f"{r['calls']:,}", "total": duration(r["seconds"]),
+             "mean": "" if r["name"] == UNCOVERED else duration(r["mean_seconds"]), "share": percent(r["share"]),
+             "bar": bar_width(r["share"]), "host": duration(r["host_seconds"]),
+             "gap": ("-" if r["gap_seconds"] < 0 else "+") + duration(abs(r["gap_seconds"]))}
+            for r in phase_table_rows(result)]
+    parts = [{"part": p["part"], "total": duration(p["seconds"]), "share": percent(p["share"]),
+              "bar": bar_width(p["share"]), "outside": p["part"] == UNCOVERED} for p in summary_parts(result)]
+    return {"rows": rows, "parts": parts, "gpu": gpu, "clock": result.phase_summary.get("clock", "host"),
+            "wall": duration(result.phase_summary.get("wall_seconds")), "caption": phase_caption(result),
+            "flops": flops_text(result)}
+
+
+def _lines_data(result: RunResult) -> dict[str, Any]:
+    """Each profiled function as the terminal's line table sees it: units, per-hit times, hot ranks."""
+    from lmprof.views.rows import HOT_LINES, UNIT_LABEL, in_unit, line_table_data, sync_note
+
+    functions = []
+    for record in result.lines.get("functions", []):
+        data = line_table_data(record, result.lines.get("unit", "auto"))
+        rows = [{"line": r.line, "hits": f"{r.hits:,}" if r.hits else "", "hot": r.hot_rank or 0,
+                 "time": in_unit(r.seconds, data.time_unit) if r.hits else "",
+                 "per_hit": in_unit(r.per_hit, data.per_hit_unit) if r.hits else "",
+                 "share": percent(r.share) if r.hits else "", "bar": bar_width(r.share), "source": source}
+                for r, source in zip(data.rows, highlighted_lines([r.source for r in data.rows]))]
+        functions.append({"name": data.qualname, "file": data.file, "first_line": data.first_line,
+                          "calls": data.calls, "total": duration(data.total_seconds),
+                          "share": percent(data.share_of_run), "rows": rows,
+                          "time_unit": UNIT_LABEL[data.time_unit], "per_hit_unit": UNIT_LABEL[data.per_hit_unit],
+                          "ran": bool(data.calls or data.total_seconds > 0)})
+    return {"functions": functions, "hot_lines": HOT_LINES, "note": sync_note(result),
+            "lprof": result.files.get("lines", "")}
+
+
+def _ops_data(result: RunResult) -> dict[str, Any]:
+    from lmprof.views.ops import trace_hint
+
+    ops = result.ops
+    key = "cuda_share" if ops.get("sort_by") == "self_cuda" else "share"
+    rows = [{"name": r["name"], "shapes": r.get("input_shapes", ""), "calls": f"{r['calls']:,}",
+             "cpu": duration(r.get("self_cpu_seconds")), "cuda": duration(r.get("self_cuda_seconds")),
+             "share": percent(r.get(key)), "bar": bar_width(r.get(key))} for r in ops["rows"][:OPS_SHOWN]]
+    rest = ops["rows"][OPS_SHOWN:]
+    return {"rows": rows, "cuda": ops.get("device") == "cuda", "shapes": bool(ops.get("group_by_shape")),
+            "by": "CUDA" if key == "cuda_share" else "CPU", "steps": ops.get("steps", 0), "more": len(rest),
+            "more_share": percent(sum(r.get(key) or 0.0 for r in rest)), "hint": trace_hint(result)}
+
+
+def _drawn_flow_chart(result: RunResult) -> str:
+    """The flow chart drawn now from the run's phase times, when the folder has no flow.svg ("" if it cannot be)."""
+    import tempfile
+
+    from lmprof.views.flowchart import flow_chart
+    from lmprof.views.render import render as render_graph
+
+    with tempfile.TemporaryDirectory() as tmp:  # render() writes files: here, only its own temporary ones
+        try:
+            picture = render_graph(flow_chart(result), Path(tmp) / "flow.svg", "svg").picture
+        except UsageError:  # no Graphviz renderer on this machine: the page names the command instead
+            return ""
+        return inline_svg(picture.read_text(encoding="utf-8"), "flow")
+
+
+def _diagram_sections(result: RunResult, run_dir: Path) -> list[Section]:
+    """flow.svg and bptt.svg from the folder; the flow chart drawn from result.json when the folder lacks it."""
+    from lmprof.config import RNN_KINDS
+
+    model, nlayers = result.config.get("model", "LSTM"), result.config.get("nlayers", 2)
+    commands = {"flow": f"lmprof diagram flow --from {run_dir}",
+                "bptt": f"lmprof diagram bptt --model {model} --nlayers {nlayers} --out {run_dir}"}
+    sections = []
+    for stem, command in commands.items():
+        if stem == "bptt" and model not in RNN_KINDS:
+            continue  # the unrolled graph is a recurrent model's
+        svg, note = figure_html(run_dir, stem), f"{stem}.svg in the run folder."
+        if not svg and stem == "flow" and result.phases:
+            svg, note = _drawn_flow_chart(result), f"Drawn from result.json for this page; {command} saves it."
+        sections.append(Section(stem, DIAGRAM_TITLES[stem], data={"figure": svg, "note": note}) if svg
+                        else Section(stem, DIAGRAM_TITLES[stem], missing=command))
+    return sections
+
+
+def run_page(result: RunResult, run_dir: Path) -> Page:
+    from lmprof.views.rows import run_description
+
+    m, env = result.metrics, result.environment
+    test = f"test loss {number(m.get('test_loss'), 3)}, test ppl {number(m.get('test_ppl'))}" if "test_ppl" in m else ""
+    sections = [
+        Section("config", "Configuration and environment", data={
+            "config": _config_rows(result.config),
+            "environment": [{"name": k, "value": str(v), "changed": False} for k, v in env.items() if v is not None]}),
+        Section("metrics", "Per-epoch metrics", data={"rows": _epoch_rows(result), "test": test})
+        if result.epochs else Section("metrics", "Per-epoch metrics", missing="lmprof train"),
+        Section("phases", "Where the time went", data=_phases_data(result))
+        if result.phases else Section("phases", "Where the time went", missing="lmprof profile --fn train"),
+        Section("lines", "Line by line", data=_lines_data(result))
+        if result.lines.get("functions") else Section("lines", "Line by line", missing="lmprof profile --fn train"),
+        Section("ops", "Top operators (torch.profiler)", data=_ops_data(result))
+        if result.ops.get("rows") else Section("ops", "Top operators (torch.profiler)", missing="lmprof trace"),
+    ]
+    sections += _diagram_sections(result, run_dir)
+    headline = [("status", result.status), ("command", f"lmprof {result.command}"),
+                ("device", str(env.get("device", "?"))), ("wall time", duration(m.get("wall_seconds")))]
+    if "test_ppl" in m:
+        headline.append(("test ppl", number(m.get("test_ppl"))))
+    if m.get("message"):
+        headline.append(("note", str(m["message"])))
+    return Page(title=f"lmprof report · {run_dir.resolve().name}", kind="run", headline=headline,
+                subtitle=run_description(result), sections=sections)
+
+
+# --- a sweep folder --------------------------------------------------------------------
+def _plain(value: Any) -> str:
+    return "—" if value is None else str(value)
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+SUMMARY_COLUMNS = (  # key of summary_rows, column title, format
+    ("run", "run", _plain), ("status", "status", _plain), ("epochs", "epochs", _plain),
+    ("total_seconds", "total s", _seconds), ("avg_epoch_seconds", "s / epoch", _seconds),
+    ("final_val_ppl", "final val ppl", lambda v: "—" if v is None else number(v)),
+    ("min_val_ppl", "min val ppl", lambda v: "—" if v is None else number(v)),
+    ("test_ppl", "test ppl", lambda v: "—" if v is None else number(v)),
+    ("nparams", "parameters", lambda v: "—" if v is None else f"{v:,}"),
+)
+TIME_KEYS = ("total_seconds", "avg_epoch_seconds")  # hidden when runs of the sweep ran on different hardware
+
+
+def sweep_page(folder: Path, mixed_hardware: bool = False) -> Page:
+    """The sweep's plan, its summary and per-epoch tables, and its plots (the folder's, else drawn now).
+
+    As in ``lmprof sweep``, timings of runs from different hardware are not put side by
+    side unless ``mixed_hardware``; then the plot files (drawn without it) are redrawn.
+    """
+    from rich.console import Group
+
+    from lmprof.sweep import load_rows
+    from lmprof.views.plots import FIGURES, sweep_figures
+    from lmprof.views.sweep_tables import factor_table, notes, summary_rows, sweep_view
+
+    plan, rows = load_rows(folder)
+    view = sweep_view(plan, rows)
+    hide_times = view.mixed() and not mixed_hardware
+    varied = {f["name"] for f in plan.get("factors", [])}
+    sections = [Section("plan", "The sweep", data={
+        "factors": [{"name": f["name"], "levels": ", ".join(map(str, f["values"]))} for f in plan.get("factors", [])],
+        "base": [{**row, "value": "varied (see factors)"} if row["name"] in varied else row
+                 for row in _config_rows(plan.get("base", {}))]})]
+    summary = [[("—" if hide_times and key in TIME_KEYS else fmt(row[key])) for key, _, fmt in SUMMARY_COLUMNS]
+               for row in summary_rows(view)]
+    sections.append(Section("tables", "Tables", data={
+        "tables": rich_html(Group(*(factor_table(view, t, mixed_hardware) for t in view.tables)), width=110),
+        "notes": notes(view, mixed_hardware), "summary_columns": [title for _, title, _ in SUMMARY_COLUMNS],
+        "summary": summary}))
+    redraw = view.mixed() and mixed_hardware
+    figures = {name: "" if redraw else figure_html(folder, name) for name in FIGURES}
+    if not all(figures.values()):  # the command writes them; a folder copied without them still gets plots
+        drawn = sweep_figures(view, mixed_hardware)
+        for name, svg in figures.items():
+            if not svg:
+                buffer = io.StringIO()
+                drawn[name].savefig(buffer, format="svg", metadata={"Date": None})
+                figures[name] = inline_svg(buffer.getvalue(), name)
+    sections.append(Section("plots", "Plots", data={"figures": figures}))
+    statuses = [r.status for r in view.runs.values()]
+    headline = [("models", ", ".join(view.models)), ("runs", str(len(view.runs))),
+                ("ok", str(statuses.count("ok"))), ("epochs", str(view.epochs))]
+    if statuses.count("diverged"):
+        headline.append(("diverged", str(statuses.count("diverged"))))
+    unfinished = len(statuses) - statuses.count("ok") - statuses.count("diverged")
+    if unfinished:
+        headline.append(("not finished", f"{unfinished} (rerun the same lmprof sweep to continue)"))
+    return Page(title=f"lmprof sweep report · {view.name}", subtitle=f"{' vs '.join(view.models)}, "
+                f"{len(view.runs)} runs of {view.epochs} epoch(s)", kind="sweep", headline=headline, sections=sections)
+
+
+# --- the page --------------------------------------------------------------------------
+def render(page: Page) -> str:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                      autoescape=select_autoescape(["html", "j2"]), undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    page.code_css = page.code_css or code_css()
+    return env.get_template(TEMPLATE).render(page=page)
+
+
+def run_report(result: RunResult, run_dir: str | Path | None = None) -> str:
+    """The HTML of one RunResult's report; figures are looked for in ``run_dir`` (default: its run_dir)."""
+    return render(run_page(result, Path(run_dir or result.run_dir or ".")))
+
+
+def is_sweep_folder(folder: Path) -> bool:
+    from lmprof.sweep.driver import SWEEP_FILE
+
+    return (folder / SWEEP_FILE).is_file() and not (folder / RESULT_FILE).is_file()
+
+
+def folder_report(folder: str | Path, *, mixed_hardware: bool = False) -> str:
+    """The HTML of a run folder's or a sweep folder's report (UsageError for anything else)."""
+    path = Path(folder)
+    if path.is_dir() and is_sweep_folder(path):
+        return render(sweep_page(path, mixed_hardware))
+    if path.is_dir() and not (path / RESULT_FILE).exists():
+        raise UsageError(f"{folder} is not a run folder (no {RESULT_FILE}) nor a sweep folder (no sweep.json): "
+                         "give a folder that lmprof profile, train, trace or sweep wrote")
+    return run_report(RunResult.load(path))
