@@ -25,8 +25,31 @@ $(STAMP): $(PY) pyproject.toml Makefile
 
 setup: $(STAMP)
 
+# The main job: profile one epoch on the embedded corpus, draw both diagrams, write the report.
 demo: $(STAMP)
 	$(LMPROF) profile --fn train --out $(DEMO_RUN)
+	$(LMPROF) diagram flow --from $(DEMO_RUN) --out $(DEMO_RUN)/flow.svg
+	$(LMPROF) diagram bptt --out $(DEMO_RUN)/bptt.svg
+	$(LMPROF) report $(DEMO_RUN)
+	@echo
+	@echo "make demo wrote:"
+	@echo "  $(DEMO_RUN)/result.json   everything measured (lmprof show $(DEMO_RUN) prints it again)"
+	@echo "  $(DEMO_RUN)/lines.lprof   line_profiler's file (python -m line_profiler $(DEMO_RUN)/lines.lprof)"
+	@echo "  $(DEMO_RUN)/flow.svg      the program's flow chart, shaded by measured time"
+	@echo "  $(DEMO_RUN)/bptt.svg      the unrolled BPTT autograd graph"
+	@echo "  $(DEMO_RUN)/report.html   all of it on one page: open it in a browser"
+
+# Regenerate diagrams/ (the flow chart shaded from a wikitext-2-lite run when ../shared is beside).
+DIAGRAM_DATA ?= $(wildcard ../shared/data/wikitext-2-lite)
+diagrams: $(STAMP)
+	$(LMPROF) diagram flow --profile $(if $(DIAGRAM_DATA),--data $(DIAGRAM_DATA)) --max-batches 50 --profile-out runs/diagrams --out diagrams/flow.svg
+	$(LMPROF) diagram flow --from runs/diagrams --out diagrams/flow.png
+	$(LMPROF) diagram bptt --out diagrams/bptt.svg
+	$(LMPROF) diagram bptt --out diagrams/bptt.png
+
+# Speed and overhead of every instrument, side by side (not part of make test; run on an idle machine).
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
 
 test: $(STAMP) browser
 	$(PY) -m pytest

@@ -56,3 +56,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         accel=args.accel, max_batches=args.max_batches, out=args.out, device=args.device,
         threads=args.threads,
     ).validate()
+
+
+def add_report_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--report", action="store_true",
+                        help="also write report.html into the folder (the page `lmprof report` makes)")

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lmprof.commands.common import add_run_flags, config_from_args
+from lmprof.commands.common import add_report_flag, add_run_flags, config_from_args
 from lmprof.instrument.lines import ALL, FUNCTIONS, SYNC_MODES, UNITS
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ LOG_WIDTH = 132  # piped output: wide enough for the source lines of train
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_flags(parser, epochs=1)
+    add_report_flag(parser)
     lines = parser.add_argument_group("line profiling")
     lines.add_argument("--fn", action="append", metavar="NAME",
                        help=f"function to time line by line, repeatable: {', '.join(FUNCTIONS)} "
@@ -71,10 +72,10 @@ def run(args: argparse.Namespace) -> int:
         if result.status != "interrupted":  # an older run's file: this run wrote nothing yet
             raise
         print_profile(console, result)
-        finish(console, result)
+        finish(console, result, report=args.report)
         return 130
     print_profile(console, result)
-    return finish(console, result)
+    return finish(console, result, report=args.report)
 
 
 def table_width(console: "Console") -> int | None:

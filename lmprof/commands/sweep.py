@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lmprof.commands.common import add_run_flags, config_from_args
+from lmprof.commands.common import add_report_flag, add_run_flags, config_from_args
 from lmprof.errors import UsageError
 from lmprof.sweep.executors import EXECUTOR_NAMES
 
@@ -70,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ray.add_argument("--ray-address", default=None, metavar="ADDR",
                      help="a running cluster (e.g. auto, or HOST:6379); default: start a local one for the sweep")
     add_run_flags(parser, epochs=3)
+    add_report_flag(parser)
     for action in parser._actions:  # --out names the sweep folder here, not one run's
         if action.dest == "out":
             action.help = f"sweep folder (default: {DEFAULT_ROOT}/<models>_<factors>; the same command resumes it)"
@@ -97,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
 
     outcome = run_sweep(plan, folder, executor, fresh=args.fresh, log=log)
     show(console, folder, mixed_hardware=args.mixed_hardware)
+    if args.report:
+        from lmprof.commands.report import write_report
+
+        console.print(f"report: {write_report(folder, mixed_hardware=args.mixed_hardware)}", highlight=False)
     if executor.left_running:
         console.print(f"[yellow]{len(executor.left_running)} {executor.name} job(s) keep running[/yellow] "
                       f"({', '.join(executor.left_running)}): rerun the same command to collect them, "

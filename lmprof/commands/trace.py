@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 
-from lmprof.commands.common import add_run_flags, config_from_args
+from lmprof.commands.common import add_report_flag, add_run_flags, config_from_args
 from lmprof.errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_flags(parser, epochs=1)
+    add_report_flag(parser)
     prof = parser.add_argument_group("torch.profiler")
     prof.add_argument("--wait", type=int, default=1, metavar="N", help="steps to skip first (default 1)")
     prof.add_argument("--warmup", type=int, default=1, metavar="N",
@@ -59,4 +60,4 @@ def run(args: argparse.Namespace) -> int:
         console.print(memory_table(result, args.row_limit))
     console.print()
     console.print(trace_hint(result), highlight=False, soft_wrap=True)
-    return finish(console, result)
+    return finish(console, result, report=args.report)

@@ -28,9 +28,14 @@ def run(args: argparse.Namespace) -> int:
     return finish(console, result)
 
 
-def finish(console: "Console", result: "RunResult") -> int:
-    """Say where the files are; a diverged run exits 1 with its reason."""
+def finish(console: "Console", result: "RunResult", *, report: bool = False) -> int:
+    """Write the report if asked, say where the files are; a diverged run exits 1."""
     from lmprof.commands.console import print_files
 
-    print_files(console, Path(result.run_dir), {"result": "result.json", **result.files})
+    files = {"result": "result.json", **result.files}
+    if report:
+        from lmprof.commands.report import write_report
+
+        files["report"] = write_report(result.run_dir).name
+    print_files(console, Path(result.run_dir), files)
     return 1 if result.status == "diverged" else 0  # the loop has already said why
