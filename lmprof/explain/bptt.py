@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
@@ -14,17 +13,9 @@ from rich.console import RenderableType
 from lmprof.explain import TOPICS
 from lmprof.explain.page import code, number, page, prose, section, table
 from lmprof.explain.repackage_hidden import graph_nodes
+from lmprof.instrument.graph import unfused  # noqa: F401  (examples import it from here too)
 from lmprof.reference.loop import repackage_hidden
 from lmprof.reference.model import RNNModel
-
-
-@contextmanager
-def unfused() -> Iterator[None]:
-    """Run the RNN step by step (no oneDNN/cuDNN fused kernel), so the graph shows every time step."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # oneDNN's flag setter warns about TF32 on CPU builds
-        with torch.backends.mkldnn.flags(enabled=False), torch.backends.cudnn.flags(enabled=False):
-            yield
 
 
 @contextmanager

@@ -1,0 +1,175 @@
+"""`make bench`: every instrument's cost beside the bare reference loop, in one table.
+
+    python benchmarks/run.py [--quick] [--pairs 3] [--batches 20]
+
+Ratios are measured interleaved in this one invocation (A B A B ..., the
+median of the pairs, with min and max), so a machine that speeds up or slows
+down hits both sides. A figure that misses its target is marked in the table.
+The whole table is written to benchmarks/results/<date>-<host>.json.
+Run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+SHARED_DATA = ROOT.parent / "shared" / "data" / "wikitext-2-lite"
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    from lmprof.runner import cpu_model
+
+    info = {"host": socket.gethostname(), "cpu": cpu_model(), "cores": os.cpu_count(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
+            "device": "cpu"}
+    if torch.cuda.is_available():
+        info["device"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def lmprof_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "lmprof", *args]
+
+
+def startup_seconds(repeats: int = 5) -> float:
+    """Best of `repeats` for `lmprof --help` as a fresh process."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(lmprof_cmd("--help"), capture_output=True, check=True)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+FIRST_STEP = """
+import sys, time
+t0 = float(sys.argv[1])
+from lmprof import RunConfig, run
+from lmprof.instrument.base import Instrument
+class FirstStep(Instrument):
+    def recorder(self): return self
+    def enter(self, name):
+        if name == "data":
+            print(time.time() - t0, flush=True)
+            raise KeyboardInterrupt
+    def exit(self, name): pass
+try:
+    run(RunConfig(epochs=1), instruments=[FirstStep()], log=lambda s: None, run_dir=sys.argv[2])
+except KeyboardInterrupt:
+    pass
+"""
+
+
+def first_step_seconds(tmp: Path) -> float:
+    """From starting a Python process to the first training step (imports, corpus, model)."""
+    out = subprocess.run([sys.executable, "-c", FIRST_STEP, repr(time.time()), str(tmp / "first")],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[0])
+
+
+def profile_peak_rss_mb(tmp: Path, batches: int) -> float:
+    """Peak resident memory of a default `lmprof profile --fn train` as its own process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run(lmprof_cmd("profile", "--fn", "train", "--max-batches", str(batches), "--out", str(tmp / "rss")),
+                   capture_output=True, check=True)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(peak, before) / 1024  # kB on Linux
+
+
+def collect(pairs: int, batches: int, quick: bool) -> dict[str, Any]:
+    import bench_lines
+    import bench_loop
+    import bench_render
+    import bench_trace
+
+    rows: list[dict[str, Any]] = []
+
+    def row(name: str, value: float, unit: str, target: float | None = None, **extra: Any) -> None:
+        rows.append({"name": name, "value": value, "unit": unit, "target": target,
+                     "met": None if target is None else value <= target, **extra})
+        print(f"  measured {name}: {value:.4g} {unit}", file=sys.stderr, flush=True)
+
+    corpora = [("embedded corpus", None)]
+    if SHARED_DATA.is_dir() and not quick:
+        corpora.append(("wikitext-2-lite", str(SHARED_DATA)))
+    for label, data in corpora:
+        loop = bench_loop.measure(data, batches=batches, repeats=3)
+        row(f"reference loop, {label}: ms/batch", loop["ms_per_batch"], "ms",
+            min=loop["min_ms_per_batch"], max=loop["max_ms_per_batch"])
+        row(f"reference loop, {label}: tokens/s", loop["tokens_per_s"], "tok/s")
+    for label, data in corpora:
+        lines = bench_lines.measure(pairs=pairs, max_batches=batches, data=data)
+        row(f"line profiling of train / bare, {label}", lines["median"], "x", 1.05,
+            min=lines["min"], max=lines["max"])
+    trace = bench_trace.measure(pairs, max(batches, 5), None)
+    for key, name in (("phase_recording", "phase recording / bare"),
+                      ("profiler_active_steps", "torch.profiler active steps / bare")):
+        r = trace[key]
+        row(name, r["median"], "x", r["target"], min=r["min"], max=r["max"])
+    render = bench_render.measure()
+    row("flow chart render", render["flow_seconds"], "s", 1.0)
+    row("BPTT graph render (bptt 35, 2 layers)", render["bptt_seconds"], "s", 5.0)
+    with tempfile.TemporaryDirectory(prefix="lmprof-bench-") as tmp:
+        row("lmprof --help", startup_seconds(), "s", 0.5)
+        row("time to the first training step", first_step_seconds(Path(tmp)), "s")
+        row("peak RSS, lmprof profile --fn train", profile_peak_rss_mb(Path(tmp), batches), "MB")
+    return {"machine": machine(), "pairs": pairs, "batches": batches, "rows": rows,
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def render_table(doc: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    m = doc["machine"]
+    table = Table(title=f"lmprof benchmarks · {m['cpu']} · {m['threads']} threads · torch {m['torch']} · "
+                        f"{m['device']} · {doc['date']}", title_justify="left")
+    for col, justify in (("measure", "left"), ("value", "right"), ("min .. max", "right"),
+                         ("target", "right"), ("", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in doc["rows"]:
+        unit = r["unit"]
+        fmt = (lambda v: f"{v:.3f}{unit}") if unit == "x" else (lambda v: f"{v:,.2f} {unit}")
+        spread = f"{r['min']:.3f} .. {r['max']:.3f}" if "min" in r else ""
+        target = f"<= {r['target']:g}{unit if unit == 'x' else ' ' + unit}" if r["target"] else ""
+        verdict = "" if r["met"] is None else ("[green]met[/green]" if r["met"] else "[red bold]MISSED[/red bold]")
+        table.add_row(r["name"], fmt(r["value"]), spread, target, verdict)
+    return table
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=5, help="A/B pairs per ratio (median of them)")
+    parser.add_argument("--batches", type=int, default=20, help="training batches per measured run")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, embedded corpus only (a smoke run)")
+    parser.add_argument("--out", default=str(HERE / "results"), help="folder for the results JSON")
+    args = parser.parse_args()
+    from rich.console import Console
+
+    doc = collect(args.pairs, args.batches, args.quick)
+    Console(width=130).print(render_table(doc))
+    out = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{doc['machine']['host']}.json"
+    from lmprof.fsutil import write_text_atomic
+
+    write_text_atomic(out, json.dumps(doc, indent=1) + "\n")
+    print(f"results: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
