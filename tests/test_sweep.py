@@ -167,7 +167,8 @@ def test_perplexity_above_the_vocabulary_stops_the_run(tiny_corpus, tmp_path) ->
     cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, epochs=3, max_batches=4, bptt=8,
                     extra={"vocab_size": 10, "sweep_run": "LSTM tiny-vocab", "sweep_key": "k"})
     record = run_one(cfg, tmp_path / "run")
-    assert record["status"] == "diverged" and len(record["epochs"]) == 1
+    # worse than uniform at epochs 1 and 2: stopped there, epoch 3 never runs
+    assert record["status"] == "diverged" and len(record["epochs"]) == 2
     assert "above the vocabulary size 10" in record["message"]
     assert json.loads((tmp_path / "run" / "record.json").read_text())["status"] == "diverged"
     assert RunResult.load(tmp_path / "run").status == "diverged"
@@ -287,3 +288,15 @@ def test_benchmark_smoke(tiny_corpus) -> None:
     numbers = bench.measure(epochs=1, max_batches=2, emsize=16, nhid=16, data=str(tiny_corpus), repeats=1)
     assert numbers["plain_train_seconds_per_epoch"] > 0 and numbers["sweep_train_seconds_per_epoch"] > 0
     assert math.isfinite(numbers["train_overhead_percent"])
+
+
+def test_divergence_rule_forgives_one_bad_epoch_but_not_two_or_the_last() -> None:
+    from lmprof.sweep import is_diverged
+
+    vocab = 1000
+    assert not is_diverged([5000.0], vocab, final=False)  # a bad start the next epoch may repair
+    assert not is_diverged([5000.0, 300.0], vocab, final=False)
+    assert is_diverged([5000.0, 4000.0], vocab, final=False)
+    assert is_diverged([5000.0], vocab, final=True)  # never recovered
+    assert is_diverged([300.0, None], vocab, final=False)  # NaN/inf at once
+    assert not is_diverged([999.0], vocab, final=True)

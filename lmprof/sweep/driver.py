@@ -125,13 +125,15 @@ class Driver:
         run = self._runs[task.key]
         stored = self.store.epochs(run.key)
         vocab = record.get("vocab_size")
+        history: list[float | None] = []
         for epoch in record.get("epochs", []):
             number = epoch.get("epoch")
+            history.append(epoch.get("val_ppl"))
             if number in stored:
                 self._check_replay(run, stored[number], epoch)
                 continue
             cfg = run.config
-            diverged = is_diverged(epoch.get("val_ppl"), vocab)
+            diverged = is_diverged(history, vocab, final=number == run.config.epochs)
             self.store.append({
                 "kind": "epoch", "run": run.label, "key": run.key, "model": run.model,
                 "emsize": cfg.emsize, "nhid": cfg.nhid, "nlayers": cfg.nlayers, "bptt": cfg.bptt,

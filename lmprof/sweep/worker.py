@@ -12,8 +12,10 @@ run at once. Only the sweep's driver appends to ``results.jsonl``.
 Divergence: the reference loop stops on a NaN or infinite loss. The sweep
 adds one rule: a validation perplexity above the vocabulary size is worse
 than guessing every word with equal probability (whose perplexity is exactly
-the vocabulary size), so training has gone wrong, not slowly; the run stops
-there and is marked "diverged" (lr 20 on a 4-layer GRU reaches 1e7 and more).
+the vocabulary size). One such epoch can be a bad start that the next epoch
+repairs (a GRU at lr 20 often does); two in a row, or one at the last epoch,
+means training has gone wrong, not slowly: the run stops there and is marked
+"diverged" (lr 20 on a 4-layer GRU reaches 1e7 and more).
 """
 
 from __future__ import annotations
@@ -48,11 +50,19 @@ class PerplexityAboveVocabulary(LossNotFinite):
         self.batch = -1
 
 
-def is_diverged(val_ppl: float | None, vocab_size: int | None) -> bool:
-    """The sweep's rule: NaN/inf (stored as None), or worse than a uniform guess over the vocabulary."""
-    if val_ppl is None or not math.isfinite(val_ppl):
+def is_diverged(val_ppls: list[float | None], vocab_size: int | None, *, final: bool) -> bool:
+    """The sweep's rule, judged after the last of ``val_ppls`` (one per epoch so far).
+
+    NaN/inf (stored as None); or worse than a uniform guess over the vocabulary
+    at two epochs in a row, or at the ``final`` epoch.
+    """
+    def above(ppl: float | None) -> bool:
+        return ppl is None or not math.isfinite(ppl) or (vocab_size is not None and ppl > vocab_size)
+
+    last = val_ppls[-1]
+    if last is None or not math.isfinite(last):
         return True
-    return vocab_size is not None and val_ppl > vocab_size
+    return above(last) and (final or (len(val_ppls) >= 2 and above(val_ppls[-2])))
 
 
 def corpus_folder(cfg: RunConfig) -> Path:
@@ -138,7 +148,8 @@ def run_one(
         write_record(folder, record)
         if on_record is not None:
             on_record(record)
-        if record["vocab_size"] and is_diverged(epoch.get("val_ppl"), record["vocab_size"]):
+        history = [e.get("val_ppl") for e in record["epochs"]]
+        if record["vocab_size"] and is_diverged(history, record["vocab_size"], final=epoch["epoch"] == config.epochs):
             raise PerplexityAboveVocabulary(epoch["epoch"], epoch["val_ppl"], record["vocab_size"])
 
     try:

@@ -3,7 +3,7 @@
 Each table shows, for every value of the factor, each model's training
 seconds and validation perplexity per epoch, then the run's total and
 average time, average and min / max perplexity, and test perplexity. A
-diverged run (NaN loss, or validation perplexity above the vocabulary size)
+diverged run (NaN loss, or validation perplexity above the vocabulary size at two epochs in a row or the last)
 says so in its cells and is left out of every average; the last row of a
 table averages the runs that ended ok. ``summary_rows`` gives the same
 figures as plain data (summary.csv).
@@ -270,7 +270,8 @@ def notes(view: SweepView, mixed_hardware: bool = False) -> list[str]:
     diverged = [r.label for r in view.runs.values() if r.diverged]
     if diverged:
         rule = f"above the vocabulary size {view.vocab_size}" if view.vocab_size else "above the vocabulary size"
-        lines.append(f"diverged (NaN loss, or val ppl {rule}, worse than a uniform guess): "
+        lines.append(f"diverged (NaN loss, or val ppl {rule}, worse than a uniform guess, two epochs in a row "
+                     f"or at the last): "
                      f"{', '.join(diverged)}; stopped early and left out of every average.")
     failed = [r.label for r in view.runs.values() if r.status in ("failed", "interrupted", "pending")]
     if failed:
