@@ -144,9 +144,10 @@ def run(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg)
-    result = RunResult(command=command, config={**cfg.to_dict(), "data": str(data_path), "save": save_path},
+    # config.data stays as the user gave it (None: the embedded corpus); the folder read is in metrics
+    result = RunResult(command=command, config={**cfg.to_dict(), "save": save_path},
                        environment=environment(device), run_dir=str(folder))
-    result.metrics = {"status": "running", "epochs": [], "corpus_tokens": vars(size)}
+    result.metrics = {"status": "running", "epochs": [], "corpus": str(data_path), "corpus_tokens": vars(size)}
     result.files["checkpoint"] = os.path.relpath(save_path, folder)
     result.save(folder)
 
