@@ -80,7 +80,7 @@ def val_ppl_figure(view: SweepView) -> "Figure":
         ax.plot([e for e, _ in points], [p for _, p in points], **_style(view, run))
     if view.vocab_size:
         ax.axhline(view.vocab_size, color="grey", linestyle=":", linewidth=1,
-                   label=f"vocabulary size {view.vocab_size} (uniform guess): above it = diverged")
+                   label=f"vocabulary size {view.vocab_size} (uniform guess): above it twice = diverged")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation perplexity")
