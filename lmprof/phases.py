@@ -22,7 +22,7 @@ from typing import Iterator, Protocol
 class Phase:
     name: str
     label: str  # what a person reads in tables and on the flow chart
-    scope: str  # "run": once per run or epoch; "step": once per training batch
+    scope: str  # "run": once per run; "epoch": once per epoch, after train(); "step": once per training batch
 
 
 # In program order. The flow chart, the phase table and the trace all read
@@ -39,13 +39,14 @@ PHASES: tuple[Phase, ...] = (
     Phase("clip", "clip gradients", "step"),
     Phase("update", "update parameters", "step"),
     Phase("logging", "loss.item() and logging", "step"),
-    Phase("evaluate_valid", "evaluate on validation", "run"),
-    Phase("checkpoint_save", "save best / anneal lr", "run"),
+    Phase("evaluate_valid", "evaluate on validation", "epoch"),
+    Phase("checkpoint_save", "save best / anneal lr", "epoch"),
     Phase("checkpoint_load", "load best", "run"),
     Phase("evaluate_test", "evaluate on test", "run"),
 )
 PHASE_NAMES: tuple[str, ...] = tuple(p.name for p in PHASES)
 STEP_PHASES: tuple[str, ...] = tuple(p.name for p in PHASES if p.scope == "step")
+EPOCH_PHASES: tuple[str, ...] = tuple(p.name for p in PHASES if p.scope == "epoch")
 LABELS: dict[str, str] = {p.name: p.label for p in PHASES}
 # The row for wall time that no phase covers (loop bookkeeping, prints, ...).
 UNCOVERED = "(outside phases)"

@@ -3,8 +3,8 @@
 Built from ``lmprof.phases.PHASES``, the same list the reference loop marks,
 so the chart and the program cannot drift apart: the run phases before the
 first step phase are set-up, the step phases form the batch loop inside
-train(), and the epoch loop closes after ``EPOCH_PHASES`` (see
-``lmprof.reference.loop.main``). The forward phase opens onto the model's own
+train(), and the epoch loop closes after the phases of scope
+"epoch" (see ``lmprof.reference.loop.main``). The forward phase opens onto the model's own
 layers. Given a RunResult, each phase shows its time, share of the run's wall
 time and calls, on a heat scale with a legend.
 
@@ -18,7 +18,7 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lmprof.phases import PHASES, UNCOVERED, Phase
+from lmprof.phases import EPOCH_PHASES, PHASES, UNCOVERED, Phase
 
 if TYPE_CHECKING:
     import graphviz
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from lmprof.result import RunResult
 
 FONT = "Helvetica"
-# The run phases that main() repeats every epoch, after train(); the epoch loop closes after the last.
-EPOCH_PHASES = ("evaluate_valid", "checkpoint_save")
 # Heat scale: share of the run's wall time (upper bound of each bin) -> fill colour (ColorBrewer YlOrRd).
 HEAT: tuple[tuple[float, str], ...] = (
     (0.01, "#ffffcc"), (0.02, "#ffeda0"), (0.05, "#fed976"), (0.10, "#feb24c"),
