@@ -153,7 +153,7 @@ def figure_html(folder: Path, stem: str) -> str:
 
 
 # --- a run folder ----------------------------------------------------------------------
-def _config_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
+def config_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
     """Every setting, marked where it differs from upstream's (or lmprof's) default."""
     from lmprof.config import RunConfig
 
@@ -270,7 +270,7 @@ def run_page(result: RunResult, run_dir: Path) -> Page:
     test = f"test loss {number(m.get('test_loss'), 3)}, test ppl {number(m.get('test_ppl'))}" if "test_ppl" in m else ""
     sections = [
         Section("config", "Configuration and environment", data={
-            "config": _config_rows(result.config),
+            "config": config_rows(result.config),
             "environment": [{"name": k, "value": str(v), "changed": False} for k, v in env.items() if v is not None]}),
         Section("metrics", "Per-epoch metrics", data={"rows": _epoch_rows(result), "test": test})
         if result.epochs else Section("metrics", "Per-epoch metrics", missing="lmprof train"),
@@ -290,74 +290,6 @@ def run_page(result: RunResult, run_dir: Path) -> Page:
         headline.append(("note", str(m["message"])))
     return Page(title=f"lmprof report · {run_dir.resolve().name}", kind="run", headline=headline,
                 subtitle=run_description(result), sections=sections)
-
-
-# --- a sweep folder --------------------------------------------------------------------
-def _plain(value: Any) -> str:
-    return "—" if value is None else str(value)
-
-
-def _seconds(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
-
-
-SUMMARY_COLUMNS = (  # key of summary_rows, column title, format
-    ("run", "run", _plain), ("status", "status", _plain), ("epochs", "epochs", _plain),
-    ("total_seconds", "total s", _seconds), ("avg_epoch_seconds", "s / epoch", _seconds),
-    ("final_val_ppl", "final val ppl", lambda v: "—" if v is None else number(v)),
-    ("min_val_ppl", "min val ppl", lambda v: "—" if v is None else number(v)),
-    ("test_ppl", "test ppl", lambda v: "—" if v is None else number(v)),
-    ("nparams", "parameters", lambda v: "—" if v is None else f"{v:,}"),
-)
-TIME_KEYS = ("total_seconds", "avg_epoch_seconds")  # hidden when runs of the sweep ran on different hardware
-
-
-def sweep_page(folder: Path, mixed_hardware: bool = False) -> Page:
-    """The sweep's plan, its summary and per-epoch tables, and its plots (the folder's, else drawn now).
-
-    As in ``lmprof sweep``, timings of runs from different hardware are not put side by
-    side unless ``mixed_hardware``; then the plot files (drawn without it) are redrawn.
-    """
-    from rich.console import Group
-
-    from lmprof.sweep import load_rows
-    from lmprof.views.plots import FIGURES, sweep_figures
-    from lmprof.views.sweep_tables import factor_table, notes, summary_rows, sweep_view
-
-    plan, rows = load_rows(folder)
-    view = sweep_view(plan, rows)
-    hide_times = view.mixed() and not mixed_hardware
-    varied = {f["name"] for f in plan.get("factors", [])}
-    sections = [Section("plan", "The sweep", data={
-        "factors": [{"name": f["name"], "levels": ", ".join(map(str, f["values"]))} for f in plan.get("factors", [])],
-        "base": [{**row, "value": "varied (see factors)"} if row["name"] in varied else row
-                 for row in _config_rows(plan.get("base", {}))]})]
-    summary = [[("—" if hide_times and key in TIME_KEYS else fmt(row[key])) for key, _, fmt in SUMMARY_COLUMNS]
-               for row in summary_rows(view)]
-    sections.append(Section("tables", "Tables", data={
-        "tables": rich_html(Group(*(factor_table(view, t, mixed_hardware) for t in view.tables)), width=110),
-        "notes": notes(view, mixed_hardware), "summary_columns": [title for _, title, _ in SUMMARY_COLUMNS],
-        "summary": summary}))
-    redraw = view.mixed() and mixed_hardware
-    figures = {name: "" if redraw else figure_html(folder, name) for name in FIGURES}
-    if not all(figures.values()):  # the command writes them; a folder copied without them still gets plots
-        drawn = sweep_figures(view, mixed_hardware)
-        for name, svg in figures.items():
-            if not svg:
-                buffer = io.StringIO()
-                drawn[name].savefig(buffer, format="svg", metadata={"Date": None})
-                figures[name] = inline_svg(buffer.getvalue(), name)
-    sections.append(Section("plots", "Plots", data={"figures": figures}))
-    statuses = [r.status for r in view.runs.values()]
-    headline = [("models", ", ".join(view.models)), ("runs", str(len(view.runs))),
-                ("ok", str(statuses.count("ok"))), ("epochs", str(view.epochs))]
-    if statuses.count("diverged"):
-        headline.append(("diverged", str(statuses.count("diverged"))))
-    unfinished = len(statuses) - statuses.count("ok") - statuses.count("diverged")
-    if unfinished:
-        headline.append(("not finished", f"{unfinished} (rerun the same lmprof sweep to continue)"))
-    return Page(title=f"lmprof sweep report · {view.name}", subtitle=f"{' vs '.join(view.models)}, "
-                f"{len(view.runs)} runs of {view.epochs} epoch(s)", kind="sweep", headline=headline, sections=sections)
 
 
 # --- the page --------------------------------------------------------------------------
@@ -386,6 +318,8 @@ def folder_report(folder: str | Path, *, mixed_hardware: bool = False) -> str:
     """The HTML of a run folder's or a sweep folder's report (UsageError for anything else)."""
     path = Path(folder)
     if path.is_dir() and is_sweep_folder(path):
+        from lmprof.views.report_sweep import sweep_page
+
         return render(sweep_page(path, mixed_hardware))
     if path.is_dir() and not (path / RESULT_FILE).exists():
         raise UsageError(f"{folder} is not a run folder (no {RESULT_FILE}) nor a sweep folder (no sweep.json): "

@@ -1,0 +1,80 @@
+"""The sweep folder's page of the report: plan, summary and per-epoch tables, plots.
+
+Shares the page pieces (Section, Page, figures, number formats) with
+``lmprof.views.report``, which renders it.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from lmprof.views.report import Page, Section, config_rows, figure_html, inline_svg, number, rich_html
+
+
+def _plain(value: Any) -> str:
+    return "—" if value is None else str(value)
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+SUMMARY_COLUMNS = (  # key of summary_rows, column title, format
+    ("run", "run", _plain), ("status", "status", _plain), ("epochs", "epochs", _plain),
+    ("total_seconds", "total s", _seconds), ("avg_epoch_seconds", "s / epoch", _seconds),
+    ("final_val_ppl", "final val ppl", lambda v: "—" if v is None else number(v)),
+    ("min_val_ppl", "min val ppl", lambda v: "—" if v is None else number(v)),
+    ("test_ppl", "test ppl", lambda v: "—" if v is None else number(v)),
+    ("nparams", "parameters", lambda v: "—" if v is None else f"{v:,}"),
+)
+TIME_KEYS = ("total_seconds", "avg_epoch_seconds")  # hidden when runs of the sweep ran on different hardware
+
+
+def sweep_page(folder: Path, mixed_hardware: bool = False) -> Page:
+    """The sweep's plan, its summary and per-epoch tables, and its plots (the folder's, else drawn now).
+
+    As in ``lmprof sweep``, timings of runs from different hardware are not put side by
+    side unless ``mixed_hardware``; then the plot files (drawn without it) are redrawn.
+    """
+    from rich.console import Group
+
+    from lmprof.sweep import load_rows
+    from lmprof.views.plots import FIGURES, sweep_figures
+    from lmprof.views.sweep_tables import factor_table, notes, summary_rows, sweep_view
+
+    plan, rows = load_rows(folder)
+    view = sweep_view(plan, rows)
+    hide_times = view.mixed() and not mixed_hardware
+    varied = {f["name"] for f in plan.get("factors", [])}
+    sections = [Section("plan", "The sweep", data={
+        "factors": [{"name": f["name"], "levels": ", ".join(map(str, f["values"]))} for f in plan.get("factors", [])],
+        "base": [{**row, "value": "varied (see factors)"} if row["name"] in varied else row
+                 for row in config_rows(plan.get("base", {}))]})]
+    summary = [[("—" if hide_times and key in TIME_KEYS else fmt(row[key])) for key, _, fmt in SUMMARY_COLUMNS]
+               for row in summary_rows(view)]
+    sections.append(Section("tables", "Tables", data={
+        "tables": rich_html(Group(*(factor_table(view, t, mixed_hardware) for t in view.tables)), width=110),
+        "notes": notes(view, mixed_hardware), "summary_columns": [title for _, title, _ in SUMMARY_COLUMNS],
+        "summary": summary}))
+    redraw = view.mixed() and mixed_hardware
+    figures = {name: "" if redraw else figure_html(folder, name) for name in FIGURES}
+    if not all(figures.values()):  # the command writes them; a folder copied without them still gets plots
+        drawn = sweep_figures(view, mixed_hardware)
+        for name, svg in figures.items():
+            if not svg:
+                buffer = io.StringIO()
+                drawn[name].savefig(buffer, format="svg", metadata={"Date": None})
+                figures[name] = inline_svg(buffer.getvalue(), name)
+    sections.append(Section("plots", "Plots", data={"figures": figures}))
+    statuses = [r.status for r in view.runs.values()]
+    headline = [("models", ", ".join(view.models)), ("runs", str(len(view.runs))),
+                ("ok", str(statuses.count("ok"))), ("epochs", str(view.epochs))]
+    if statuses.count("diverged"):
+        headline.append(("diverged", str(statuses.count("diverged"))))
+    unfinished = len(statuses) - statuses.count("ok") - statuses.count("diverged")
+    if unfinished:
+        headline.append(("not finished", f"{unfinished} (rerun the same lmprof sweep to continue)"))
+    return Page(title=f"lmprof sweep report · {view.name}", subtitle=f"{' vs '.join(view.models)}, "
+                f"{len(view.runs)} runs of {view.epochs} epoch(s)", kind="sweep", headline=headline, sections=sections)
