@@ -144,11 +144,11 @@ def render_table(doc: dict[str, Any]) -> Any:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in doc["rows"]:
         unit = r["unit"]
-        fmt = (lambda v: f"{v:.3f}{unit}") if unit == "x" else (lambda v: f"{v:,.2f} {unit}")
+        value = f"{r['value']:.3f}x" if unit == "x" else f"{r['value']:,.2f} {unit}"
         spread = f"{r['min']:.3f} .. {r['max']:.3f}" if "min" in r else ""
         target = f"<= {r['target']:g}{unit if unit == 'x' else ' ' + unit}" if r["target"] else ""
         verdict = "" if r["met"] is None else ("[green]met[/green]" if r["met"] else "[red bold]MISSED[/red bold]")
-        table.add_row(r["name"], fmt(r["value"]), spread, target, verdict)
+        table.add_row(r["name"], value, spread, target, verdict)
     return table
 
 
