@@ -62,7 +62,9 @@ class EpochProgress(Instrument):
         if name == "data" and self.task is None:
             self.epoch += 1
             self.task = self.progress.add_task(f"epoch {self.epoch}", total=self.total)
+            self.progress.refresh()  # once an epoch: show the new bar at once
         elif name in ("evaluate_valid", "evaluate_test") and self.task is not None:
+            self.progress.refresh()  # the finished count, before the bar gives way to evaluation
             self.progress.remove_task(self.task)
             self.task = None
 
