@@ -134,6 +134,7 @@ def run(
     cfg.validate()
     data_path = Path(cfg.data) if cfg.data else synth.default_corpus(cfg.synth_seed)
     size = check_corpus(data_path, cfg.batch_size, cfg.bptt, cfg.eval_batch_size)
+    device = resolve_device(cfg)  # before the folder exists: a bad --device writes nothing
     folder = prepare_run_dir(run_dir or cfg.out or default_run_dir(command, cfg))
     save_path = cfg.save or str(folder / "model.pt")
 
@@ -143,7 +144,6 @@ def run(
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg)
     # config.data stays as the user gave it (None: the embedded corpus); the folder read is in metrics
     result = RunResult(command=command, config={**cfg.to_dict(), "save": save_path},
                        environment=environment(device), run_dir=str(folder))

@@ -94,6 +94,9 @@ def _corpus(folder: Path, train: bytes = b"a b c\n" * 400, other: bytes = b"a b\
     (["--batch_size", "-2"], "--batch_size must be a positive integer"),
     (["--epochs", "0"], "--epochs must be a positive integer"),
     (["--max-batches", "0"], "--max-batches must be a positive integer"),
+    (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
+    pytest.param(["--device", "cuda"], "no CUDA device is available",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")),
 ])
 def test_bad_flags_are_one_line_exit_2_and_write_nothing(flags, message, tmp_path, capsys) -> None:
     out = tmp_path / "run"
