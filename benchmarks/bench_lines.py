@@ -6,7 +6,7 @@
 Each pair times the same number of training batches twice on one model:
 A bare, then B with lmprof's LineProfile instrument watching train (the
 instrument `lmprof profile` uses, started and stopped around the batches).
-Pairs run interleaved, A B A B ..., so drift in the machine's speed hits
+Pairs run interleaved, A B B A A B ..., so drift in the machine's speed hits
 both sides; per pair, ratio = B / A, and the report gives the median, min
 and max. Target (issue 3): at most 1.05.
 
@@ -54,9 +54,14 @@ def measure(pairs: int = 5, max_batches: int = 20, data: str | None = None, **ov
         bench_loop.time_train(setup, 2)  # warm-up: allocations, thread pools
         time_profiled(setup, 2, run_dir)  # warm-up: line_profiler pads train's code once
         bare, profiled = [], []
-        for _ in range(pairs):
-            bare.append(bench_loop.time_train(setup, max_batches))
-            profiled.append(time_profiled(setup, max_batches, run_dir))
+        for i in range(pairs):
+            # A B, then B A: whichever side runs second gets no systematic advantage
+            if i % 2:
+                profiled.append(time_profiled(setup, max_batches, run_dir))
+                bare.append(bench_loop.time_train(setup, max_batches))
+            else:
+                bare.append(bench_loop.time_train(setup, max_batches))
+                profiled.append(time_profiled(setup, max_batches, run_dir))
     ratios = [b / a for a, b in zip(bare, profiled)]
     return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "ratios": ratios,
             "bare_seconds": bare, "profiled_seconds": profiled, "pairs": pairs, "batches": max_batches,

@@ -30,15 +30,41 @@ def prepare(data: str | Path | None, **overrides: Any) -> dict[str, Any]:
             "criterion": torch.nn.NLLLoss()}
 
 
-def time_train(setup: dict[str, Any], batches: int) -> float:
-    """Seconds for `batches` training batches of the reference train()."""
+def time_train(setup: dict[str, Any], batches: int, recorder: Any = None) -> float:
+    """Seconds for `batches` training batches of the reference train(), with `recorder` listening if given."""
+    from contextlib import nullcontext
+
+    from lmprof.phases import listening
     from lmprof.reference.loop import train
 
     cfg = setup["cfg"].replace(max_batches=batches, log_interval=10**9)
-    start = time.perf_counter()
-    train(setup["model"], setup["train_data"], cfg, setup["criterion"], setup["ntokens"],
-          lr=cfg.lr, epoch=1, log=lambda line: None)
-    return time.perf_counter() - start
+    with listening(recorder) if recorder is not None else nullcontext():
+        start = time.perf_counter()
+        train(setup["model"], setup["train_data"], cfg, setup["criterion"], setup["ntokens"],
+              lr=cfg.lr, epoch=1, log=lambda line: None)
+        return time.perf_counter() - start
+
+
+def phase_recording_ratio(data: str | Path | None = None, pairs: int = 25, batches: int = 4) -> dict[str, Any]:
+    """Phase recorder on / off over many short interleaved pairs (A B, B A, ...): median, min, max."""
+    import statistics
+
+    from lmprof.instrument.recorders import HostRecorder
+
+    setup = prepare(data)
+    time_train(setup, 2)
+    time_train(setup, 2, HostRecorder())
+    ratios = []
+    for i in range(pairs):
+        if i % 2:
+            on = time_train(setup, batches, HostRecorder())
+            off = time_train(setup, batches)
+        else:
+            off = time_train(setup, batches)
+            on = time_train(setup, batches, HostRecorder())
+        ratios.append(on / off)
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "ratios": ratios,
+            "pairs": pairs, "batches": batches, "target": 1.02}
 
 
 def measure(data: str | Path | None = None, batches: int = 40, repeats: int = 3) -> dict[str, Any]:
