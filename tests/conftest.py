@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 from typing import TYPE_CHECKING
 
 import pytest
@@ -74,3 +75,19 @@ def empty_result() -> RunResult:
     from lmprof.result import RunResult
 
     return RunResult(command="profile", config={"model": "LSTM"})
+
+
+@pytest.fixture
+def ctrl_c_after_first_row(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Presses Ctrl-C in a sweep's driver as soon as its first epoch row is stored; call the result to stop."""
+    from lmprof.sweep.driver import Driver
+
+    real_progress = Driver.progress
+
+    def progress_then_ctrl_c(self: Driver, task: object) -> None:
+        real_progress(self, task)
+        if self.store.epochs(task.key):  # type: ignore[attr-defined]
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Driver, "progress", progress_then_ctrl_c)
+    return lambda: monkeypatch.setattr(Driver, "progress", real_progress)

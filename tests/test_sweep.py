@@ -22,7 +22,7 @@ from lmprof.config import RunConfig
 from lmprof.errors import UsageError
 from lmprof.result import RunResult
 from lmprof.sweep import build_plan, parse_vary, run_one
-from lmprof.sweep.driver import Driver, run_sweep
+from lmprof.sweep.driver import run_sweep
 from lmprof.sweep.executors import LocalProcessExecutor, threads_per_run
 from lmprof.sweep.store import RESULTS_FILE, ResultStore, SweepLock
 
@@ -199,24 +199,16 @@ def test_jobs_run_in_processes_with_threads_divided(tiny_corpus, tmp_path, capsy
     assert all(math.isclose(a[k], b[k], rel_tol=1e-5) for k in a)
 
 
-def test_ctrl_c_in_the_parallel_driver_stops_its_workers_then_resumes(tiny_corpus, tmp_path, monkeypatch) -> None:
+def test_ctrl_c_in_the_parallel_driver_stops_its_workers_then_resumes(tiny_corpus, tmp_path, ctrl_c_after_first_row) -> None:
     out = tmp_path / "sw"
     plan = build_plan(RunConfig(data=str(tiny_corpus), emsize=16, epochs=2, max_batches=4, bptt=8, lr=5.0),
                       ["LSTM", "GRU"], [parse_vary("nhid=16,24")])
-    real_progress = Driver.progress
-
-    def progress_then_ctrl_c(self: Driver, task: Any) -> None:
-        real_progress(self, task)
-        if self.store.epochs(task.key):
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Driver, "progress", progress_then_ctrl_c)
     outcome = run_sweep(plan, out, LocalProcessExecutor(2), log=lambda line: None)
     assert outcome.interrupted and 1 <= len(epoch_ids(out)) < 8
     import multiprocessing
 
     assert not [p for p in multiprocessing.active_children() if p.name.startswith("lmprof-sweep")]
-    monkeypatch.setattr(Driver, "progress", real_progress)
+    ctrl_c_after_first_row()  # no more Ctrl-C: the rerun finishes
     again = run_sweep(plan, out, LocalProcessExecutor(2), log=lambda line: None)
     assert not again.interrupted and len(epoch_ids(out)) == 8 and len(set(epoch_ids(out))) == 8
 

@@ -19,7 +19,6 @@ from typing import Any, Iterator
 import pytest
 
 from lmprof.cli import main
-from lmprof.sweep.driver import Driver
 from lmprof.sweep.store import RESULTS_FILE
 
 CRASH_ON_SEED_4242 = '''
@@ -142,16 +141,8 @@ def test_time_min_stops_a_run_that_runs_past_it(ray_cluster, tiny_corpus, tmp_pa
 
 
 def test_ctrl_c_interrupts_the_ray_runs_which_write_their_record(
-        ray_cluster, tiny_corpus, tmp_path, monkeypatch) -> None:
+        ray_cluster, tiny_corpus, tmp_path, ctrl_c_after_first_row) -> None:
     out = tmp_path / "sw"
-    real_progress = Driver.progress
-
-    def progress_then_ctrl_c(self: Driver, task: Any) -> None:
-        real_progress(self, task)
-        if self.store.epochs(task.key):
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Driver, "progress", progress_then_ctrl_c)
     long_run = ["--epochs", "300", "--max-batches", "20", "--lr", "1"]
     assert main(args_for(tiny_corpus, out, *RAY, models=("LSTM",)) + long_run) == 130
     runs = rows(out, "run")
