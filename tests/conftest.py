@@ -91,3 +91,22 @@ def ctrl_c_after_first_row(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None
 
     monkeypatch.setattr(Driver, "progress", progress_then_ctrl_c)
     return lambda: monkeypatch.setattr(Driver, "progress", real_progress)
+
+
+@pytest.fixture(scope="session")
+def instrumented_run(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> Path:
+    """A real tiny run watched by torch.profiler, the phase timer and line_profiler on train.
+
+    Shared: tests that add files to a run folder copy it first.
+    """
+    from lmprof.config import RunConfig
+    from lmprof.instrument.lines import LineProfile
+    from lmprof.instrument.recorders import PhaseTimer
+    from lmprof.instrument.trace import TraceSchedule, TraceSession
+    from lmprof.runner import run
+
+    folder = tmp_path_factory.mktemp("instrumented") / "run"
+    cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, epochs=1, max_batches=5, bptt=8)
+    run(cfg, command="profile", run_dir=folder, log=lambda line: None,
+        instruments=[TraceSession(TraceSchedule(wait=1, warmup=1, active=2)), PhaseTimer(), LineProfile(["train"])])
+    return folder

@@ -25,18 +25,9 @@ TINY_SVG = """<?xml version="1.0" encoding="UTF-8" standalone="no"?>
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> Path:
-    """A real run watched by the phase timer, line_profiler on train, and torch.profiler."""
-    from lmprof.instrument.lines import LineProfile
-    from lmprof.instrument.recorders import PhaseTimer
-    from lmprof.instrument.trace import TraceSchedule, TraceSession
-    from lmprof.runner import run
-
-    folder = tmp_path_factory.mktemp("report") / "run"
-    cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, epochs=1, max_batches=5, bptt=8)
-    run(cfg, command="profile", run_dir=folder, log=lambda line: None,
-        instruments=[TraceSession(TraceSchedule(wait=1, warmup=1, active=2)), PhaseTimer(), LineProfile(["train"])])
-    return folder
+def run_dir(instrumented_run: Path) -> Path:
+    """The shared tiny run (phase timer, line_profiler on train, torch.profiler)."""
+    return instrumented_run
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from lmprof.cli import main
-from lmprof.config import RunConfig
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -78,18 +77,14 @@ class Dom(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> Path:
+def report(tmp_path_factory: pytest.TempPathFactory, instrumented_run: Path) -> Path:
     """report.html of a real tiny profile run (phases, line profile, trace) with a BPTT graph in its folder."""
+    import shutil
+
     from lmprof.commands.report import write_report
-    from lmprof.instrument.lines import LineProfile
-    from lmprof.instrument.recorders import PhaseTimer
-    from lmprof.instrument.trace import TraceSchedule, TraceSession
-    from lmprof.runner import run
 
     folder = tmp_path_factory.mktemp("browser") / "run"
-    cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, epochs=1, max_batches=5, bptt=8)
-    run(cfg, command="profile", run_dir=folder, log=lambda line: None,
-        instruments=[TraceSession(TraceSchedule(wait=1, warmup=1, active=2)), PhaseTimer(), LineProfile(["train"])])
+    shutil.copytree(instrumented_run, folder)  # a copy: this test adds bptt.svg to the folder
     # bptt.svg as `lmprof diagram bptt` draws it; the flow chart the report draws itself from the phases
     assert main(["diagram", "bptt", "--out", str(folder)]) == 0
     return write_report(folder)

@@ -13,13 +13,12 @@ import json
 import os
 import secrets
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
 from lmprof.cli import main
-from lmprof.sweep.store import RESULTS_FILE
+from tests.sweep_cli import args_for, rows
 
 CRASH_ON_SEED_4242 = '''
 import os
@@ -70,17 +69,7 @@ def _restore(saved: dict[str, str | None]) -> None:
             os.environ[name] = value
 
 
-def args_for(corpus: Path, out: Path, *extra: str, models: tuple[str, ...] = ("LSTM", "GRU"),
-             vary: str = "nhid=16,24") -> list[str]:
-    return ["sweep", "--models", *models, "--vary", vary, "--emsize", "16", "--epochs", "1", "--max-batches", "3",
-            "--bptt", "8", "--cpus-per-run", "1", "--data", str(corpus), "--out", str(out), *extra]
-
-
 RAY = ("--executor", "ray", "--gpus-per-run", "1")
-
-
-def rows(folder: Path, kind: str) -> list[dict[str, Any]]:
-    return [r for r in map(json.loads, (folder / RESULTS_FILE).read_text().splitlines()) if r["kind"] == kind]
 
 
 def most_at_once(runs: list[dict[str, Any]]) -> int:

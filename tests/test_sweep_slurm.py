@@ -24,6 +24,7 @@ from rich.console import Console
 from lmprof.cli import main
 from lmprof.sweep.driver import Driver
 from lmprof.sweep.store import RESULTS_FILE
+from tests.sweep_cli import args_for, rows
 from lmprof.views.plots import run_artists, sweep_figures
 from lmprof.views.sweep_tables import sweep_tables, sweep_view, summary_rows
 from tests.test_sweep_tables import sweep_data
@@ -245,17 +246,7 @@ def fake_slurm(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeyp
         subprocess.run([str(bin_dir / "scancel"), *ids], check=False)
 
 
-def args_for(corpus: Path, out: Path, *extra: str, models: tuple[str, ...] = ("LSTM", "GRU"),
-             vary: str = "nhid=16,24") -> list[str]:
-    return ["sweep", "--models", *models, "--vary", vary, "--emsize", "16", "--epochs", "1", "--max-batches", "3",
-            "--bptt", "8", "--cpus-per-run", "1", "--data", str(corpus), "--out", str(out), *extra]
-
-
 SLURM = ("--executor", "slurm", "--time-min", "5")
-
-
-def rows(folder: Path, kind: str) -> list[dict[str, Any]]:
-    return [r for r in map(json.loads, (folder / RESULTS_FILE).read_text().splitlines()) if r["kind"] == kind]
 
 
 def overlapping(runs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
