@@ -15,6 +15,9 @@ Sections (each optional but ``config``):
                    share_of_run, lines: [{line, hits, seconds, share, source}]}]}
     ops           top operators of a trace
     flops         achieved FLOP/s per phase and the machine's matmul peak
+    components    time per model component (forward and backward) per training step
+    memory        saved-activation bytes, parameter/gradient/optimizer bytes, RSS, CUDA memory
+    gradients     pre-clip gradient norms and the fraction of batches clipped, per epoch
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ class RunResult:
     lines: dict[str, Any] = field(default_factory=dict)
     ops: dict[str, Any] = field(default_factory=dict)
     flops: dict[str, Any] = field(default_factory=dict)
+    components: dict[str, Any] = field(default_factory=dict)  # time per model component, forward and backward
+    memory: dict[str, Any] = field(default_factory=dict)  # saved activations, params/grads/optimizer, RSS, CUDA
+    gradients: dict[str, Any] = field(default_factory=dict)  # pre-clip norms and clip statistics per epoch
     files: dict[str, str] = field(default_factory=dict)  # role -> file name in the run folder
     run_dir: str = ""  # where the folder was when last saved or loaded
     schema_version: int = SCHEMA_VERSION
