@@ -74,9 +74,15 @@ def resolve_device(cfg: RunConfig) -> Any:
     return torch.device(want)
 
 
-def batches_per_epoch(cfg: RunConfig, size: CorpusSize) -> int:
+def full_batches_per_epoch(cfg: RunConfig, size: CorpusSize) -> int:
+    """A whole epoch's training batches: one per bptt window of the batchified train split."""
     rows = size.train // cfg.batch_size
-    batches = math.ceil((rows - 1) / cfg.bptt)
+    return math.ceil((rows - 1) / cfg.bptt)
+
+
+def batches_per_epoch(cfg: RunConfig, size: CorpusSize) -> int:
+    """The batches each epoch will run: a whole epoch's, cut by --max-batches or --dry-run."""
+    batches = full_batches_per_epoch(cfg, size)
     if cfg.dry_run:
         return 1
     return min(batches, cfg.max_batches) if cfg.max_batches else batches
@@ -157,7 +163,8 @@ def run(
         if on_epoch is not None:
             on_epoch(record)
 
-    context = RunContext(cfg=cfg, device=device, run_dir=folder, batches_per_epoch=batches_per_epoch(cfg, size))
+    context = RunContext(cfg=cfg, device=device, run_dir=folder, batches_per_epoch=batches_per_epoch(cfg, size),
+                         full_batches_per_epoch=full_batches_per_epoch(cfg, size))
     recorders = []
     started: list[Instrument] = []
     start = time.perf_counter()

@@ -26,6 +26,7 @@ class RunContext:
     device: Any  # torch.device
     run_dir: Path
     batches_per_epoch: int  # training batches each epoch will run (after --max-batches)
+    full_batches_per_epoch: int | None = None  # a whole epoch's batches (before --max-batches / --dry-run)
 
 
 class Instrument:
