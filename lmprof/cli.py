@@ -8,12 +8,13 @@ and ``run(args) -> int``. Those modules import nothing heavy at the top, so
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from lmprof import __version__
-from lmprof.errors import UsageError
+from lmprof.errors import UsageError, did_you_mean, interrupted_exit_status, stop_requests_as_interrupts
 
 # name -> (module, one-line help), in the order a newcomer meets them
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -26,11 +27,35 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("lmprof.commands.explain", "classroom walkthroughs: explain a topic and run its live demo"),
     "diagram": ("lmprof.commands.diagram", "draw the flow chart shaded by measured time, or the unrolled BPTT graph"),
     "report": ("lmprof.commands.report", "one self-contained HTML page of a run or sweep folder"),
+    "gradflow": ("lmprof.commands.gradflow", "measure the gradient flowing back through time, per layer and step"),
+    "compare": ("lmprof.commands.compare", "what changed between runs, phase by phase and line by line, with noise"),
 }
 
 
+# A write that fails for one of these is the disk's or the folder's fault, not lmprof's: one line, exit 2.
+STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EIO}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with each subcommand refusing its own unknown flags and suggesting the closest."""
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:  # here, in the subcommand that got them: its usage, not the top level's
+            flag = next((e.split("=", 1)[0] for e in extras if e.startswith("-")), extras[0])
+            self.error(f"unrecognized arguments: {' '.join(extras)}"
+                       f"{did_you_mean(flag, self._option_string_actions) if flag.startswith('-') else ''}")
+        return parsed, extras
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is not None and value not in action.choices:
+            choices = ", ".join(map(str, action.choices))
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r} (choose from {choices})"
+                                                 f"{did_you_mean(str(value), map(str, action.choices))}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="lmprof",
         description="Where does a word-level language model's training time go? "
         "lmprof runs PyTorch's word_language_model example under four instruments "
@@ -54,14 +79,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # argparse: --help (0) or a usage error (2)
         return int(e.code or 0)
     module = importlib.import_module(args._module)
+    from lmprof.commands.console import say_library_notes
+
+    say_library_notes(args)  # a library's repeated warnings, said once in lmprof's words
     try:
-        return int(module.run(args) or 0)
+        with stop_requests_as_interrupts():  # SIGTERM stops as cleanly as Ctrl-C
+            return int(module.run(args) or 0)
     except UsageError as e:
         print(f"lmprof {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lmprof {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return interrupted_exit_status()
+    except OSError as e:
+        if e.errno not in STORAGE_ERRORS:
+            raise
+        where = f" {e.filename}" if e.filename else ""
+        print(f"lmprof {args.command}: error: cannot write{where}: {e.strerror}", file=sys.stderr)
+        return 2
 
 
 def main_exit() -> None:

@@ -1,0 +1,79 @@
+"""Measure how the gradient flows back through time: |dLoss_T/dh_t| per layer and step, per model kind.
+
+    lmprof gradflow --models LSTM RNN_TANH          same data and seed, both kinds, one plot
+    lmprof gradflow --from runs/demo                the trained weights of a run
+    lmprof gradflow --models GRU --json             the per-step norms as JSON on standard output
+
+Runs forward and backward through the unrolled model (the one `lmprof diagram
+bptt` draws, outputs equal to the fused kernel's) on real batches, without
+updating the weights; the loss is the last time step's. Writes gradflow.svg
+and gradflow.png (in --out, or the run folder with --from, else here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lmprof.commands.common import add_run_flags, config_from_args
+from lmprof.config import RNN_KINDS
+from lmprof.errors import UsageError
+
+FLOW_BATCHES = 20  # lmprof.instrument.gradients.FLOW_BATCHES (not imported: --help stays light)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_run_flags(parser)
+    flow = parser.add_argument_group("gradient flow")
+    flow.add_argument("--models", nargs="+", choices=RNN_KINDS, default=None, metavar="KIND",
+                      help=f"model kinds to overlay on the same data and seed: {' '.join(RNN_KINDS)} "
+                           "(default: --model)")
+    flow.add_argument("--from", dest="run", type=str, default=None, metavar="RUN",
+                      help="measure a run folder's trained weights, with its config and data")
+    flow.add_argument("--batches", type=int, default=FLOW_BATCHES, metavar="N",
+                      help=f"batches to average over (default {FLOW_BATCHES})")
+    flow.add_argument("--json", action="store_true",
+                      help="print only the JSON object (per kind, one list per layer of norms, t = 1..bptt)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from lmprof.instrument.gradients import gradient_flow, load_run
+    from lmprof.views.gradflow import flow_figure, flow_view
+    from lmprof.views.plots import save
+
+    state_dict = None
+    if args.run is not None:
+        cfg, state_dict = load_run(args.run)
+        if args.models and args.models != [cfg.model]:
+            raise UsageError(f"--from {args.run} holds a {cfg.model}: drop --models, or measure other kinds "
+                             "without --from")
+        if args.data is not None:
+            cfg = cfg.replace(data=args.data)
+        kinds = [cfg.model]
+        folder = Path(args.out or args.run)
+    else:
+        cfg = config_from_args(args)
+        kinds = args.models or [cfg.model]
+        folder = Path(args.out or ".")
+    # With --json, standard output carries the JSON alone: everything else goes to stderr.
+    console = Console(highlight=False, stderr=args.json)
+    flow = gradient_flow(cfg, kinds=kinds, batches=args.batches, state_dict=state_dict)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        pictures = save(flow_figure(flow), folder / "gradflow")
+    except OSError as e:
+        raise UsageError(f"cannot write the plot into {folder}: {e.strerror}: choose another --out") from None
+    if args.json:
+        from lmprof.result import json_safe
+
+        json.dump(json_safe(flow.to_dict()), sys.stdout, allow_nan=False)  # a NaN decay is null
+        sys.stdout.write("\n")
+    else:
+        console.print(flow_view(flow))
+    for picture in pictures:
+        console.print(f"plot: {picture}", markup=False, soft_wrap=True)
+    return 0

@@ -1,0 +1,322 @@
+"""What flows back through time: per-step dLoss/dh_t, and the gradient norm that clipping sees.
+
+Two ways of watching the gradient:
+
+``GradStats`` is an instrument for a training run. At the boundary between
+the ``backward`` and ``clip`` phases it reads the global L2 norm of every
+gradient, the very number ``clip_grad_norm_`` is about to compare with
+``--clip``, and keeps, per epoch, the median and the largest norm and the
+fraction of batches that clipping scaled down. It only reads gradients, so
+every loss stays bitwise equal to ``lmprof train``'s.
+
+``gradient_flow`` runs the unrolled model of ``lmprof.instrument.graph``
+(the RNN step by step, outputs equal to the fused kernel's) on real batches
+and records, for every layer and time step t, the norm of dLoss_T/dh_t (and
+dLoss_T/dc_t for an LSTM), where Loss_T is the loss at the last step of the
+batch: how much of the last prediction's error reaches t steps back.
+
+    >>> flow = gradient_flow(RunConfig(bptt=12, emsize=32, nhid=32), kinds=["RNN_TANH", "LSTM"])  # doctest: +SKIP
+    >>> flow.curves["RNN_TANH"]["h"][0][:3]  # doctest: +SKIP
+    [1.2e-05, 8.1e-05, 0.00041]
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from lmprof.config import RNN_KINDS, RunConfig
+from lmprof.errors import UsageError
+from lmprof.instrument.base import Instrument, RunContext
+
+if TYPE_CHECKING:
+    import torch
+
+    from lmprof.result import RunResult
+
+NORM_TYPE = 2.0  # clip_grad_norm_'s default: the L2 norm of all gradients as one vector
+CLIP_EPS = 1e-6  # clip_grad_norm_ scales by clip / (norm + 1e-6) when that is below 1
+FLOW_BATCHES = 20  # lmprof gradflow --batches default
+
+
+###############################################################################
+# Training time: the pre-clip norm
+###############################################################################
+
+class GradStats(Instrument):
+    """Pre-clip gradient norm of every training batch; per epoch median, max and clipped fraction.
+
+    The recorder finds the model at its first forward (a one-shot global
+    forward pre-hook: the outermost module is called first), then on
+    ``exit("backward")`` computes the norm once per batch. Norms stay on the
+    device until the epoch ends, so a GPU run does not synchronise per batch.
+    """
+
+    name = "gradients"
+
+    def __init__(self) -> None:
+        self.clip = 0.0
+        self.params: list["torch.nn.Parameter"] | None = None
+        self.norms: list["torch.Tensor"] = []
+        self.epochs: list[dict[str, Any]] = []
+        self._hook: Any = None
+
+    def start(self, context: RunContext) -> None:
+        self.clip = context.cfg.clip
+
+    def recorder(self) -> "GradStats":
+        return self
+
+    def enter(self, name: str) -> None:
+        if name == "forward" and self.params is None and self._hook is None:
+            import torch
+
+            self._hook = torch.nn.modules.module.register_module_forward_pre_hook(self._find_model)
+        elif name == "evaluate_valid":  # train() has returned: the epoch's batches are all seen
+            self._close_epoch()
+
+    def exit(self, name: str) -> None:
+        if name == "backward" and self.params:
+            import torch
+
+            grads = [p.grad for p in self.params if p.grad is not None]
+            if grads:
+                with torch.no_grad():
+                    self.norms.append(torch.nn.utils.get_total_norm(grads, NORM_TYPE))
+
+    def _find_model(self, module: Any, _args: Any) -> None:
+        self.params = list(module.parameters())  # the same list clip_grad_norm_ is given
+        self._remove_hook()
+
+    def _remove_hook(self) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
+    def _close_epoch(self) -> None:
+        if not self.norms:
+            return
+        import torch
+
+        norms = torch.stack(self.norms).float().cpu().tolist()
+        self.norms = []
+        self.epochs.append(clip_statistics(len(self.epochs) + 1, norms, self.clip))
+
+    def stop(self) -> None:
+        self._remove_hook()
+        self._close_epoch()  # an interrupted or diverged epoch keeps what it saw
+
+    def contribute(self, result: "RunResult", run_dir: Path) -> None:
+        result.gradients = {
+            "norm": "L2 norm of all gradients, read after backward, before clip_grad_norm_",
+            "clip": self.clip,
+            "epochs": self.epochs,
+        }
+
+
+def clip_statistics(epoch: int, norms: list[float], clip: float) -> dict[str, Any]:
+    """One epoch's record from its batches' pre-clip norms (a non-finite norm counts as clipped)."""
+    finite = [n for n in norms if math.isfinite(n)]
+    clipped = sum(1 for n in norms if not math.isfinite(n) or clip / (n + CLIP_EPS) < 1.0)
+    return {
+        "epoch": epoch,
+        "batches": len(norms),
+        "preclip_norm_median": statistics.median(norms) if len(finite) == len(norms) else math.inf,
+        "preclip_norm_max": max(finite) if len(finite) == len(norms) else math.inf,
+        "clipped_fraction": clipped / len(norms),
+        "nonfinite_batches": len(norms) - len(finite),
+    }
+
+
+def clip_summary(gradients: dict[str, Any]) -> str:
+    """One phrase for a message: 'pre-clip norm 3.1e+04 at epoch 1, 100% of batches clipped'."""
+    epochs = [e for e in gradients.get("epochs", []) if e.get("batches")]
+    if not epochs:
+        return ""
+    worst = max(epochs, key=lambda e: math.inf if e.get("preclip_norm_max") is None else e["preclip_norm_max"])
+    top = worst.get("preclip_norm_max")
+    norm = "non-finite" if top is None or not math.isfinite(top) else f"{top:.2g}"
+    return (f"pre-clip norm {norm} at epoch {worst['epoch']}, "
+            f"{worst['clipped_fraction']:.0%} of batches clipped (--clip {gradients.get('clip', '?')})")
+
+
+###############################################################################
+# Through time: dLoss_T / dh_t on the unrolled model
+###############################################################################
+
+@dataclass
+class StepGradients:
+    """One batch: dLoss_T/d(state) per state ("h", "c"), per layer, as a [T, batch, nhid] tensor."""
+
+    grads: dict[str, list["torch.Tensor"]]
+    states: dict[str, list["torch.Tensor"]]  # the states themselves (same shapes), for checks
+    loss: "torch.Tensor"
+
+
+@dataclass
+class GradientFlow:
+    """Per model kind, per state, per layer: the mean norm at t = 1..bptt over the batches."""
+
+    config: dict[str, Any]
+    batches: int
+    curves: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": self.config, "batches": self.batches, "loss": "NLL of the last time step's predictions",
+                "models": {kind: {**states, "decay": {s: [decay_factor(n) for n in layers]
+                                                      for s, layers in states.items()}}
+                           for kind, states in self.curves.items()}}
+
+
+def decay_factor(norms: Sequence[float]) -> float:
+    """Mean factor per step back: (|g_1| / |g_T|) ** (1 / (T - 1)); below 1 the gradient vanishes."""
+    if len(norms) < 2 or norms[-1] <= 0 or norms[0] <= 0:
+        return math.nan
+    return (norms[0] / norms[-1]) ** (1.0 / (len(norms) - 1))
+
+
+def steps_until(norms: Sequence[float], share: float = 0.01) -> int | None:
+    """Steps back from the last until the norm first falls below ``share`` of the last step's; None: never."""
+    last = norms[-1]
+    for back, value in enumerate(reversed(norms)):
+        if value < share * last:
+            return back
+    return None
+
+
+def step_gradients(model: Any, data: "torch.Tensor", targets: "torch.Tensor", hidden: Any,
+                   cfg: RunConfig) -> tuple[StepGradients, Any]:
+    """Forward and backward of one batch through the unrolled RNN; dLoss_T/dh_t for every layer and t.
+
+    Hooks sit on the autograd nodes that make each step's state (the ones
+    ``lmprof diagram bptt`` colours h and c): a node's incoming gradient is
+    the whole dLoss/d(state), summed over everything that used the state.
+    Returns the gradients and the detached final hidden state for the next batch.
+    """
+    import torch.nn.functional as F
+
+    from lmprof.instrument.graph import _as_tuple, _Batch, _reach, _Sorter, unfused
+    from lmprof.reference.loop import repackage_hidden
+
+    seen: list[_Batch] = []
+
+    def keep(_module: Any, args: tuple[Any, ...], out: tuple[Any, Any]) -> None:
+        seen.append(_Batch(args[0], _as_tuple(args[1]), out[0], _as_tuple(out[1])))
+
+    handle = model.rnn.register_forward_hook(keep)
+    try:
+        with unfused():
+            output, hidden = model(data, hidden)
+    finally:
+        handle.remove()
+    steps, batch = data.shape
+    # The loss at the last step: the error of the batch's last row of predictions.
+    loss = F.nll_loss(output.view(steps, batch, -1)[-1], targets.view(steps, batch)[-1])
+    everything = _reach(loss.grad_fn, set())
+    params = {n: "" for n in everything if n.name().endswith("AccumulateGrad")}
+    sorter = _Sorter(cfg, params)
+    sorter.batch(1, seen[0], None)
+
+    nlayers = cfg.nlayers
+    grads: dict[str, list[list[Any]]] = {}
+    for node, role in sorter.role.items():
+        key = sorter.group.get(node, "")
+        parts = key.split("/")
+        if len(parts) != 3 or not parts[2].startswith("t"):
+            continue
+        layer, t = int(parts[1][1:]) - 1, int(parts[2][1:]) - 1
+        slots = grads.setdefault(role, [[None] * steps for _ in range(nlayers)])
+        node.register_prehook(_keeper(slots[layer], t))
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    model.zero_grad(set_to_none=True)  # gradflow measures; it never updates the model
+    import torch
+
+    rnn_out = seen[0].rnn_output.detach()
+    stacked = {role: [torch.stack([g if g is not None else torch.zeros_like(rnn_out[0]) for g in layer])
+                      for layer in layers] for role, layers in grads.items()}
+    return StepGradients(stacked, {"h": [rnn_out]}, loss.detach()), repackage_hidden(hidden)
+
+
+def _keeper(slots: list[Any], t: int) -> Any:
+    def keep(grad_outputs: tuple[Any, ...]) -> None:
+        slots[t] = grad_outputs[0].detach() if grad_outputs[0] is not None else None
+    return keep
+
+
+def load_run(run: str | Path) -> tuple[RunConfig, dict[str, Any]]:
+    """A run folder's config and trained weights (the checkpoint the loop saved)."""
+    import torch
+
+    from lmprof.result import RunResult
+
+    result = RunResult.load(run)
+    cfg = RunConfig.from_dict(result.config)
+    checkpoint = Path(result.run_dir) / result.files.get("checkpoint", "model.pt")
+    if not checkpoint.is_file():
+        raise UsageError(f"{run} has no checkpoint ({checkpoint.name}): it saves one after its first epoch")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    return cfg, state["state_dict"]
+
+
+def gradient_flow(cfg: RunConfig, *, kinds: Sequence[str] | None = None, batches: int = FLOW_BATCHES,
+                  state_dict: dict[str, Any] | None = None) -> GradientFlow:
+    """Mean norm of dLoss_T/dh_t (and dc_t) per kind, layer and step over the first ``batches`` batches.
+
+    Every kind starts from the same seed and sees the same batches; with
+    ``state_dict`` (one kind only) the trained weights are measured instead.
+    """
+    kinds = list(kinds or [cfg.model])
+    bad = [k for k in kinds if k not in RNN_KINDS]
+    if bad:
+        raise UsageError(f"gradient flow is measured for recurrent models: {', '.join(bad)} is not one of "
+                         f"{', '.join(RNN_KINDS)}")
+    if batches <= 0:
+        raise UsageError(f"--batches must be a positive integer, got {batches}")
+    cfg.validate()
+    import torch
+
+    from lmprof.corpora import synth
+    from lmprof.corpora.check import check_corpus
+    from lmprof.reference.data import Corpus
+    from lmprof.reference.loop import batchify, build_model, get_batch
+
+    data_path = Path(cfg.data) if cfg.data else synth.default_corpus(cfg.synth_seed)
+    check_corpus(data_path, cfg.batch_size, cfg.bptt, cfg.eval_batch_size)
+    corpus = Corpus(str(data_path))
+    train_data = batchify(corpus.train, cfg.batch_size)
+    full = (train_data.size(0) - 1) // cfg.bptt  # batches of the whole bptt length
+    count = min(batches, full)
+    if count == 0:
+        raise UsageError(f"the training text is too short for one batch of --bptt {cfg.bptt}")
+    ntokens = len(corpus.dictionary)
+    flow = GradientFlow(config={"model": kinds, "emsize": cfg.emsize, "nhid": cfg.nhid, "nlayers": cfg.nlayers,
+                                "bptt": cfg.bptt, "batch_size": cfg.batch_size, "dropout": cfg.dropout,
+                                "seed": cfg.seed, "data": cfg.data, "trained": state_dict is not None},
+                        batches=count)
+    for kind in kinds:
+        kind_cfg = cfg.replace(model=kind)
+        torch.manual_seed(cfg.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # dropout in a 1-layer RNN does nothing; torch says so
+            model = build_model(kind_cfg, ntokens, torch.device("cpu"))
+        if state_dict is not None:
+            model.load_state_dict(state_dict)
+        model.train()  # dropout on, as training sees it
+        hidden = model.init_hidden(cfg.batch_size)
+        sums: dict[str, list["torch.Tensor"]] = {}
+        for b in range(count):
+            data, targets = get_batch(train_data, b * cfg.bptt, cfg.bptt)
+            step, hidden = step_gradients(model, data, targets, hidden, kind_cfg)
+            for role, layers in step.grads.items():
+                norms = [g.flatten(1).norm(dim=1) for g in layers]  # one norm per step
+                acc = sums.setdefault(role, [torch.zeros(cfg.bptt) for _ in layers])
+                for total, n in zip(acc, norms):
+                    total += n
+        flow.curves[kind] = {role: [(total / count).tolist() for total in layers]
+                             for role, layers in sorted(sums.items(), key=lambda kv: kv[0] != "h")}
+    return flow
