@@ -1,23 +1,41 @@
 """lmprof: see where a word-level language model's training time goes, and teach it.
 
-Public API (importing lmprof does not import torch):
+Public API (importing lmprof does not import torch). The commands as functions,
+each returning an object that displays itself in a notebook:
 
-    from lmprof import RunConfig, run, RunResult
-    result = run(RunConfig(epochs=1, max_batches=20))
+    import lmprof
+    run = lmprof.profile(fn=["train"], max_batches=50)   # RunResult: tables in a notebook
+    lmprof.load("runs/demo")                             # a run folder's RunResult
+    lmprof.diagram.flow(run); lmprof.diagram.bptt(bptt=3)  # SVG in a notebook, .save(path)
+    lmprof.explain("tied")                               # the walkthrough and its numbers
+    lmprof.sweep(models=["LSTM", "GRU"], vary={"nhid": [32, 64]}, epochs=1)
+
+Flags take upstream's names with underscores (batch_size, max_batches); a wrong
+name or value raises ValueError with the command line's own message. In
+IPython, ``%load_ext lmprof`` adds ``%lmprof ARGS`` (see lmprof.magic). The
+composition itself: ``run(RunConfig(...), instruments=[...])``.
 """
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["RunConfig", "RunResult", "run", "UsageError", "__version__"]
+__all__ = ["RunConfig", "RunResult", "run", "UsageError", "__version__", "train", "profile", "trace", "load",
+           "sweep", "compare", "diagram", "explain", "load_ipython_extension"]
+_API = ("train", "profile", "trace", "load", "sweep", "diagram", "explain")
+# Subpackages that share a name with an API function: the name stays the function.
+_SHADOWED = ("explain", "sweep", "compare")
 
 if TYPE_CHECKING:
     from lmprof.config import RunConfig
     from lmprof.errors import UsageError
     from lmprof.result import RunResult
     from lmprof.runner import run
+    from lmprof.api import diagram, explain, load, profile, sweep, trace, train
+    from lmprof.magic import load_ipython_extension
 
 
 def __getattr__(name: str) -> Any:
@@ -31,7 +49,33 @@ def __getattr__(name: str) -> Any:
     if name == "run":
         from lmprof.runner import run
         return run
+    if name in _API:
+        from lmprof import api
+        return getattr(api, name)
+    if name == "compare":
+        from lmprof.api import compare
+        return compare
+    if name == "load_ipython_extension":
+        from lmprof.magic import load_ipython_extension
+        return load_ipython_extension
     if name == "UsageError":
         from lmprof.errors import UsageError
         return UsageError
     raise AttributeError(f"module 'lmprof' has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """lmprof's module object: ``lmprof.explain``, ``lmprof.sweep`` and ``lmprof.compare`` stay the API's functions.
+
+    Importing a subpackage normally sets it as an attribute of its parent, which would
+    replace ``lmprof.explain()`` by the walkthroughs' package the first time a topic loads.
+    The subpackages stay importable as usual (``from lmprof.explain import TOPICS``).
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -23,7 +23,7 @@ from tests.sweep_cli import args_for, rows
 CRASH_ON_SEED_4242 = '''
 import os
 try:
-    import lmprof.sweep.worker as worker
+    from lmprof.sweep import worker
 except Exception:  # a Ray process that is not a worker of this project
     worker = None
 if worker is not None:

@@ -181,7 +181,7 @@ lmprof.runner.run = broken_run
 # A job killed after its first epoch (as by the OOM killer): no end to its record, no result file.
 DYING_RUN = '''
 import os
-import lmprof.sweep.worker as worker
+from lmprof.sweep import worker
 real_write = worker.write_record
 def write_then_die(run_dir, record):
     real_write(run_dir, record)

@@ -1,0 +1,106 @@
+"""Notebook displays: the report's own pages, cut to what a notebook cell should show.
+
+A RunResult in a notebook shows its headline, the phase table with bars,
+achieved FLOP/s, the line tables (hot lines marked) and every measured section
+the report has: it is the report's page (``lmprof.views.report``), rendered by
+its template, without the page frame, and with its style scoped to one ``div``
+so that it cannot restyle the notebook around it.
+
+    >>> html = run_html(lmprof.load("runs/demo"))   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lmprof.result import RunResult
+    from lmprof.views.report import Page
+
+SCOPE = "lmprof-nb"
+# Sections a notebook cell leaves out: the settings and the large drawings (lmprof.diagram.* draws them).
+LEFT_OUT = ("config", "bptt")
+_STYLE = re.compile(r"<style>(.*?)</style>", re.S)
+_MAIN = re.compile(r"<main>(.*?)</main>", re.S)
+_NAV = re.compile(r'<nav class="toc".*?</nav>', re.S)
+_FOOTER = re.compile(r"<footer>.*?</footer>", re.S)
+
+
+def scope_css(css: str, scope: str = f".{SCOPE}") -> str:
+    """Every selector of ``css`` confined under ``scope`` (``:root``, ``html`` and ``body`` become it).
+
+    Handles the report's own CSS: plain rules and ``@media`` blocks of plain rules.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(css):
+        brace = css.find("{", i)
+        if brace < 0:
+            break
+        head = css[i:brace].strip()
+        if head.startswith("@"):
+            end = _matching_brace(css, brace)
+            out.append(f"{head} {{\n{scope_css(css[brace + 1:end], scope)}}}\n")
+            i = end + 1
+            continue
+        end = css.find("}", brace)
+        selectors = ", ".join(_scope_selector(s.strip(), scope) for s in head.split(",") if s.strip())
+        out.append(f"{selectors} {{{css[brace + 1:end]}}}\n")
+        i = end + 1
+    return "".join(out)
+
+
+def _scope_selector(selector: str, scope: str) -> str:
+    if selector in (":root", "html", "body"):
+        return scope
+    for frame in ("html ", "body "):
+        if selector.startswith(frame):
+            selector = selector[len(frame):]
+    return f"{scope} {selector}"
+
+
+def _matching_brace(text: str, start: int) -> int:
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return i
+    return len(text) - 1
+
+
+def page_fragment(page: "Page") -> str:
+    """A report page as one self-contained ``div``: scoped style, the header and measured sections."""
+    from lmprof.views.report import render
+
+    page.sections = [s for s in page.sections if not s.missing and s.id not in LEFT_OUT]
+    html = render(page)
+    style = _STYLE.search(html)
+    main = _MAIN.search(html)
+    body = main.group(1) if main else html
+    body = _FOOTER.sub("", _NAV.sub("", body))
+    css = scope_css(style.group(1)) if style else ""
+    return f'<div class="{SCOPE}"><style>{css}</style>{body}</div>'
+
+
+def run_html(result: "RunResult") -> str:
+    """What a RunResult shows in a notebook cell."""
+    from lmprof.views.report import run_page
+
+    return page_fragment(run_page(result, Path(result.run_dir or ".")))
+
+
+def sweep_html(folder: Path) -> str:
+    """What a sweep shows in a notebook cell: its tables and plots."""
+    from lmprof.views.report_sweep import sweep_page
+
+    return page_fragment(sweep_page(folder))
+
+
+def explanation_html(topic: str, numbers: dict[str, Any]) -> str:
+    """A walkthrough as the terminal shows it, in a cell."""
+    from lmprof.explain import topic_module
+    from lmprof.views.report import rich_html
+
+    return f'<div class="{SCOPE}">{rich_html(topic_module(topic).render(numbers), width=100)}</div>'
