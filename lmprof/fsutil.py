@@ -1,14 +1,21 @@
 """Atomic writes: a temp file in the same folder, then a rename.
 
 A reader (a view, a second terminal, a crashed run's successor) never sees
-half a file: it sees the old one or the new one.
+half a file: it sees the old one or the new one. Every file lmprof writes
+goes through ``atomic_file``, which removes its temp file on any error (a
+full disk, Ctrl-C), so a failed write leaves nothing behind.
+
+    >>> with atomic_file("runs/x/model.pt") as f:  # doctest: +SKIP
+    ...     torch.save(state, f)
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 
 def _read_umask() -> int:
@@ -21,13 +28,15 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+@contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """A binary file that appears at ``path`` whole when the block ends, or not at all."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
@@ -35,7 +44,12 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return target
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    with atomic_file(path) as f:
+        f.write(data)
+    return Path(path)
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:

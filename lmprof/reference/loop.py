@@ -10,7 +10,6 @@ that does nothing unless an lmprof instrument listens.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -20,6 +19,7 @@ import torch.nn as nn
 
 from lmprof.config import RunConfig
 from lmprof.errors import LossNotFinite
+from lmprof.fsutil import atomic_file
 from lmprof.phases import phase
 from lmprof.reference.data import Corpus
 from lmprof.reference.model import Hidden, RNNModel, TransformerModel
@@ -219,9 +219,8 @@ def tokens_seen(train_data: torch.Tensor, bptt: int, batches: int) -> int:
 
 def save_checkpoint(model: nn.Module, cfg: RunConfig, path: str) -> None:
     """A state_dict and the config: loads with torch.load(weights_only=True), no pickled code."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save({"config": cfg.to_dict(), "state_dict": model.state_dict()}, tmp)
-    os.replace(tmp, path)  # atomic: a reader never sees half a checkpoint
+    with atomic_file(path) as f:  # a reader never sees half a checkpoint; a failed save leaves no temp file
+        torch.save({"config": cfg.to_dict(), "state_dict": model.state_dict()}, f)
 
 
 def main(
