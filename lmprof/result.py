@@ -62,6 +62,21 @@ class RunResult:
     def status(self) -> str:
         return str(self.metrics.get("status", "unknown"))
 
+    def __repr__(self) -> str:
+        """Short, for a terminal: what ran, where, how it ended."""
+        c, m = self.config, self.metrics
+        ppl = m.get("test_ppl")
+        tail = f", test ppl {ppl:.2f}" if isinstance(ppl, (int, float)) else ""
+        return (f"RunResult(lmprof {self.command}, {c.get('model', '?')} emsize {c.get('emsize', '?')} "
+                f"nhid {c.get('nhid', '?')}, {len(self.epochs)} epoch(s), {self.status}{tail}, "
+                f"folder {self.run_dir or '(unsaved)'!r})")
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the summary, the phase table with bars, FLOP/s and the hot lines (the report's pieces)."""
+        from lmprof.views.notebook import run_html
+
+        return run_html(self)
+
     def to_json(self) -> str:
         return json.dumps(json_safe(asdict(self)), indent=1, allow_nan=False, default=_plain)
 
@@ -90,10 +105,19 @@ class RunResult:
             raise UsageError(f"{run_dir} is not a run folder (no {RESULT_FILE}): run `lmprof profile` or `lmprof train` first")
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (UnicodeDecodeError, ValueError) as e:  # ValueError: bad JSON, or an integer too long to read
             raise UsageError(f"{path} is not a valid result.json ({e.__class__.__name__}: {e})") from None
+        except RecursionError:
+            raise UsageError(f"{path} is not a valid result.json (nested too deeply to read)") from None
+        except OSError as e:
+            raise UsageError(f"cannot read {path}: {e.strerror}") from None
         if not isinstance(doc, dict) or "config" not in doc:
             raise UsageError(f"{path} is not an lmprof result.json (no config section)")
+        from lmprof.result_check import check_document
+
+        complaint = check_document(doc)  # the views read these fields: a wrong type is one line here, not a traceback
+        if complaint:
+            raise UsageError(f"{path} is damaged: {complaint}")
         result = cls.from_dict(doc)
         result.run_dir = str(path.parent)
         return result
