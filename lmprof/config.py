@@ -17,6 +17,18 @@ from lmprof.errors import UsageError
 
 RNN_KINDS = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
 MODEL_KINDS = RNN_KINDS + ("Transformer",)
+# PyTorch warns at every model built when a one-layer RNN gets dropout (it drops between layers only);
+# a sweep builds several models, so the same warning came out again and again. The CLI says it once.
+DROPOUT_WARNING = "dropout option adds dropout after all but last recurrent layer"
+
+
+def quiet_library_warnings() -> None:
+    """Silence the library warnings that lmprof's CLI says once in its own words."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=DROPOUT_WARNING, category=UserWarning)
+
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 

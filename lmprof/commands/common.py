@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from lmprof.config import DEVICES, RunConfig
 
@@ -41,9 +42,46 @@ def add_run_flags(parser: argparse.ArgumentParser, *, epochs: int | None = None)
                      help="stop each epoch's training after N batches (quick runs)")
     own.add_argument("--out", type=str, default=None, metavar="DIR",
                      help="run folder (default: runs/<command>-<model>-<time>)")
-    own.add_argument("--device", choices=DEVICES, default=d.device,
-                     help="auto: the accelerator when present, else cpu")
-    own.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads")
+    own.add_argument("--force", action="store_true",
+                     help="let --out name a folder that already holds a run: lmprof's files there are removed first")
+    add_compute_flags(own)
+
+
+def add_compute_flags(parser: "argparse._ActionsContainer") -> None:
+    """--device and --threads, spelled the same on every command that computes."""
+    parser.add_argument("--device", choices=DEVICES, default=_DEFAULTS.device,
+                        help="auto: the accelerator when present, else cpu")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch CPU threads (default: torch's choice for this machine)")
+
+
+def apply_compute_flags(args: argparse.Namespace, *, cpu_only: str | None = None) -> "Any":
+    """Set torch's thread count from --threads; return the torch.device that --device names.
+
+    ``cpu_only``: what runs on the CPU whatever the device (a drawing, a demo); asking
+    for an accelerator by name there is refused in one line rather than ignored.
+    """
+    threads = getattr(args, "threads", None)
+    if threads is not None and threads < 1:
+        from lmprof.errors import UsageError
+
+        raise UsageError(f"--threads must be 1 or more, got {threads}")
+    from lmprof.runner import resolve_device
+
+    device = resolve_device(RunConfig(device=getattr(args, "device", _DEFAULTS.device)))
+    if cpu_only and device.type != "cpu":
+        if getattr(args, "device", "auto") != "auto":
+            from lmprof.errors import UsageError
+
+            raise UsageError(f"--device {args.device}: {cpu_only} runs on the CPU here; use --device cpu")
+        import torch
+
+        device = torch.device("cpu")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return device
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -61,3 +99,23 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 def add_report_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", action="store_true",
                         help="also write report.html into the folder (the page `lmprof report` makes)")
+
+
+def add_grad_stats_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--grad-stats", action="store_true",
+                        help="also record the gradient norm before clipping, per epoch: median, max and the "
+                             "fraction of batches clip_grad_norm_ scaled down")
+
+
+def grad_stats_instruments(args: argparse.Namespace) -> list["Any"]:
+    """[GradStats()] when --grad-stats was given, else nothing."""
+    if not getattr(args, "grad_stats", False):
+        return []
+    from lmprof.instrument.gradients import GradStats
+
+    return [GradStats()]
+
+
+def add_components_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--components", action="store_true",
+                        help="also time each model component (encoder, rnn, decoder, ...), forward and backward")

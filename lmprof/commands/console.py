@@ -78,6 +78,10 @@ class EpochProgress(Instrument):
 
 
 def progress_instruments(console: "Console") -> list[Instrument]:
+    from lmprof.commands import notebook_progress
+
+    if notebook_progress.active():  # run from a notebook (lmprof.profile(...), %lmprof): a bar in the cell
+        return [notebook_progress.NotebookProgress()]
     return [EpochProgress(console)] if console.is_terminal and sys.stdout.isatty() else []
 
 
@@ -87,3 +91,28 @@ def print_files(console: "Console", run_dir: Path, files: dict[str, str]) -> Non
     for role, name in files.items():
         if (run_dir / name).exists():
             console.print(f"  {role:<12} {run_dir / name}", highlight=False)
+
+
+def dropout_note(args: Any) -> str | None:
+    """One line when the command's base config gives a one-layer RNN dropout (else None)."""
+    from lmprof.config import RNN_KINDS
+
+    if not hasattr(args, "epochs"):
+        return None  # a command that trains nothing (a drawing) needs no note
+    models = getattr(args, "models", None) or [getattr(args, "model", None)]
+    dropout, nlayers = getattr(args, "dropout", None), getattr(args, "nlayers", None)
+    if not (dropout and nlayers == 1 and any(m in RNN_KINDS for m in models)):
+        return None
+    return (f"note: --dropout {dropout:g} with --nlayers 1: PyTorch's recurrent layers drop only between "
+            "layers, so there is none inside the RNN; the model's nn.Dropout on the embeddings and on the "
+            "decoder's input still applies (PyTorch warns about this; lmprof says it once)")
+
+
+def say_library_notes(args: Any) -> None:
+    """Before a command runs: silence the duplicated library warnings, say each once on stderr."""
+    from lmprof.config import quiet_library_warnings
+
+    quiet_library_warnings()
+    note = dropout_note(args)
+    if note:
+        print(f"lmprof {getattr(args, 'command', '')}: {note}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
     lmprof diagram flow --from runs/demo          runs/demo/flow.svg, each phase shaded by its share
     lmprof diagram flow --profile                 a short profile first, then its chart
+    lmprof diagram flow --from runs/a --vs runs/b runs/a/flow-vs-b.svg, each phase coloured by b's ratio to a
     lmprof diagram bptt --bptt 4 --nlayers 1      bptt.svg: one cluster per time step
     lmprof diagram bptt --no-repackage            two batches: the graph reaches the previous one
     lmprof diagram bptt --raw                     every autograd node, torchviz-style
@@ -16,6 +17,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lmprof.commands.common import add_compute_flags
 from lmprof.config import RNN_KINDS, RunConfig
 from lmprof.errors import UsageError
 
@@ -48,12 +50,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a run folder with phase times (lmprof profile); writes RUN/flow.<format>")
     source.add_argument("--profile", action="store_true",
                         help=f"profile {PROFILE_BATCHES} training batches first, then draw that run")
+    flow.add_argument("--vs", type=str, default=None, metavar="RUN_B",
+                      help="with --from A: colour each phase by B's time ratio to A and its verdict "
+                           "(lmprof compare's); writes A/flow-vs-<B>.<format>")
     flow.add_argument("--data", type=str, default=None, metavar="DIR",
                       help="--profile: corpus folder (default: lmprof's embedded corpus)")
     flow.add_argument("--max-batches", type=int, default=None, metavar="N",
                       help=f"--profile: training batches (default {PROFILE_BATCHES})")
     flow.add_argument("--profile-out", type=str, default=None, metavar="DIR",
                       help="--profile: the run folder (default: runs/diagram-<model>-<time>)")
+    add_compute_flags(flow.add_argument_group("--profile: where the short run computes"))
     _output_flags(flow, "flow")
 
     d = BPTT_DEFAULTS
@@ -74,6 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bptt.add_argument("--no-repackage", action="store_true",
                       help="no repackage_hidden: draw two batches, the graph reaching back into the first")
     bptt.add_argument("--raw", action="store_true", help="every autograd node with parameter names (torchviz-style)")
+    add_compute_flags(bptt)
     _output_flags(bptt, "bptt")
 
 
@@ -88,8 +95,8 @@ def _flow(args: argparse.Namespace, console: "Console") -> int:
     from lmprof.views.flowchart import flow_chart
     from lmprof.views.render import output_path
 
-    if not args.profile and (args.data, args.max_batches, args.profile_out) != (None, None, None):
-        raise UsageError("--data, --max-batches and --profile-out set up the --profile run: "
+    if not args.profile and (args.data, args.max_batches, args.profile_out, args.threads) != (None,) * 4:
+        raise UsageError("--data, --max-batches, --profile-out and --threads set up the --profile run: "
                          "add --profile, or drop them")
     result: RunResult | None = None
     folder: str | Path = "."
@@ -104,10 +111,31 @@ def _flow(args: argparse.Namespace, console: "Console") -> int:
     if result is not None and not result.phases:
         raise UsageError(f"{folder} has no phase times: make the run with `lmprof profile --fn train`, "
                          "or draw with --profile")
+    if args.vs is not None:
+        return _flow_vs(args, console, result)
     picture, fmt = output_path(args.out, args.format, "flow", folder)
     upstream = RunConfig()  # the plain chart shows upstream's default model
     graph = flow_chart(result) if result is not None else flow_chart(model=upstream.model, nlayers=upstream.nlayers)
     _save(console, graph, picture, fmt, "flow chart")
+    return 0
+
+
+def _flow_vs(args: argparse.Namespace, console: "Console", base: "RunResult | None") -> int:
+    """The flow chart of --from A, coloured by how --vs B compares with it."""
+    from lmprof.compare import compare, load_runs
+    from lmprof.views.flowchart_compare import vs_chart
+    from lmprof.views.render import output_path
+
+    if base is None or args.run is None:
+        raise UsageError("--vs B compares with a baseline run: give it with --from A")
+    (base, other), notes = load_runs([args.run, args.vs])
+    if not other.phases:
+        raise UsageError(f"{args.vs} has no phase times: make the run with `lmprof profile --fn train`")
+    comparison = compare([base, other], notes)
+    picture, fmt = output_path(args.out, args.format, f"flow-vs-{Path(other.run_dir).name}", args.run)
+    _save(console, vs_chart(comparison, base, other), picture, fmt, "flow chart by time ratio")
+    for note in comparison.notes:
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     return 0
 
 
@@ -118,7 +146,7 @@ def _profile(args: argparse.Namespace, console: "Console") -> "RunResult":
     from lmprof.runner import run as run_training
 
     cfg = RunConfig(data=args.data, epochs=1, max_batches=args.max_batches or PROFILE_BATCHES,
-                    out=args.profile_out).validate()
+                    out=args.profile_out, device=args.device, threads=args.threads).validate()
     console.print(f"Profiling {cfg.max_batches} training batches of {cfg.model} for the chart ...")
     return run_training(cfg, command="diagram", instruments=[PhaseTimer(), *progress_instruments(console)],
                         log=log_to(console))
@@ -136,6 +164,9 @@ def _bptt(args: argparse.Namespace, console: "Console") -> int:
         raise UsageError(f"--bptt {cfg.bptt} × --nlayers {cfg.nlayers} is {cfg.bptt * cfg.nlayers} cell steps: "
                          f"draw at most {MAX_STEPS} (the picture would be unreadable and slow to lay out)")
     picture, fmt = output_path(args.out, args.format, "bptt-raw" if args.raw else "bptt")
+    from lmprof.commands.common import apply_compute_flags
+
+    apply_compute_flags(args, cpu_only="the BPTT graph's forward and backward")
 
     from lmprof.instrument.graph import capture
     from lmprof.views.bptt import bptt_graph, raw_graph

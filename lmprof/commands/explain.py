@@ -6,6 +6,7 @@ import argparse
 import inspect
 import json
 
+from lmprof.commands.common import add_compute_flags
 from lmprof.explain import TOPICS, topic_module
 
 
@@ -16,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print the demonstration's numbers as JSON instead of the explanation")
     parser.add_argument("--data", type=str, default=None, metavar="DIR",
                         help="corpus folder for the topics that read one (default: lmprof's embedded corpus)")
+    add_compute_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,7 +31,11 @@ def run(args: argparse.Namespace) -> int:
         console.print("\nRun [bold]lmprof explain TOPIC[/bold] for the walkthrough and its live demonstration.")
         return 0
     topic = topic_module(args.topic)
-    options: dict[str, str] = {}
+    from lmprof.commands.common import apply_compute_flags
+
+    takes_device = "device" in inspect.signature(topic.demo).parameters
+    device = apply_compute_flags(args, cpu_only=None if takes_device else f"the {args.topic} demonstration")
+    options: dict[str, object] = {"device": device} if takes_device else {}
     if args.data is not None:
         if "data" not in inspect.signature(topic.demo).parameters:
             from lmprof.errors import UsageError

@@ -8,7 +8,8 @@ from lmprof.instrument.lines import UNITS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", metavar="RUN", help="a run folder (or its result.json), e.g. runs/profile-LSTM-...")
+    parser.add_argument("run", metavar="RUN",
+                        help="a run folder (or its result.json), e.g. runs/profile-LSTM-...; or a sweep folder")
     parser.add_argument("--unit", choices=UNITS, default=None,
                         help="time unit of the line tables (default: the one the run used)")
 
@@ -20,8 +21,23 @@ def run(args: argparse.Namespace) -> int:
     from lmprof.commands.profile import print_profile
     from lmprof.result import RunResult
 
+    if (Path(args.run) / "sweep.json").is_file():
+        return _show_sweep(Path(args.run))
     result = RunResult.load(args.run)  # not a run folder: UsageError, one line
     console = make_console()
     print_profile(console, result, args.unit)
     print_files(console, Path(result.run_dir), {"result": "result.json", **result.files})
+    return 0
+
+
+def _show_sweep(folder: "Path") -> int:
+    """A sweep folder: its tables and notes again, as `lmprof sweep` printed them (nothing is written)."""
+    from lmprof.commands.console import make_console
+    from lmprof.sweep import load_rows
+    from lmprof.views.sweep_tables import sweep_tables, sweep_view
+
+    console = make_console()
+    console.print(sweep_tables(sweep_view(*load_rows(folder))))
+    console.print(f"\n[bold]Sweep folder[/bold] {folder}  (plots and every table on one page: "
+                  f"lmprof report {folder})", highlight=False)
     return 0

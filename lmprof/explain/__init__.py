@@ -30,12 +30,14 @@ TOPICS: dict[str, str] = {
     "dropout": "Dropout vs Dropout2d masks, the 1/(1-p) scale, eval mode",
     "batchnorm": "BatchNorm's running statistics: the formula PyTorch uses",
     "perplexity": "exp(mean NLL); a uniform guess scores the vocabulary size",
+    "test_set": "why a held-out test set, evaluated once with the best checkpoint",
     "profiling": "reading line and phase tables, GPU timing, traces",
 }
 
 
 def topic_module(name: str) -> ModuleType:
     """The module of topic ``name`` (imported now), or a UsageError naming the valid topics."""
+    name = name.replace("-", "_")  # test-set and test_set alike
     if name not in TOPICS:
         raise UsageError(f"unknown topic {name!r}: choose one of {', '.join(TOPICS)}")
     return importlib.import_module(f"lmprof.explain.{name}")

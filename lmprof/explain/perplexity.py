@@ -119,6 +119,6 @@ def render(numbers: dict[str, Any]) -> RenderableType:
             looking at the validation set fit it a little, so its number is optimistic. The test
             set is touched **once**, after training, by the saved best model: it is the honest
             estimate to report. (A sweep that picks nhid by validation, then quotes validation,
-            makes the same mistake on a larger scale.)
+            makes the same mistake on a larger scale.) `lmprof explain test_set` shows it live.
         """),
     )

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from lmprof.errors import UsageError
 from lmprof.instrument.base import Instrument, RunContext
@@ -60,6 +61,41 @@ class TraceSchedule:
         return self
 
 
+# torch's C++ (kineto) writes "USDT: ... profiler_start/stop" straight to file descriptor 2 as the
+# profiler switches on and off: Python's sys.stderr never sees it, so it is filtered at the descriptor.
+LIBRARY_NOISE = ("USDT:",)
+
+
+@contextmanager
+def quiet_fd2(noise: tuple[str, ...] = LIBRARY_NOISE) -> Iterator[None]:
+    """Run the block with fd 2 captured; write back every line but the library's ``noise``."""
+    import sys
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (an embedding host): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            try:
+                sys.stderr.flush()
+            except ValueError:
+                pass
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().splitlines(keepends=True)
+                    if not line.lstrip().startswith(tuple(n.encode() for n in noise))]
+            if kept:
+                os.write(2, b"".join(kept))
+
+
 class PhaseRanges:
     """The trace's recorder: drives the profiler's steps and names phase spans in the trace."""
 
@@ -70,7 +106,8 @@ class PhaseRanges:
     def enter(self, name: str) -> None:
         prof = self.session.prof
         if name == "data" and not self.session.started:
-            prof.start()
+            with quiet_fd2():
+                prof.start()
             self.session.started = True
         span = None
         if self.session.started and self.session.tracing():
@@ -83,7 +120,8 @@ class PhaseRanges:
         if span is not None:
             span.__exit__(None, None, None)
         if name == "logging" and self.session.started:
-            self.session.prof.step()  # the step has ended; the schedule moves on
+            with quiet_fd2():  # a step can switch the profiler on or off
+                self.session.prof.step()  # the step has ended; the schedule moves on
 
 
 class TraceSession(Instrument):
@@ -139,7 +177,8 @@ class TraceSession(Instrument):
         # Stopping inside an active cycle saves what that cycle recorded so far.
         if self.started:
             self.started = False
-            self.prof.stop()
+            with quiet_fd2():
+                self.prof.stop()
         shutil.rmtree(self._run_dir / _STAGING_DIR, ignore_errors=True)
 
     def contribute(self, result: RunResult, run_dir: Path) -> None:

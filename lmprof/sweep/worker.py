@@ -133,6 +133,9 @@ def run_one(
     sweep); without it the worker counts it. ``on_record(record)`` is called
     after each epoch's record is on disk (the inline executor's live rows).
     """
+    from lmprof.config import quiet_library_warnings
+
+    quiet_library_warnings()  # a spawned worker: the driver has said the note once already
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     extra = dict(config.extra)
@@ -164,7 +167,8 @@ def run_one(
                 log_file.write(line + "\n")
                 log_file.flush()
 
-            result = run(config, command="sweep", log=log, run_dir=folder, on_epoch=epoch_done)
+            # force: the folder is this run's own (record.json); a rerun replaces a cut-off attempt
+            result = run(config, command="sweep", log=log, run_dir=folder, on_epoch=epoch_done, force=True)
         metrics = result.metrics
         record.update(
             status=metrics.get("status", "failed"), message=metrics.get("message") or "",
