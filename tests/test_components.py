@@ -1,0 +1,182 @@
+"""The component instrument: forward and backward per model component, checked against phases and a trace."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lmprof.config import RunConfig
+from lmprof.instrument.components import ComponentTimer
+from lmprof.result import RunResult
+from lmprof.views.components import BETWEEN, component_label, component_rows
+
+
+def tiny_config(corpus: Path, **overrides: Any) -> RunConfig:
+    values: dict[str, Any] = dict(data=str(corpus), emsize=32, nhid=32, epochs=1, max_batches=6, bptt=8)
+    return RunConfig(**{**values, **overrides})
+
+
+def run_with(cfg: RunConfig, folder: Path, *instruments: Any) -> RunResult:
+    from lmprof.runner import run
+
+    return run(cfg, command="profile", instruments=instruments, log=lambda line: None, run_dir=folder)
+
+
+@pytest.fixture(scope="module")
+def lstm_run(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    from lmprof.instrument.recorders import PhaseTimer
+
+    return run_with(tiny_config(tiny_corpus), tmp_path_factory.mktemp("components") / "run", PhaseTimer(),
+                    ComponentTimer())
+
+
+def test_losses_are_bitwise_those_of_an_unwatched_run(lstm_run: RunResult, tiny_corpus: Path,
+                                                      tmp_path: Path) -> None:
+    bare = run_with(tiny_config(tiny_corpus), tmp_path / "bare")
+    assert bare.metrics["test_loss"] == lstm_run.metrics["test_loss"]
+    assert [e["val_loss"] for e in bare.epochs] == [e["val_loss"] for e in lstm_run.epochs]
+
+
+def test_every_lstm_component_in_forward_order_with_both_directions(lstm_run: RunResult) -> None:
+    c = lstm_run.components
+    assert c["steps"] == 6 and c["clock"] == "host"
+    assert [r["name"] for r in c["rows"]] == ["encoder", "drop", "rnn", "drop#2", "decoder", "log_softmax", "loss"]
+    for r in c["rows"]:
+        assert r["calls"] == 6, r["name"]  # training steps only: evaluation is counted apart
+        assert r["forward_seconds"] > 0 and r["backward_seconds"] > 0, r["name"]
+    evaluation = {r["name"]: r["calls"] for r in c["evaluation"]}
+    assert set(evaluation) == {r["name"] for r in c["rows"]}
+    assert len(set(evaluation.values())) == 1 and evaluation["rnn"] > 6  # validation + test batches
+
+
+def test_components_add_up_to_the_phases_within_ten_percent(lstm_run: RunResult) -> None:
+    c = lstm_run.components
+    phases = {r["name"]: r["seconds"] for r in lstm_run.phases}
+    forward = sum(r["forward_seconds"] for r in c["rows"])
+    backward = sum(r["backward_seconds"] for r in c["rows"])
+    assert forward == pytest.approx(phases["forward"] + phases["loss"], rel=0.10)
+    assert backward == pytest.approx(phases["backward"], rel=0.10)
+
+
+def test_rows_are_per_step_and_the_remainder_closes_the_phases(lstm_run: RunResult) -> None:
+    rows = component_rows(lstm_run)
+    assert rows[-1]["name"] == BETWEEN
+    c = lstm_run.components
+    decoder = next(r for r in rows if r["name"] == "decoder")
+    raw = next(r for r in c["rows"] if r["name"] == "decoder")
+    assert decoder["forward"] == pytest.approx(raw["forward_seconds"] / 6)
+    timed = sum(c["phases"].values()) / 6
+    assert sum(r["total"] for r in rows) == pytest.approx(timed)
+
+
+def test_labels_name_the_module_and_the_second_call() -> None:
+    assert component_label("rnn", "LSTM") == "rnn (LSTM)"
+    assert component_label("drop#2", "Dropout") == "drop (Dropout), 2nd call"
+    assert component_label("log_softmax", "") == "log_softmax"
+
+
+def test_transformer_gets_its_components(tiny_corpus: Path, tmp_path: Path) -> None:
+    result = run_with(tiny_config(tiny_corpus, model="Transformer", nhead=2, max_batches=3), tmp_path / "t",
+                      ComponentTimer())
+    rows = {r["name"]: r for r in result.components["rows"]}
+    assert list(rows) == ["input_emb", "pos_encoder", "encoder", "decoder", "log_softmax", "loss"]
+    assert rows["encoder"]["module"] == "TransformerEncoder"
+    assert all(r["backward_seconds"] > 0 for r in rows.values())
+
+
+def test_no_section_and_no_hooks_left_when_no_step_ran(tmp_path: Path) -> None:
+    import torch
+    from torch.nn.modules import module
+
+    from lmprof.instrument.base import RunContext
+
+    before = len(module._global_forward_pre_hooks)
+    timer = ComponentTimer()
+    timer.start(RunContext(cfg=RunConfig(), device=torch.device("cpu"), run_dir=tmp_path, batches_per_epoch=1))
+    assert len(module._global_forward_pre_hooks) == before + 1
+    timer.stop()
+    assert len(module._global_forward_pre_hooks) == before
+    result = RunResult()
+    timer.contribute(result, tmp_path)
+    assert result.components == {}
+
+
+# --- against torch.profiler: the trace's operators grouped by the module that ran them ----------
+
+TRACE_MODULES = {"Embedding": "encoder", "Dropout": "drop", "LSTM": "rnn", "Linear": "decoder", "NLLLoss": "loss"}
+BACKWARD = "autograd::engine::evaluate_function: "
+
+
+def trace_by_module(events: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Forward and backward microseconds per component, from a chrome trace recorded with_stack.
+
+    Forward: each "nn.Module: X_0" span of the model's children; log_softmax is the
+    aten::log_softmax op. Backward: each autograd function is charged to the module whose
+    forward operator carries its sequence number; AccumulateGrad (no sequence number) to
+    the function just before it, as the engine runs them back to back.
+    """
+    spans = [(e["ts"], e["ts"] + e["dur"], TRACE_MODULES[kind]) for e in events
+             if e.get("cat") == "python_function" and e["name"].startswith("nn.Module: ")
+             and (kind := e["name"].split(": ")[1].rsplit("_", 1)[0]) in TRACE_MODULES]
+    ops = sorted((e for e in events if e.get("cat") == "cpu_op"), key=lambda e: e["ts"])
+    owner: dict[int, str] = {}
+    times: dict[str, dict[str, float]] = {}
+    for start, end, name in spans:
+        times.setdefault(name, {"forward": 0.0, "backward": 0.0})["forward"] += end - start
+    for op in ops:
+        seq = op.get("args", {}).get("Sequence number")
+        if op["name"].startswith(BACKWARD) or seq is None:
+            continue
+        name = next((n for s, e, n in spans if s <= op["ts"] < e), "log_softmax")
+        owner.setdefault(seq, name)
+        if op["name"] == "aten::log_softmax":
+            times.setdefault("log_softmax", {"forward": 0.0, "backward": 0.0})["forward"] += op["dur"]
+    last = None
+    for op in ops:
+        if not op["name"].startswith(BACKWARD):
+            continue
+        last = owner.get(op.get("args", {}).get("Sequence number"), last)
+        if last is not None:
+            times[last]["backward"] += op["dur"]
+    return times
+
+
+def test_components_agree_with_a_trace_grouped_by_module(tiny_corpus: Path, tmp_path: Path) -> None:
+    """Each component's share of forward + backward within 5 points of the trace's (same steps, one run)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from lmprof.instrument.base import RunContext
+    from lmprof.phases import listening
+    from lmprof.reference.data import Corpus
+    from lmprof.reference.loop import batchify, build_model, train
+
+    cfg = tiny_config(tiny_corpus, emsize=64, nhid=64, bptt=16, max_batches=5, log_interval=10**9)
+    torch.manual_seed(cfg.seed)
+    corpus = Corpus(str(tiny_corpus))
+    data = batchify(corpus.train, cfg.batch_size)
+    ntokens = len(corpus.dictionary)
+    model, criterion = build_model(cfg, ntokens, torch.device("cpu")), torch.nn.NLLLoss()
+    timer = ComponentTimer()
+    timer.start(RunContext(cfg=cfg, device=torch.device("cpu"), run_dir=tmp_path, batches_per_epoch=5))
+    try:
+        with profile(activities=[ProfilerActivity.CPU], with_stack=True) as prof, listening(timer):
+            train(model, data, cfg, criterion, ntokens, lr=cfg.lr, epoch=1, log=lambda line: None)
+    finally:
+        timer.stop()
+    prof.export_chrome_trace(str(tmp_path / "trace.json"))
+    traced = trace_by_module(json.loads((tmp_path / "trace.json").read_text())["traceEvents"])
+
+    hooked: dict[str, float] = {}
+    for r in timer.section()["rows"]:
+        name = r["name"].partition("#")[0]
+        hooked[name] = hooked.get(name, 0.0) + r["forward_seconds"] + r["backward_seconds"]
+    trace_total = {name: t["forward"] + t["backward"] for name, t in traced.items()}
+    assert set(trace_total) == set(hooked)
+    for name in hooked:
+        hooked_share = hooked[name] / sum(hooked.values())
+        trace_share = trace_total[name] / sum(trace_total.values())
+        assert hooked_share == pytest.approx(trace_share, abs=0.05), name
