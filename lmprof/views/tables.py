@@ -197,6 +197,10 @@ def profile_view(result: "RunResult", unit: str | None = None) -> "RenderableTyp
     flops = flops_text(result)
     if flops:
         parts += [Text(), Text(flops)]
+    if result.components:
+        from lmprof.views.components import component_table
+
+        parts += [Text(), component_table(result)]
     for table in line_tables(result, unit):
         parts += [Text(), table]
     return Group(*parts)
