@@ -42,11 +42,29 @@ def default_run_dir(command: str, cfg: RunConfig, root: str | Path = "runs") -> 
     return path
 
 
-def prepare_run_dir(path: str | Path) -> Path:
-    """Create the run folder, or say in one line why it cannot be written."""
+# What lmprof writes into a run folder: --force removes these (and nothing else) before a new run.
+OWN_FILES = ("result.json", "lines.lprof", "report.html", "model.pt", "trace", ".trace-staging",
+             "flow.*", "bptt.*", "bptt-raw.*")
+
+
+def prepare_run_dir(path: str | Path, *, force: bool = False) -> Path:
+    """Create the run folder, or say in one line why it cannot be used.
+
+    A run folder belongs to one run: an existing, non-empty folder is refused
+    (an old flow chart or line table would be shown as the new run's), unless
+    ``force``, which first removes lmprof's own files from it.
+    """
     run_dir = Path(path)
+    if run_dir.is_symlink():
+        raise UsageError(f"--out {path} is a symbolic link (to {os.readlink(run_dir)}): give the folder itself")
     if run_dir.exists() and not run_dir.is_dir():
         raise UsageError(f"--out {path} exists and is not a folder: choose another --out")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        if not force:
+            what = "a run (result.json)" if (run_dir / "result.json").exists() else "files"
+            raise UsageError(f"--out {path} already holds {what}: a run folder belongs to one run; choose a new "
+                             "--out, or add --force to replace lmprof's files there")
+        _remove_own_files(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / f".write-test-{os.getpid()}"
@@ -55,6 +73,17 @@ def prepare_run_dir(path: str | Path) -> Path:
     except OSError as e:
         raise UsageError(f"cannot write the run folder {path}: {e.strerror}: choose another --out") from None
     return run_dir
+
+
+def _remove_own_files(run_dir: Path) -> None:
+    import shutil
+
+    for pattern in OWN_FILES:
+        for old in run_dir.glob(pattern):
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
 
 
 def resolve_device(cfg: RunConfig) -> Any:
@@ -131,17 +160,20 @@ def run(
     log: Log = print,
     run_dir: str | Path | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    force: bool = False,
 ) -> RunResult:
     """Train as upstream does, watched by ``instruments``; write and return the RunResult.
 
     ``on_epoch(record)`` is called after each epoch, once result.json holds it
     (a sweep records rows as they finish; raising LossNotFinite there stops the run as diverged).
+    ``force`` lets the run replace an earlier run's folder (``prepare_run_dir``). A file that
+    cannot be written (a full disk) ends the run with a UsageError saying what was kept.
     """
     cfg.validate()
     data_path = Path(cfg.data) if cfg.data else synth.default_corpus(cfg.synth_seed)
     size = check_corpus(data_path, cfg.batch_size, cfg.bptt, cfg.eval_batch_size)
     device = resolve_device(cfg)  # before the folder exists: a bad --device writes nothing
-    folder = prepare_run_dir(run_dir or cfg.out or default_run_dir(command, cfg))
+    folder = prepare_run_dir(run_dir or cfg.out or default_run_dir(command, cfg), force=force)
     save_path = cfg.save or str(folder / "model.pt")
 
     import torch
@@ -153,7 +185,9 @@ def run(
     # config.data stays as the user gave it (None: the embedded corpus); the folder read is in metrics
     result = RunResult(command=command, config={**cfg.to_dict(), "save": save_path},
                        environment=environment(device), run_dir=str(folder))
-    result.metrics = {"status": "running", "epochs": [], "corpus": str(data_path), "corpus_tokens": vars(size)}
+    # pid and host while running: a reader can tell a live run from one that was killed (SIGKILL, a crash)
+    result.metrics = {"status": "running", "epochs": [], "corpus": str(data_path), "corpus_tokens": vars(size),
+                      "pid": os.getpid(), "host": socket.gethostname()}
     result.files["checkpoint"] = os.path.relpath(save_path, folder)
     result.save(folder)
 
@@ -182,20 +216,53 @@ def run(
             outcome = main(cfg, str(data_path), save_path, device, log=log, on_epoch=keep_epoch)
     except KeyboardInterrupt:
         result.metrics["status"] = "interrupted"
+        _close(result, folder, started, start)
         raise
     except Exception as e:
         result.metrics["status"] = "failed"
         result.metrics["message"] = f"{e.__class__.__name__}: {e}"
+        unsaved = _close(result, folder, started, start)
+        if isinstance(e, OSError) or unsaved:
+            raise UsageError(unsaved_message(result, folder, e if isinstance(e, OSError) else unsaved)) from None
         raise
-    else:
-        result.metrics.update(
-            status=outcome.status, message=outcome.message, test_loss=outcome.test_loss,
-            test_ppl=outcome.test_ppl, ntokens=outcome.ntokens, nparams=outcome.nparams,
-            train_tokens=outcome.train_tokens)
-        result.metrics["epochs"] = outcome.epochs
-    finally:
-        result.metrics["wall_seconds"] = time.perf_counter() - start
-        for instrument in started:
-            instrument.contribute(result, folder)
-        result.save(folder)
+    result.metrics.update(
+        status=outcome.status, message=outcome.message, test_loss=outcome.test_loss,
+        test_ppl=outcome.test_ppl, ntokens=outcome.ntokens, nparams=outcome.nparams,
+        train_tokens=outcome.train_tokens)
+    result.metrics["epochs"] = outcome.epochs
+    unsaved = _close(result, folder, started, start)
+    if unsaved:
+        raise UsageError(unsaved_message(result, folder, unsaved))
     return result
+
+
+def _close(result: RunResult, folder: Path, started: Sequence[Instrument], start: float) -> OSError | None:
+    """Every instrument's tables into the result, and result.json saved; the first write that failed, if any.
+
+    One failed write (lines.lprof on a full disk) does not stop the others: what can be kept, is.
+    """
+    failed: OSError | None = None
+    result.metrics["wall_seconds"] = time.perf_counter() - start
+    for instrument in started:
+        try:
+            instrument.contribute(result, folder)
+        except OSError as e:
+            failed = failed or e
+    try:
+        result.save(folder)
+    except OSError as e:
+        failed = failed or e
+        result.metrics["unsaved"] = True
+    return failed
+
+
+def unsaved_message(result: RunResult, folder: Path, error: OSError) -> str:
+    """One line: what could not be written, what was measured, and where it is."""
+    what = Path(error.filename).name if error.filename else "a file"
+    epochs = len(result.epochs)
+    tables = [name for name in ("phases", "lines", "ops") if getattr(result, name)]
+    measured = f"{epochs} finished epoch{'s' if epochs != 1 else ''}" + (f", {' and '.join(tables)} tables"
+                                                                          if tables else "")
+    kept = (f"result.json there keeps what was saved before" if result.metrics.get("unsaved")
+            else f"{folder / 'result.json'} holds {measured}")
+    return f"cannot write {what} in {folder}: {error.strerror or error}; measured {measured}; {kept}"

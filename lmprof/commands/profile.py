@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lmprof.commands.common import add_report_flag, add_run_flags, config_from_args
+from lmprof.commands.common import (add_components_flag, add_grad_stats_flag, add_report_flag, add_run_flags,
+                                   config_from_args, grad_stats_instruments)
 from lmprof.instrument.lines import ALL, FUNCTIONS, SYNC_MODES, UNITS
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lines.add_argument("--sync", choices=SYNC_MODES, default="launch",
                        help="CUDA only: blocking sets CUDA_LAUNCH_BLOCKING=1 so each line's time includes its "
                             "kernels (slower); launch (default) times kernel launches")
+    add_components_flag(parser)
+    add_grad_stats_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,10 +62,14 @@ def run(args: argparse.Namespace) -> int:
     console = make_console()
     run_dir = Path(cfg.out) if cfg.out else default_run_dir("profile", cfg)
     instruments = [PhaseTimer(), AchievedFlops(), LineProfile(functions, unit=args.unit, sync=args.sync),
-                   *progress_instruments(console)]
+                   *grad_stats_instruments(args), *progress_instruments(console)]
+    if args.components:
+        from lmprof.instrument.components import ComponentTimer
+
+        instruments.insert(1, ComponentTimer())  # after the phase timer: its markers open first
     try:
         result = run_training(cfg, command="profile", instruments=instruments, log=log_to(console),
-                              run_dir=run_dir)
+                              run_dir=run_dir, force=args.force)
     except KeyboardInterrupt:
         # Ctrl-C outside the training loop (which handles its own): the runner has still written
         # what the instruments saw, so print that, marked interrupted, and exit as interrupted.
@@ -72,8 +79,7 @@ def run(args: argparse.Namespace) -> int:
         if result.status != "interrupted":  # an older run's file: this run wrote nothing yet
             raise
         print_profile(console, result)
-        finish(console, result, report=args.report)
-        return 130
+        return finish(console, result, report=args.report)
     print_profile(console, result)
     return finish(console, result, report=args.report)
 

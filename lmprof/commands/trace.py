@@ -9,9 +9,17 @@ backward, ...) is a named span in the trace, around its operators. Unless
 from __future__ import annotations
 
 import argparse
+import os
+from typing import TYPE_CHECKING
 
-from lmprof.commands.common import add_report_flag, add_run_flags, config_from_args
+from lmprof.commands.common import add_components_flag, add_report_flag, add_run_flags, config_from_args
 from lmprof.errors import UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from lmprof.instrument.trace import TraceSchedule
+    from lmprof.result import RunResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prof.add_argument("--memory", action="store_true", help="record memory allocated by each operator")
     prof.add_argument("--gzip", action="store_true", help="write *.pt.trace.json.gz")
     prof.add_argument("--row-limit", type=int, default=15, metavar="N", help="operators to show (default 15)")
+    add_components_flag(parser)
+    prof.add_argument("--into", metavar="RUN", default=None,
+                      help="add the trace to an existing run folder: trace RUN's own configuration and write "
+                           "only its top operators and trace/ files, leaving its other tables as they are")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,25 +51,84 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--row-limit must be 1 or more, got {args.row_limit}")
     if args.max_batches is None and not args.dry_run:
         args.max_batches = schedule.steps  # the steps after the schedule would go untraced
+    if args.into is not None:
+        return _trace_into(args, schedule)
     cfg = config_from_args(args)
 
     from lmprof.commands.console import log_to, make_console, progress_instruments
-    from lmprof.commands.train import finish
     from lmprof.instrument.recorders import PhaseTimer
     from lmprof.instrument.trace import TraceSession
     from lmprof.runner import run as run_training
-    from lmprof.views.ops import memory_table, ops_table, trace_hint
 
     console = make_console()
     # The trace's recorder goes first: it opens each phase's span before the phase timer starts
     # and closes it after, so the profiler's own bookkeeping stays out of the phase times.
     trace = TraceSession(schedule, group_by_shape=args.group_by_shape, memory=args.memory, gzip=args.gzip)
-    result = run_training(cfg, command="trace", instruments=[trace, PhaseTimer(), *progress_instruments(console)],
-                          log=log_to(console))
+    watchers = [trace, PhaseTimer()]
+    if args.components:
+        from lmprof.instrument.components import ComponentTimer
+
+        watchers.append(ComponentTimer())
+    result = run_training(cfg, command="trace", instruments=[*watchers, *progress_instruments(console)],
+                          log=log_to(console), force=args.force)
+    return _show(console, args, result)
+
+
+def _show(console: "Console", args: argparse.Namespace, result: "RunResult") -> int:
+    from lmprof.commands.train import finish
+    from lmprof.views.ops import memory_table, ops_table, trace_hint
+
     console.print()
     console.print(ops_table(result, args.row_limit))
     if args.memory:
         console.print(memory_table(result, args.row_limit))
+    if result.components:
+        from lmprof.views.components import component_table
+
+        console.print()
+        console.print(component_table(result))
     console.print()
     console.print(trace_hint(result), highlight=False, soft_wrap=True)
     return finish(console, result, report=args.report)
+
+
+def _trace_into(args: argparse.Namespace, schedule: "TraceSchedule") -> int:
+    """Trace RUN's configuration in a scratch folder inside RUN, then move only the trace into RUN.
+
+    RUN's other sections (phases, lines, metrics, command) stay as they were; an
+    earlier trace there is replaced. Interrupted, RUN is left untouched.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from lmprof.commands.console import log_to, make_console, progress_instruments
+    from lmprof.config import RunConfig
+    from lmprof.instrument.trace import TRACE_DIR, TraceSession
+    from lmprof.result import RunResult
+    from lmprof.runner import run as run_training
+
+    if args.out is not None:
+        raise UsageError("--into RUN writes into RUN: leave out --out")
+    target = RunResult.load(args.into)
+    folder = Path(target.run_dir)
+    cfg = RunConfig.from_dict(target.config).replace(
+        out=None, save=None, epochs=1, max_batches=args.max_batches, dry_run=args.dry_run).validate()
+    console = make_console()
+    console.print(f"Tracing {folder}'s configuration ({cfg.model}); its other tables stay as they are.",
+                  highlight=False, markup=False)
+    trace = TraceSession(schedule, group_by_shape=args.group_by_shape, memory=args.memory, gzip=args.gzip)
+    scratch = Path(tempfile.mkdtemp(dir=folder, prefix=".trace-into-"))
+    try:
+        traced = run_training(cfg, command="trace", instruments=[trace, *progress_instruments(console)],
+                              log=log_to(console), run_dir=scratch)
+        if (scratch / TRACE_DIR).is_dir():
+            shutil.rmtree(folder / TRACE_DIR, ignore_errors=True)
+            os.replace(scratch / TRACE_DIR, folder / TRACE_DIR)
+        target.ops = traced.ops
+        target.files = {role: name for role, name in target.files.items() if not role.startswith("trace")}
+        target.files.update({role: name for role, name in traced.files.items() if role.startswith("trace")})
+        target.save(folder)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return _show(console, args, target)

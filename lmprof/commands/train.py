@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lmprof.commands.common import add_run_flags, config_from_args
+from lmprof.commands.common import add_grad_stats_flag, add_run_flags, config_from_args, grad_stats_instruments
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_flags(parser)
+    add_grad_stats_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,7 +25,9 @@ def run(args: argparse.Namespace) -> int:
     from lmprof.runner import run as run_training
 
     console = make_console()
-    result = run_training(cfg, command="train", instruments=progress_instruments(console), log=log_to(console))
+    instruments = [*grad_stats_instruments(args), *progress_instruments(console)]
+    result = run_training(cfg, command="train", instruments=instruments, log=log_to(console),
+                          force=args.force)
     return finish(console, result)
 
 
@@ -38,4 +41,8 @@ def finish(console: "Console", result: "RunResult", *, report: bool = False) -> 
 
         files["report"] = write_report(result.run_dir).name
     print_files(console, Path(result.run_dir), files)
+    if result.status == "interrupted":  # upstream's loop caught Ctrl-C or SIGTERM; the tables are kept
+        from lmprof.errors import interrupted_exit_status
+
+        return interrupted_exit_status()
     return 1 if result.status == "diverged" else 0  # the loop has already said why
