@@ -97,6 +97,7 @@ def profile_peak_rss_mb(tmp: Path, batches: int) -> float:
 def collect(pairs: int, batches: int, quick: bool) -> dict[str, Any]:
     import bench_lines
     import bench_loop
+    import bench_memory
     import bench_render
     import bench_trace
 
@@ -124,6 +125,9 @@ def collect(pairs: int, batches: int, quick: bool) -> dict[str, Any]:
     for label, data in corpora:
         phases = bench_loop.phase_recording_ratio(data, pairs=pairs, batches=batches)
         row(f"phase recording / bare, {label}", phases["median"], "x", 1.02, min=phases["min"], max=phases["max"])
+    for label, data in corpora:
+        memory = bench_memory.memory_ratio(data, pairs=pairs, batches=batches)
+        row(f"--memory / bare, {label}", memory["median"], "x", memory["target"], min=memory["min"], max=memory["max"])
     r = bench_trace.measure(3, 10, None)["profiler_active_steps"]
     row("torch.profiler active steps / bare", r["median"], "x", r["target"], min=r["min"], max=r["max"])
     render = bench_render.measure()
