@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 NORM_TYPE = 2.0  # clip_grad_norm_'s default: the L2 norm of all gradients as one vector
 CLIP_EPS = 1e-6  # clip_grad_norm_ scales by clip / (norm + 1e-6) when that is below 1
+CLIP_FIELDS = ("preclip_norm_median", "preclip_norm_max", "clipped_fraction")  # per epoch, in result.json
 FLOW_BATCHES = 20  # lmprof gradflow --batches default
 
 
