@@ -185,7 +185,47 @@ def test_phase_timer_on_a_real_cpu_run(tiny_corpus: Path, tmp_path: Path) -> Non
     assert summary["clock"] == "host"
     assert summary["train_coverage"] >= 0.99
     assert sum(r["share"] for r in result.phases) == pytest.approx(1.0)
+    # per-call samples of each step phase add up to its total; the whole epoch's batch count is kept
+    for name in STEP_PHASES:
+        assert len(rows[name]["samples"]) == batches, name
+        assert sum(rows[name]["samples"]) == pytest.approx(rows[name]["seconds"]), name
+    assert "samples" not in rows["evaluate_valid"]
+    assert summary["cut"] is True
+    from lmprof.corpora.check import check_corpus
+
+    rows_of_20 = check_corpus(tiny_corpus, 20, 16, 10).train // 20
+    assert summary["full_batches_per_epoch"] == -(-(rows_of_20 - 1) // 16) > batches  # one batch per bptt window
     # what was saved is what was returned
     from lmprof.result import RunResult
 
     assert RunResult.load(tmp_path / "run").phases == result.phases
+
+
+def test_host_recorder_keeps_each_step_call_in_order_and_nothing_for_other_phases() -> None:
+    clock = FakeClock()
+    rec = HostRecorder(clock)
+    with listening(rec):
+        for seconds in (0.030, 0.010, 0.020):
+            with phase("forward"):
+                clock.advance(seconds)
+        with phase("evaluate_valid"):
+            clock.advance(1.0)
+    assert rec.device_samples() == {"forward": [pytest.approx(0.030), pytest.approx(0.010), pytest.approx(0.020)]}
+    rows = {r["name"]: r for r in phase_rows(rec, wall_seconds=2.0)}
+    assert rows["forward"]["samples"] == rec.device_samples()["forward"]
+    assert "samples" not in rows["evaluate_valid"]
+
+
+def test_cuda_event_samples_are_gpu_times_per_call_in_call_order() -> None:
+    gpu, clock = FakeGpu(), FakeClock()
+    rec = CudaEventRecorder(gpu.event, gpu.synchronize, clock)
+    rec.FOLD_EVERY = 4  # folds part-way: finished pairs are read first, the rest at the end
+    with listening(rec):
+        for ms in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0):
+            with phase("forward"):
+                gpu.launch(ms)
+            with phase("logging"):
+                gpu.run_until(gpu.queue_end_ms)
+    samples = rec.device_samples()
+    assert samples["forward"] == pytest.approx([0.001, 0.002, 0.003, 0.004, 0.005, 0.006])
+    assert rec.host_samples["forward"] == [0.0] * 6  # the host clock saw only the launches

@@ -57,8 +57,13 @@ def test_run_report_has_every_section_the_folder_fills(page: str, run_dir: Path)
                     r"<td class=\"num\">([\d.]+%)</td>", section(page, "phases"), re.S)
     assert row and int(row.group(1)) == 5 == forward["calls"]
     assert row.group(2) == f"{forward['share']:.1%}"
-    # the bar's width is the share of the run
-    assert f'style="width: {round(100 * forward["share"], 2)}%"' in section(page, "phases")
+    # the run was cut at 5 batches: the bar's width is forward's share of a full-epoch run, larger than here
+    from lmprof.views.projection import projected_shares
+
+    full = projected_shares(result)["forward"]
+    assert full > forward["share"]
+    assert f'style="width: {round(100 * full, 2)}%"' in section(page, "phases")
+    assert f"<b>{full:.1%}</b>" in section(page, "phases") and "full epoch" in section(page, "phases")
 
 
 def test_line_table_marks_the_hottest_lines(page: str, run_dir: Path) -> None:

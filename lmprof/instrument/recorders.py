@@ -7,6 +7,10 @@ CUDA event at each phase boundary instead, and reads the events only when
 they have completed (no synchronisation per step), so GPU time lands in the
 phase that launched it. It keeps the host time beside it: the gap between
 the two columns is what a host-clock profiler gets wrong.
+
+Each step phase also keeps its per-call times, in call order (``samples``
+in result.json): a comparison bootstraps over them, and a run cut short by
+--max-batches is projected from them to a whole epoch.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class HostRecorder:
         self.clock = clock
         self.host_seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
+        self.host_samples: dict[str, list[float]] = defaultdict(list)  # step phases only: seconds per call
         self._open: list[tuple[str, float]] = []
 
     def enter(self, name: str) -> None:
@@ -39,11 +44,18 @@ class HostRecorder:
 
     def exit(self, name: str) -> None:
         opened, t0 = self._open.pop()
-        self.host_seconds[opened] += self.clock() - t0
+        seconds = self.clock() - t0
+        self.host_seconds[opened] += seconds
         self.calls[opened] += 1
+        if opened in STEP_PHASES:
+            self.host_samples[opened].append(seconds)
 
     def device_seconds(self) -> dict[str, float]:
         return dict(self.host_seconds)
+
+    def device_samples(self) -> dict[str, list[float]]:
+        """Per-call seconds of each step phase on the device's clock, in call order."""
+        return {name: list(values) for name, values in self.host_samples.items()}
 
 
 class CudaEventRecorder(HostRecorder):
@@ -63,6 +75,7 @@ class CudaEventRecorder(HostRecorder):
         self.event_factory = event_factory
         self.synchronize = synchronize
         self.gpu_seconds: dict[str, float] = defaultdict(float)
+        self.gpu_samples: dict[str, list[float]] = defaultdict(list)
         self._events: list[tuple[str, Any]] = []  # (name, start event) still open
         self._pending: list[tuple[str, Any, Any]] = []  # (name, start, end) not yet read
         self._spare: list[Any] = []
@@ -89,8 +102,12 @@ class CudaEventRecorder(HostRecorder):
             self.synchronize()
         keep = []
         for name, start, end in self._pending:
+            # events on one stream complete in order, so the pairs read here are in call order
             if wait or end.query():
-                self.gpu_seconds[name] += start.elapsed_time(end) / 1000.0
+                seconds = start.elapsed_time(end) / 1000.0
+                self.gpu_seconds[name] += seconds
+                if name in STEP_PHASES:
+                    self.gpu_samples[name].append(seconds)
                 self._spare += (start, end)
             else:
                 keep.append((name, start, end))
@@ -99,6 +116,10 @@ class CudaEventRecorder(HostRecorder):
     def device_seconds(self) -> dict[str, float]:
         self._fold(wait=True)
         return dict(self.gpu_seconds)
+
+    def device_samples(self) -> dict[str, list[float]]:
+        self._fold(wait=True)
+        return {name: list(values) for name, values in self.gpu_samples.items()}
 
 
 def make_recorder(device: Any, clock: Clock = time.perf_counter) -> HostRecorder:
@@ -112,13 +133,17 @@ def make_recorder(device: Any, clock: Clock = time.perf_counter) -> HostRecorder
 def phase_rows(recorder: HostRecorder, wall_seconds: float) -> list[dict[str, Any]]:
     """One row per phase that ran, in program order, plus the uncovered remainder."""
     device = recorder.device_seconds()
+    samples = recorder.device_samples()
     rows = []
     for name in sorted(recorder.calls, key=lambda n: PHASE_NAMES.index(n) if n in PHASE_NAMES else len(PHASE_NAMES)):
         seconds = device.get(name, 0.0)
         calls = recorder.calls[name]
-        rows.append({"name": name, "label": LABELS.get(name, name), "calls": calls, "seconds": seconds,
-                     "host_seconds": recorder.host_seconds[name], "mean_seconds": seconds / calls,
-                     "share": seconds / wall_seconds if wall_seconds > 0 else 0.0})
+        row = {"name": name, "label": LABELS.get(name, name), "calls": calls, "seconds": seconds,
+               "host_seconds": recorder.host_seconds[name], "mean_seconds": seconds / calls,
+               "share": seconds / wall_seconds if wall_seconds > 0 else 0.0}
+        if name in STEP_PHASES:
+            row["samples"] = samples.get(name, [])
+        rows.append(row)
     covered = sum(r["host_seconds"] for r in rows)
     rest = max(wall_seconds - covered, 0.0)
     rows.append({"name": UNCOVERED, "label": "time outside every phase", "calls": 0, "seconds": rest,
@@ -136,9 +161,11 @@ class PhaseTimer(Instrument):
         self.clock = clock
         self.rec: HostRecorder | None = None
         self.started = self.stopped = 0.0
+        self.full_batches_per_epoch: int | None = None
 
     def start(self, context: RunContext) -> None:
         self.rec = make_recorder(context.device, self.clock)
+        self.full_batches_per_epoch = context.full_batches_per_epoch
         self.started = self.clock()
 
     def recorder(self) -> HostRecorder | None:
@@ -159,4 +186,13 @@ class PhaseTimer(Instrument):
             "train_seconds": train_seconds,
             # share of train()'s wall time that the step phases explain (host clock on both sides)
             "train_coverage": step_host / train_seconds if train_seconds > 0 else None,
+            # a whole epoch's batch count, and whether --max-batches / --dry-run (or Ctrl-C) cut training
+            # short: views project a cut run's shares to whole epochs (lmprof.views.projection)
+            "full_batches_per_epoch": self.full_batches_per_epoch,
+            "cut": self._cut(result),
         }
+
+    def _cut(self, result: RunResult) -> bool:
+        full = self.full_batches_per_epoch
+        epochs = result.metrics.get("epochs", [])
+        return bool(full) and any(int(e.get("batches", 0)) < full for e in epochs)

@@ -6,7 +6,10 @@ first step phase are set-up, the step phases form the batch loop inside
 train(), and the epoch loop closes after the phases of scope
 "epoch" (see ``lmprof.reference.loop.main``). The forward phase opens onto the model's own
 layers. Given a RunResult, each phase shows its time, share of the run's wall
-time and calls, on a heat scale with a legend.
+time and calls, on a heat scale with a legend. When --max-batches cut
+training short, the colours show each phase's share of a full-epoch run
+(``lmprof.views.projection``), and the title and legend say so: a chart of
+50 batches shaded as measured would tell a student that evaluation dominates.
 
     >>> flow_chart(RunResult.load("runs/demo")).source[:7]  # doctest: +SKIP
     'digraph'
@@ -54,15 +57,28 @@ def heat(share: float) -> str:
 
 
 def phase_rows(result: "RunResult | None") -> dict[str, dict[str, Any]]:
-    """result.json's phase rows by name (empty without a result)."""
-    return {row["name"]: row for row in (result.phases if result is not None else [])}
+    """result.json's phase rows by name (empty without a result); a cut run's rows carry "full_share"."""
+    if result is None:
+        return {}
+    from lmprof.views.projection import projected_shares
+
+    projected = projected_shares(result) or {}
+    return {row["name"]: {**row, **({"full_share": projected[row["name"]]} if row["name"] in projected else {})}
+            for row in result.phases}
+
+
+def shown_share(row: dict[str, Any]) -> float:
+    """The share the colour shows: of a full-epoch run when training was cut, else of the run."""
+    return float(row.get("full_share", row["share"]))
 
 
 def measured(row: dict[str, Any]) -> str:
-    """A phase's figures as the chart prints them: time, share, calls."""
+    """A phase's figures as the chart prints them: time, share (and full-epoch share), calls."""
     from lmprof.views.rows import duration
 
     calls = f" · {row['calls']:,} calls" if row.get("calls", 0) > 1 else ""
+    if "full_share" in row:
+        return f"{duration(row['seconds'])} · {row['full_share']:.1%} of a full epoch ({row['share']:.1%} here){calls}"
     return f"{duration(row['seconds'])} · {row['share']:.1%}{calls}"
 
 
@@ -94,6 +110,10 @@ def flow_chart(result: "RunResult | None" = None, *, model: str = "LSTM", nlayer
         batches = sum(int(e.get("batches", 0)) for e in result.epochs)
         title += (f"\n{model}, {corpus}, {len(result.epochs)} epoch(s), {batches} training batches"
                   + (f", wall time {duration(wall)}" if wall else ""))
+        full = result.phase_summary.get("full_batches_per_epoch")
+        if any("full_share" in row for row in rows.values()):
+            title += (f"\ntraining cut short ({batches} of {int(full) * len(result.epochs)} batches): "
+                      "colours show shares projected to full epochs")
     g = graphviz.Digraph("flow", graph_attr={
         "rankdir": "TB", "fontname": FONT, "fontsize": "15", "labelloc": "t", "label": title,
         "nodesep": "0.25", "ranksep": "0.3", "newrank": "true"})
@@ -108,7 +128,7 @@ def flow_chart(result: "RunResult | None" = None, *, model: str = "LSTM", nlayer
             if row is None:
                 label, fill, font = f"{phase.label}\n(not run)", NOT_RUN_FILL, "#888888"
             else:
-                fill = heat(row["share"])
+                fill = heat(shown_share(row))
                 label = f"{phase.label}\n{measured(row)}"
                 font = "white" if fill in DARK_FILLS else "black"
         parent.node(phase.name, label, fillcolor=fill, fontcolor=font)
@@ -159,7 +179,7 @@ def _forward(parent: "graphviz.Digraph", phase: Phase, rows: dict[str, dict[str,
     with parent.subgraph(name="cluster_forward") as fwd:
         label, fill, font = f"{phase.label}: model(data, hidden)", PLAIN_FILL, "black"
         if rows and row is not None:
-            fill = heat(row["share"])
+            fill = heat(shown_share(row))
             label += f"\n{measured(row)}"
             font = "white" if fill in DARK_FILLS else "black"
         fwd.attr(label=label, style="rounded,filled", fillcolor=fill, fontcolor=font, color="#444444",
@@ -181,12 +201,18 @@ def _legend(rows: dict[str, dict[str, Any]]) -> str:
         font = "white" if colour in DARK_FILLS else "black"
         cells.append(f'<tr><td bgcolor="{colour}" align="left"><font color="{font}">{html.escape(span)}</font></td></tr>')
         lower = upper
-    notes = ["Colour: the phase's share of the run's wall time.",
-             "Each phase: total time · share · calls."]
+    projected = any("full_share" in row for row in rows.values())
+    if projected:
+        notes = ["Colour: the phase's share of a full-epoch run (projected:",
+                 "training steps × whole epochs' batches, evaluation as measured).",
+                 "Each phase: total time · full-epoch share (share here) · calls."]
+    else:
+        notes = ["Colour: the phase's share of the run's wall time.",
+                 "Each phase: total time · share · calls."]
     outside = rows.get(UNCOVERED)
     if outside is not None:
         notes.append(f"Outside every phase (loop bookkeeping, prints): {measured(outside)}.")
     note_rows = "".join(f'<tr><td align="left">{html.escape(n)}</td></tr>' for n in notes)
     return (f'<<table border="0" cellborder="0" cellspacing="2" cellpadding="3">'
-            f'<tr><td align="left"><b>Share of wall time</b></td></tr>{"".join(cells)}'
+            f'<tr><td align="left"><b>{"Share of a full epoch" if projected else "Share of wall time"}</b></td></tr>{"".join(cells)}'
             f'{note_rows}</table>>')

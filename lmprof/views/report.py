@@ -178,18 +178,26 @@ def _phases_data(result: RunResult) -> dict[str, Any]:
     """The summary of top-level parts and the phase table, from the terminal table's rows."""
     from lmprof.phases import UNCOVERED
     from lmprof.views.ops import flops_text
+    from lmprof.views.projection import projection_note
     from lmprof.views.rows import CUDA_CLOCK, phase_caption, phase_table_rows, summary_parts
 
     gpu = result.phase_summary.get("clock") == CUDA_CLOCK
+
+    def full(share: float | None) -> dict[str, Any]:  # a cut run's bars show the full-epoch share
+        return {"full_share": percent(share), "full_bar": bar_width(share)} if share is not None else {}
+
     rows = [{"name": r["name"], "label": UNCOVERED if r["name"] == UNCOVERED else r["label"], "outside": r["name"] == UNCOVERED,
              "calls": "" if r["name"] == UNCOVERED else f"{r['calls']:,}", "total": duration(r["seconds"]),
              "mean": "" if r["name"] == UNCOVERED else duration(r["mean_seconds"]), "share": percent(r["share"]),
              "bar": bar_width(r["share"]), "host": duration(r["host_seconds"]),
-             "gap": ("-" if r["gap_seconds"] < 0 else "+") + duration(abs(r["gap_seconds"]))}
+             "gap": ("-" if r["gap_seconds"] < 0 else "+") + duration(abs(r["gap_seconds"])),
+             **full(r["full_share"])}
             for r in phase_table_rows(result)]
     parts = [{"part": p["part"], "total": duration(p["seconds"]), "share": percent(p["share"]),
-              "bar": bar_width(p["share"]), "outside": p["part"] == UNCOVERED} for p in summary_parts(result)]
+              "bar": bar_width(p["share"]), "outside": p["part"] == UNCOVERED, **full(p["full_share"])}
+             for p in summary_parts(result)]
     return {"rows": rows, "parts": parts, "gpu": gpu, "clock": result.phase_summary.get("clock", "host"),
+            "projection": projection_note(result),
             "wall": duration(result.phase_summary.get("wall_seconds")), "caption": phase_caption(result),
             "flops": flops_text(result)}
 

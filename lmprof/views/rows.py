@@ -133,14 +133,18 @@ def sync_note(result: "RunResult") -> str:
 # --- phases --------------------------------------------------------------------------
 
 def phase_table_rows(result: "RunResult") -> list[dict[str, Any]]:
-    """The phase rows of result.json, each with the host-minus-device gap."""
+    """The phase rows of result.json, each with the host-minus-device gap and (cut runs) the full-epoch share."""
+    from lmprof.views.projection import projected_shares
+
+    projected = projected_shares(result)
     rows = []
     for r in result.phases:
         seconds, host = float(r.get("seconds", 0.0)), float(r.get("host_seconds", r.get("seconds", 0.0)))
         calls = int(r.get("calls", 0))
         rows.append({"name": r["name"], "label": r.get("label", r["name"]), "calls": calls, "seconds": seconds,
                      "mean_seconds": seconds / calls if calls else 0.0, "share": float(r.get("share", 0.0)),
-                     "host_seconds": host, "gap_seconds": host - seconds})
+                     "host_seconds": host, "gap_seconds": host - seconds,
+                     "full_share": projected.get(r["name"]) if projected is not None else None})
     return rows
 
 
@@ -151,15 +155,19 @@ def coverage(result: "RunResult") -> float | None:
 
 
 def summary_parts(result: "RunResult") -> list[dict[str, Any]]:
-    """Seconds and share of the run's wall time of each top-level part that ran."""
+    """Seconds and share of the run's wall time of each top-level part that ran (cut runs: and full-epoch share)."""
+    from lmprof.views.projection import projected_shares
+
     seconds = {r["name"]: float(r.get("seconds", 0.0)) for r in result.phases}
     wall = float(result.phase_summary.get("wall_seconds") or sum(seconds.values()))
+    projected = projected_shares(result)
     parts = []
     for part, names in PARTS:
         ran = [n for n in names if n in seconds]
         if ran:
             total = sum(seconds[n] for n in ran)
-            parts.append({"part": part, "seconds": total, "share": total / wall if wall > 0 else 0.0})
+            parts.append({"part": part, "seconds": total, "share": total / wall if wall > 0 else 0.0,
+                          "full_share": sum(projected[n] for n in ran) if projected is not None else None})
     return parts
 
 

@@ -131,12 +131,22 @@ def summary_table(result: "RunResult") -> "RenderableType":
     title = _titled(f"Where the run's time went · {duration(wall)} wall", result)
     table = Table(title=title, title_justify="left", title_style="bold", header_style="bold", box=None,
                   padding=(0, 1), min_width=len(title))
-    for name, justify in (("part", "left"), ("time", "right"), ("share", "right"), ("", "left")):
+    cut = parts[0]["full_share"] is not None  # training was cut short: the bar shows the full-epoch share
+    columns = [("part", "left"), ("time", "right"), ("share", "right")]
+    columns += [("share (full epoch)", "right")] if cut else []
+    for name, justify in columns + [("", "left")]:
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for p in parts:
         style = "dim" if p["part"] == UNCOVERED else ""
+        shown = p["full_share"] if cut else p["share"]
         table.add_row(Text(p["part"], style=style), duration(p["seconds"]), f"{p['share']:.1%}",
-                      Text(bar(p["share"]), style="green"))
+                      *([Text(f"{shown:.1%}", style="bold")] if cut else []), Text(bar(shown), style="green"))
+    if cut:
+        from rich.console import Group
+
+        from lmprof.views.projection import projection_note
+
+        return Group(table, Text(projection_note(result), style="yellow"))
     return table
 
 
@@ -158,6 +168,9 @@ def phase_table(result: "RunResult") -> "RenderableType":
     table.add_column("GPU total" if on_cuda else "total", justify="right")
     table.add_column("mean", justify="right")
     table.add_column("share", justify="right")
+    cut = rows[0]["full_share"] is not None
+    if cut:
+        table.add_column("share (full epoch)", justify="right")
     table.add_column("", no_wrap=True, min_width=BAR_WIDTH)
     if on_cuda:
         table.add_column("host total", justify="right")
@@ -166,8 +179,10 @@ def phase_table(result: "RunResult") -> "RenderableType":
         outside = r["name"] == UNCOVERED
         cells: list[Any] = [Text(UNCOVERED if outside else r["label"], style="dim" if outside else ""),
                             "" if outside else f"{r['calls']:,}", duration(r["seconds"]),
-                            "" if outside else duration(r["mean_seconds"]), f"{r['share']:.1%}",
-                            Text(bar(r["share"]), style="dim" if outside else "magenta")]
+                            "" if outside else duration(r["mean_seconds"]), f"{r['share']:.1%}"]
+        if cut:
+            cells.append(Text(f"{r['full_share']:.1%}", style="bold"))
+        cells.append(Text(bar(r["full_share"] if cut else r["share"]), style="dim" if outside else "magenta"))
         if on_cuda:
             gap = r["gap_seconds"]
             cells += [duration(r["host_seconds"]), ("-" if gap < 0 else "+") + duration(abs(gap))]
