@@ -1,0 +1,50 @@
+"""benchmarks/gpu_check.sh: its CPU half runs here, at tiny sizes, and writes a one-page summary."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
+CHECKS = ("train + CPU twin", "profile --sync launch", "profile --sync blocking", "phase table", "trace",
+          "diagram bptt", "sweep LSTM GRU", "report")
+GPU_ONLY = ("blocking moves time off loss.item()", "cuDNN off, same outputs")
+
+
+def summary_rows(page: str) -> dict[str, tuple[str, str]]:
+    """check -> (status, what it saw), from the summary's table."""
+    rows = {}
+    for line in page.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 3 and cells[0] not in ("check", "---"):
+            rows[cells[0]] = (cells[1], cells[2])
+    return rows
+
+
+@pytest.mark.slow
+def test_cpu_half_runs_every_check_and_writes_the_summary(tiny_corpus: Path, tmp_path: Path) -> None:
+    assert os.access(SCRIPT, os.X_OK), "benchmarks/gpu_check.sh is not executable"
+    env = {**os.environ, "PYTHON": sys.executable, "GPU_CHECK_INSTALL": "0", "GPU_CHECK_DATA": str(tiny_corpus),
+           "GPU_CHECK_BATCHES": "3", "GPU_CHECK_SIZE": "16", "GPU_CHECK_BPTT": "8", "OMP_NUM_THREADS": "2"}
+    out = tmp_path / "gpu-check"
+    done = subprocess.run([str(SCRIPT), str(out), "--cpu-only"], env=env, capture_output=True, text=True,
+                          timeout=600)
+    page = (out / "summary.md").read_text(encoding="utf-8")
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{page}"
+    assert "device **cpu**" in page and "the CPU half only" in page
+    rows = summary_rows(page)
+    for check in CHECKS:
+        assert rows[check][0] == "ok", (check, rows.get(check))
+    for check in GPU_ONLY:
+        assert rows[check] == ("skipped", "needs CUDA"), check
+    # what the page reports is what the runs measured
+    assert "valid loss" in rows["train + CPU twin"][1]
+    assert "per-call samples" in rows["phase table"][1]
+    for folder in ("train", "train-cpu", "profile-launch", "profile-blocking", "trace"):
+        assert (out / folder / "result.json").is_file(), folder
+    assert (out / "profile-launch" / "report.html").stat().st_size > 1000
+    assert (out / "bptt.svg").is_file()
