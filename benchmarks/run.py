@@ -96,6 +96,7 @@ def profile_peak_rss_mb(tmp: Path, batches: int) -> float:
 
 def collect(pairs: int, batches: int, quick: bool) -> dict[str, Any]:
     import bench_lines
+    import bench_components
     import bench_loop
     import bench_memory
     import bench_render
@@ -128,6 +129,9 @@ def collect(pairs: int, batches: int, quick: bool) -> dict[str, Any]:
     for label, data in corpora:
         memory = bench_memory.memory_ratio(data, pairs=pairs, batches=batches)
         row(f"--memory / bare, {label}", memory["median"], "x", memory["target"], min=memory["min"], max=memory["max"])
+    for label, data in corpora:
+        parts = bench_components.components_ratio(data, pairs=pairs, batches=batches)
+        row(f"--components / bare, {label}", parts["median"], "x", parts["target"], min=parts["min"], max=parts["max"])
     r = bench_trace.measure(3, 10, None)["profiler_active_steps"]
     row("torch.profiler active steps / bare", r["median"], "x", r["target"], min=r["min"], max=r["max"])
     render = bench_render.measure()
