@@ -116,6 +116,35 @@ def grad_stats_instruments(args: argparse.Namespace) -> list["Any"]:
     return [GradStats()]
 
 
+def add_memory_flags(parser: argparse.ArgumentParser, *, operators: bool = False) -> None:
+    group = parser.add_argument_group("memory")
+    group.add_argument("--memory", action="store_true",
+                       help="also record where the bytes go: saved activations per batch and by module, "
+                            "parameter/gradient/optimizer bytes, peak RSS (CUDA: allocated and peak) per phase"
+                            + ("; and the memory each operator allocates, in the trace" if operators else ""))
+    group.add_argument("--memory-snapshot", action="store_true",
+                       help="CUDA only: with --memory, record the allocator's history and write "
+                            "memory_snapshot.pickle (open it at https://pytorch.org/memory_viz)")
+
+
+def memory_instruments(args: argparse.Namespace, cfg: RunConfig) -> list["Any"]:
+    """[MemoryInstrument] when --memory (or --memory-snapshot) was given, else nothing."""
+    snapshot = getattr(args, "memory_snapshot", False)
+    if not (getattr(args, "memory", False) or snapshot):
+        return []
+    from lmprof.instrument.memory import MemoryInstrument
+
+    if snapshot:
+        from lmprof.errors import UsageError
+        from lmprof.runner import resolve_device
+
+        device = resolve_device(cfg)
+        if device.type != "cuda":
+            raise UsageError(f"--memory-snapshot records the CUDA allocator's history, and this run is on "
+                             f"{device.type}: use --memory (saved activations and RSS per phase), or a GPU")
+    return [MemoryInstrument(snapshot=snapshot)]
+
+
 def add_components_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--components", action="store_true",
                         help="also time each model component (encoder, rnn, decoder, ...), forward and backward")

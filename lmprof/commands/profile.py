@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lmprof.commands.common import (add_components_flag, add_grad_stats_flag, add_report_flag, add_run_flags,
-                                   config_from_args, grad_stats_instruments)
+from lmprof.commands.common import (add_components_flag, add_grad_stats_flag, add_memory_flags, add_report_flag,
+                                   add_run_flags, config_from_args, grad_stats_instruments, memory_instruments)
 from lmprof.instrument.lines import ALL, FUNCTIONS, SYNC_MODES, UNITS
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "kernels (slower); launch (default) times kernel launches")
     add_components_flag(parser)
     add_grad_stats_flag(parser)
+    add_memory_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     console = make_console()
     run_dir = Path(cfg.out) if cfg.out else default_run_dir("profile", cfg)
     instruments = [PhaseTimer(), AchievedFlops(), LineProfile(functions, unit=args.unit, sync=args.sync),
-                   *grad_stats_instruments(args), *progress_instruments(console)]
+                   *grad_stats_instruments(args), *memory_instruments(args, cfg), *progress_instruments(console)]
     if args.components:
         from lmprof.instrument.components import ComponentTimer
 

@@ -12,7 +12,8 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
-from lmprof.commands.common import add_components_flag, add_report_flag, add_run_flags, config_from_args
+from lmprof.commands.common import (add_components_flag, add_memory_flags, add_report_flag, add_run_flags,
+                                   config_from_args, memory_instruments)
 from lmprof.errors import UsageError
 
 if TYPE_CHECKING:
@@ -34,10 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="how many wait/warmup/active cycles; one trace file each (default 1)")
     prof.add_argument("--group-by-shape", action="store_true",
                       help="one row per operator and input shapes (records shapes)")
-    prof.add_argument("--memory", action="store_true", help="record memory allocated by each operator")
     prof.add_argument("--gzip", action="store_true", help="write *.pt.trace.json.gz")
     prof.add_argument("--row-limit", type=int, default=15, metavar="N", help="operators to show (default 15)")
     add_components_flag(parser)
+    add_memory_flags(parser, operators=True)
     prof.add_argument("--into", metavar="RUN", default=None,
                       help="add the trace to an existing run folder: trace RUN's own configuration and write "
                            "only its top operators and trace/ files, leaving its other tables as they are")
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     # The trace's recorder goes first: it opens each phase's span before the phase timer starts
     # and closes it after, so the profiler's own bookkeeping stays out of the phase times.
     trace = TraceSession(schedule, group_by_shape=args.group_by_shape, memory=args.memory, gzip=args.gzip)
-    watchers = [trace, PhaseTimer()]
+    watchers = [trace, PhaseTimer(), *memory_instruments(args, cfg)]
     if args.components:
         from lmprof.instrument.components import ComponentTimer
 

@@ -289,7 +289,7 @@ class MemoryRecorder:
             "param_bytes": params,
             "grad_bytes": self.grad_bytes,
             "optimizer_bytes": self.optimizer_bytes,
-            "rss_peak_bytes": peak_rss(),
+            "rss_peak_bytes": max([peak_rss(), *(v.get("rss_peak_bytes", 0) for v in self.phase_peaks.values())]),
             "rss_per_batch": self.batch_rss,
             "rss_peak_scope": "phase" if self.proc.clear is not None else "process",
             "phases": {name: dict(v) for name, v in self.phase_peaks.items()},

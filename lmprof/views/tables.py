@@ -175,6 +175,10 @@ def phase_table(result: "RunResult") -> "RenderableType":
     if on_cuda:
         table.add_column("host total", justify="right")
         table.add_column("host - GPU", justify="right")
+    from lmprof.views.memory import phase_memory_cells, phase_memory_headers
+
+    for header in phase_memory_headers(result):  # with --memory: peak RSS, or CUDA allocated and peak
+        table.add_column(header, justify="right")
     for r in rows:
         outside = r["name"] == UNCOVERED
         cells: list[Any] = [Text(UNCOVERED if outside else r["label"], style="dim" if outside else ""),
@@ -186,6 +190,7 @@ def phase_table(result: "RunResult") -> "RenderableType":
         if on_cuda:
             gap = r["gap_seconds"]
             cells += [duration(r["host_seconds"]), ("-" if gap < 0 else "+") + duration(abs(gap))]
+        cells += phase_memory_cells(result, r["name"])
         table.add_row(*cells)
     caption = phase_caption(result)
     return Group(table, Text(caption, style="dim")) if caption else table
@@ -216,6 +221,10 @@ def profile_view(result: "RunResult", unit: str | None = None) -> "RenderableTyp
         from lmprof.views.components import component_table
 
         parts += [Text(), component_table(result)]
+    if result.memory:
+        from lmprof.views.memory import memory_view
+
+        parts += [Text(), memory_view(result)]
     for table in line_tables(result, unit):
         parts += [Text(), table]
     return Group(*parts)
