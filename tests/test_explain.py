@@ -40,7 +40,7 @@ ALPHABET_ROWS = ["a g m s", "b h n t", "c i o u", "d j p v", "e k q w", "f l r x
 
 def test_every_topic_has_a_module_with_demo_and_render() -> None:
     assert list(TOPICS) == ["batchify", "get_batch", "repackage_hidden", "bptt", "tied", "dropout",
-                            "batchnorm", "perplexity", "profiling"]
+                            "batchnorm", "perplexity", "test_set", "profiling"]
     for name in TOPICS:
         module = topic_module(name)
         assert callable(module.demo) and callable(module.render)
@@ -271,6 +271,7 @@ SMALL_DEMOS: dict[str, dict[str, Any]] = {
     "bptt": {"bptts": (4, 8), "size": 8, "ntokens": 30},
     "profiling": {"max_batches": 2, "size": 16, "bptt": 8, "batch_size": 4, "train_tokens": 1500},
     "perplexity": {"eval_tokens": 300},
+    "test_set": {"epochs": 2, "max_batches": 3},
 }
 MUST_SAY = {
     "batchify": ["f->g", "20 columns"],
@@ -282,6 +283,7 @@ MUST_SAY = {
     "batchnorm": ["running = (1 - momentum) * running + momentum * batch_stat", "unbiased", "eval"],
     "perplexity": ["exp(mean NLL)", "33,278.00"],
     "profiling": ["backward (BPTT)", "blocking", "torch.profiler"],
+    "test_set": ["test 1 time(s)", "evaluated validation 2 time(s)", "Load the best saved model"],
 }
 
 

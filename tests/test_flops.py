@@ -132,3 +132,41 @@ def test_flops_text_reads_like_a_sentence() -> None:
         "backward: 31 GFLOP/s, 42% of this machine's matmul peak\n"
         "  (peak: 74 GFLOP/s, float32 1024x1024 matmul on cpu; one step: forward 3.7 GFLOP, "
         "backward 7.38 GFLOP, matrix products only)")
+
+
+def test_a_day_old_peak_or_remeasure_measures_again_and_stores_when_and_how(tmp_path: Path) -> None:
+    import time
+
+    from lmprof.instrument.flops import PEAK_MAX_AGE, peak_key
+
+    calls: list[Any] = []
+
+    def fake_measure(device: Any) -> dict[str, Any]:
+        calls.append(device)
+        return {"gflops": 50.0 + len(calls), "size": 8, "dtype": "float32", "device": "cpu"}
+
+    cache = tmp_path / "matmul-peak.json"
+    key = peak_key(torch.device("cpu"))
+    old = {"gflops": 9.0, "size": 8, "measured_unix": time.time() - PEAK_MAX_AGE - 60}
+    cache.write_text(json.dumps({key: old}))
+    assert matmul_peak(torch.device("cpu"), cache_file=cache, measure=fake_measure)["gflops"] == 51.0
+    assert matmul_peak(torch.device("cpu"), cache_file=cache, measure=fake_measure)["cached"] is True
+    again = matmul_peak(torch.device("cpu"), cache_file=cache, measure=fake_measure, remeasure=True)
+    assert (again["gflops"], again["cached"], len(calls)) == (52.0, False, 2)
+    real = measure_matmul_peak(torch.device("cpu"), size=32, seconds=0.01)
+    assert real["threads"] == torch.get_num_threads() and real["measured_unix"] <= time.time()
+    assert real["load"] is None or real["load"] >= 0
+
+
+def test_the_flops_lines_say_which_peak_they_divided_by() -> None:
+    from lmprof.result import RunResult
+    from lmprof.views.ops import flops_text
+
+    result = RunResult(command="profile")
+    result.flops = {"peak": {"gflops": 50.0, "size": 1024, "dtype": "float32", "device": "cpu", "threads": 2,
+                             "load": 1.5, "measured_at": "2026-01-02 03:04:05", "cached": True},
+                    "step_flops": {"forward": 1e9, "backward": 2e9},
+                    "phases": [{"name": "forward", "gflops_per_s": 10.0, "share_of_peak": 0.2}]}
+    text = flops_text(result)
+    assert "20% of this machine's matmul peak" in text
+    assert "measured 2026-01-02 03:04:05, 2 thread(s), load average 1.50, from the cache" in " ".join(text.split())

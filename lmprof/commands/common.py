@@ -37,6 +37,9 @@ def add_run_flags(parser: argparse.ArgumentParser, *, epochs: int | None = None)
     up.add_argument("--dry-run", action="store_true", help="verify the code and the model")
     up.add_argument("--use-optimizer", action="store_true", help="use AdamW instead of plain SGD")
     up.add_argument("--accel", action="store_true", help="use an accelerator when present (same as --device auto)")
+    up.add_argument("--onnx-export", type=str, default="", metavar="PATH",
+                    help="path to export the final model in onnx format (refused here unless torch.onnx can "
+                         "run: it needs the onnxscript package)")
     own = parser.add_argument_group("lmprof flags")
     own.add_argument("--max-batches", type=int, default=None, metavar="N",
                      help="stop each epoch's training after N batches (quick runs)")
@@ -86,6 +89,8 @@ def apply_compute_flags(args: argparse.Namespace, *, cpu_only: str | None = None
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The RunConfig that these flags describe (validated)."""
+    if getattr(args, "onnx_export", ""):
+        refuse_onnx_export()
     return RunConfig(
         data=args.data, model=args.model, emsize=args.emsize, nhid=args.nhid, nlayers=args.nlayers,
         lr=args.lr, clip=args.clip, epochs=args.epochs, batch_size=args.batch_size, bptt=args.bptt,
@@ -94,6 +99,23 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         accel=args.accel, max_batches=args.max_batches, out=args.out, device=args.device,
         threads=args.threads,
     ).validate()
+
+
+def refuse_onnx_export() -> None:
+    """Upstream's --onnx-export calls torch.onnx.export, which in this torch needs onnxscript (and onnx).
+
+    Refused before anything trains, so no run is lost to a failure at its very end.
+    """
+    import importlib.util
+
+    from lmprof.errors import UsageError
+
+    missing = [name for name in ("onnxscript", "onnx") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(f"--onnx-export: torch.onnx.export needs {' and '.join(missing)}, not installed here "
+                         f"(pip install {' '.join(missing)}); nothing was trained")
+    raise UsageError("--onnx-export: lmprof does not export ONNX itself; export the saved model.pt with "
+                     "torch.onnx.export as upstream's export_onnx() does")
 
 
 def add_report_flag(parser: argparse.ArgumentParser) -> None:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def make_console() -> "Console":
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, force_jupyter=False)  # in a notebook, lmprof.api shows results itself
 
 
 def log_to(console: "Console") -> Callable[[str], None]:
@@ -34,47 +34,113 @@ def log_to(console: "Console") -> Callable[[str], None]:
     return rich_line
 
 
-class EpochProgress(Instrument):
-    """A progress bar over each epoch's training batches (a listener on the phase markers)."""
+# The long stages outside the training batches, and what the display calls them.
+STAGES = {
+    "corpus": "reading the corpus",
+    "evaluate_valid": "validation",
+    "checkpoint_save": "saving the best model",
+    "checkpoint_load": "loading the best checkpoint",
+    "evaluate_test": "test",
+}
+
+
+class StageProgress(Instrument):
+    """A live display of what the loop is doing (a listener on the phase markers).
+
+    Each epoch's training batches get a bar; validation, test, checkpoint load and
+    the other long stages get a spinner with their name and the seconds so far,
+    so the terminal is never silent. ``prefix`` names the run (a sweep's label).
+    """
 
     name = "progress"
 
-    def __init__(self, console: "Console") -> None:
+    def __init__(self, console: "Console", *, prefix: str = "") -> None:
         self.console = console
+        self.prefix = prefix
         self.progress: Any = None
-        self.task: Any = None
+        self.task: Any = None  # the epoch's bar
+        self.stage: Any = None  # the running stage's spinner
         self.epoch = 0
-        self.total = 0
+        self.done = 0  # batches of this epoch so far
+        self.total: int | None = None
 
     def start(self, context: RunContext) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        self.begin(context.batches_per_epoch)
 
-        self.total = context.batches_per_epoch
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("batches"), TimeRemainingColumn(), console=self.console,
-                                 transient=True)
-        self.progress.start()
+    def begin(self, total: int | None, prefix: str | None = None) -> None:
+        """Start (or restart, for the next run of a sweep) with ``total`` batches per epoch (None: unknown)."""
+        from rich.progress import (BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
 
-    def recorder(self) -> "EpochProgress":
+        self.total, self.epoch = total, 0
+        if prefix is not None:
+            self.prefix = prefix
+        if self.progress is None:
+            self.progress = Progress(SpinnerColumn(finished_text=" "), TextColumn("{task.description}"), BarColumn(),
+                                     TextColumn("{task.fields[count]}"), TimeRemainingColumn(compact=True),
+                                     TimeElapsedColumn(), console=self.console, transient=True)
+            self.progress.start()
+
+    def recorder(self) -> "StageProgress":
         return self
+
+    def _label(self, text: str) -> str:
+        return f"{self.prefix}: {text}" if self.prefix else text
+
+    def _count(self, done: int) -> str:
+        return f"{done}/{self.total} batches" if self.total else f"{done} batches"
 
     def enter(self, name: str) -> None:
         if name == "data" and self.task is None:
             self.epoch += 1
-            self.task = self.progress.add_task(f"epoch {self.epoch}", total=self.total)
+            self.done = 0
+            self.task = self.progress.add_task(self._label(f"epoch {self.epoch}"), total=self.total,
+                                               count=self._count(0))
             self.progress.refresh()  # once an epoch: show the new bar at once
-        elif name in ("evaluate_valid", "evaluate_test") and self.task is not None:
-            self.progress.refresh()  # the finished count, before the bar gives way to evaluation
-            self.progress.remove_task(self.task)
-            self.task = None
+        elif name in STAGES:
+            if self.task is not None:
+                self.progress.refresh()  # the finished count, before the bar gives way to the stage
+                self.progress.remove_task(self.task)
+                self.task = None
+            self.stage = self.progress.add_task(self._label(STAGES[name]), total=None, count="")
+            self.progress.refresh()
 
     def exit(self, name: str) -> None:
         if name == "update" and self.task is not None:
-            self.progress.advance(self.task)
+            self.done += 1
+            self.progress.update(self.task, advance=1, count=self._count(self.done))
+        elif name in STAGES and self.stage is not None:
+            self.progress.remove_task(self.stage)
+            self.stage = None
 
     def stop(self) -> None:
         if self.progress is not None:
             self.progress.stop()
+            self.progress = None
+
+
+EpochProgress = StageProgress  # the name the first version had
+
+
+def sweep_progress(console: "Console") -> "Callable[[Any, int, int], Any] | None":
+    """For a sweep's inline runs: around each run, a StageProgress named "run i/n: LABEL" (None when piped)."""
+    if not (console.is_terminal and sys.stdout.isatty()):
+        return None
+    from contextlib import contextmanager
+
+    from lmprof.phases import listening
+
+    @contextmanager
+    def around(task: Any, i: int, n: int) -> Any:
+        display = StageProgress(console)
+        display.begin(task.config.max_batches, prefix=f"run {i}/{n} {task.label}")
+        try:
+            with listening(display):  # the run installs no recorder of its own, so this one hears it
+                yield
+        finally:
+            display.stop()
+
+    return around
 
 
 def progress_instruments(console: "Console") -> list[Instrument]:
@@ -82,7 +148,7 @@ def progress_instruments(console: "Console") -> list[Instrument]:
 
     if notebook_progress.active():  # run from a notebook (lmprof.profile(...), %lmprof): a bar in the cell
         return [notebook_progress.NotebookProgress()]
-    return [EpochProgress(console)] if console.is_terminal and sys.stdout.isatty() else []
+    return [StageProgress(console)] if console.is_terminal and sys.stdout.isatty() else []
 
 
 def print_files(console: "Console", run_dir: Path, files: dict[str, str]) -> None:

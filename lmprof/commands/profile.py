@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lines.add_argument("--sync", choices=SYNC_MODES, default="launch",
                        help="CUDA only: blocking sets CUDA_LAUNCH_BLOCKING=1 so each line's time includes its "
                             "kernels (slower); launch (default) times kernel launches")
+    parser.add_argument("--remeasure-peak", action="store_true",
+                        help="measure this machine's matmul peak again (else: the cached one, if under a day old "
+                             "and taken with the same thread count)")
     add_components_flag(parser)
     add_grad_stats_flag(parser)
     add_memory_flags(parser)
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     console = make_console()
     run_dir = Path(cfg.out) if cfg.out else default_run_dir("profile", cfg)
-    instruments = [PhaseTimer(), AchievedFlops(), LineProfile(functions, unit=args.unit, sync=args.sync),
+    instruments = [PhaseTimer(), AchievedFlops(remeasure_peak=args.remeasure_peak), LineProfile(functions, unit=args.unit, sync=args.sync),
                    *grad_stats_instruments(args), *memory_instruments(args, cfg), *progress_instruments(console)]
     if args.components:
         from lmprof.instrument.components import ComponentTimer

@@ -1,6 +1,7 @@
 """Train many configurations (LSTM vs GRU over nhid, bptt, nlayers), resumably; tables and plots.
 
     lmprof sweep --models LSTM GRU --vary nhid=200,400,600 --vary bptt=35,55,75 --epochs 3
+    lmprof sweep --models RNN_TANH RNN_RELU LSTM GRU --epochs 3      (the non-linearities)
 
 Every `lmprof train` flag sets the base configuration; by default each
 --vary factor moves alone around it (--grid: every combination). Rows go
@@ -31,9 +32,11 @@ DEFAULT_ROOT = "sweeps"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     own = parser.add_argument_group("sweep flags")
     own.add_argument("--models", nargs="+", metavar="MODEL", default=None,
-                     help="models to compare side by side (default: --model)")
+                     help="models to compare side by side (default: --model); the non-linearity is a model "
+                          "choice: RNN_TANH and RNN_RELU are Elman RNNs with tanh or ReLU, beside LSTM and GRU")
     own.add_argument("--vary", action="append", default=[], metavar="NAME=V1,V2",
-                     help="a factor and its values, e.g. nhid=200,400,600 (repeatable)")
+                     help="a factor and its values, e.g. nhid=200,400,600 (repeatable); epochs needs none: "
+                          "every run records each epoch up to --epochs")
     own.add_argument("--grid", action="store_true",
                      help="run every combination of the factors (default: one factor at a time around the base)")
     own.add_argument("--fresh", action="store_true", help="forget this sweep folder's results and start over")
@@ -92,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
     executor = make_executor(args.executor, args.jobs, resources, options,
                              confirm_cancel=_ask_to_cancel(console) if sys.stdin.isatty() else None)
     folder = Path(args.out) if args.out else Path(DEFAULT_ROOT) / plan.name
+    if hasattr(executor, "around_run"):  # runs in this process: a live display of each run's stages
+        from lmprof.commands.console import sweep_progress
+
+        executor.around_run = sweep_progress(console)
 
     def log(line: str) -> None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)

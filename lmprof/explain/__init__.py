@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from lmprof.errors import UsageError
+from lmprof.errors import UsageError, did_you_mean
 
 # name -> one line, in the order a lesson meets them
 TOPICS: dict[str, str] = {
@@ -30,7 +30,7 @@ TOPICS: dict[str, str] = {
     "dropout": "Dropout vs Dropout2d masks, the 1/(1-p) scale, eval mode",
     "batchnorm": "BatchNorm's running statistics: the formula PyTorch uses",
     "perplexity": "exp(mean NLL); a uniform guess scores the vocabulary size",
-    "test_set": "why a held-out test set, evaluated once with the best checkpoint",
+    "test_set": "why a held-out test set, read once by the best checkpoint",
     "profiling": "reading line and phase tables, GPU timing, traces",
 }
 
@@ -39,5 +39,5 @@ def topic_module(name: str) -> ModuleType:
     """The module of topic ``name`` (imported now), or a UsageError naming the valid topics."""
     name = name.replace("-", "_")  # test-set and test_set alike
     if name not in TOPICS:
-        raise UsageError(f"unknown topic {name!r}: choose one of {', '.join(TOPICS)}")
+        raise UsageError(f"unknown topic {name!r}{did_you_mean(name, TOPICS)}: choose one of {', '.join(TOPICS)}")
     return importlib.import_module(f"lmprof.explain.{name}")

@@ -13,9 +13,12 @@ weights and one for the inputs). A model the meta device cannot run (the
 Transformer checks its mask with ``.item()``) is counted on a CPU copy with
 real numbers, inside ``fork_rng`` so the run's random stream is untouched.
 
-Peak. A short float32 matrix-multiply benchmark on the run's device, run
-once per machine and cached in lmprof's cache folder (``matmul-peak.json``;
-key: host, device, threads, torch version). Delete the file to measure again.
+Peak. A short float32 matrix-multiply benchmark on the run's device, cached
+in lmprof's cache folder (``matmul-peak.json``; key: host, device, threads,
+torch version) with the time it was measured, the thread count and the load
+average then (a peak measured on a busy machine is low, and every share
+divided by it high). It is measured again when older than a day, when the
+thread count differs (another key), or when asked (``--remeasure-peak``).
 
 ``AchievedFlops`` needs the phases: put it after ``PhaseTimer`` in the
 instrument list (contribute() is called in that order).
@@ -24,6 +27,7 @@ instrument list (contribute() is called in that order).
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from pathlib import Path
@@ -34,6 +38,7 @@ from lmprof.phases import LABELS
 from lmprof.result import RunResult
 
 PEAK_FILE = "matmul-peak.json"
+PEAK_MAX_AGE = 24 * 3600.0  # seconds: a day-old peak is measured again (load, clocks and torch change)
 FLOP_PHASES = ("forward", "backward")
 
 
@@ -112,12 +117,30 @@ def measure_matmul_peak(device: Any, size: int | None = None, seconds: float = 0
         best = min(best, time.perf_counter() - t0)
         reps += 1
     return {"gflops": 2 * n**3 / best / 1e9, "size": n, "dtype": "float32", "repetitions": reps,
-            "device": str(device), "measured_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+            "device": str(device), "threads": torch.get_num_threads(), "load": _load_average(),
+            "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"), "measured_unix": time.time()}
 
 
-def matmul_peak(device: Any, *, cache_file: Path | None = None,
+def _load_average() -> float | None:
+    """The 1-minute load average when measured: runnable processes, against the cores the matmul wanted."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # not on every platform
+        return None
+
+
+def peak_is_fresh(record: dict[str, Any], now: float | None = None) -> bool:
+    """A cached peak is used when measured less than PEAK_MAX_AGE seconds ago (older files: never)."""
+    measured = record.get("measured_unix")
+    if not isinstance(measured, (int, float)) or record.get("gflops", 0) <= 0:
+        return False
+    age = (time.time() if now is None else now) - measured
+    return 0 <= age < PEAK_MAX_AGE
+
+
+def matmul_peak(device: Any, *, cache_file: Path | None = None, remeasure: bool = False,
                 measure: Callable[[Any], dict[str, Any]] = measure_matmul_peak) -> dict[str, Any]:
-    """This machine's matmul peak for ``device``: from the cache, or measured once and cached."""
+    """This machine's matmul peak for ``device``: from the cache while fresh, else measured and cached."""
     from lmprof.corpora.synth import cache_dir
     from lmprof.fsutil import write_text_atomic
 
@@ -129,10 +152,10 @@ def matmul_peak(device: Any, *, cache_file: Path | None = None,
             cached = {}
     except (OSError, ValueError):
         cached = {}
-    if isinstance(cached.get(key), dict) and cached[key].get("gflops", 0) > 0:
+    if not remeasure and isinstance(cached.get(key), dict) and peak_is_fresh(cached[key]):
         return {**cached[key], "cached": True}
     record = measure(device)
-    cached[key] = record
+    cached[key] = {"measured_unix": time.time(), **record}  # a measure that gives no time: stamped now
     try:
         write_text_atomic(path, json.dumps(cached, indent=1) + "\n")
     except OSError:
@@ -151,8 +174,10 @@ class AchievedFlops(Instrument):
 
     name = "flops"
 
-    def __init__(self, *, peak: dict[str, Any] | None = None, step_flops: dict[str, Any] | None = None) -> None:
+    def __init__(self, *, peak: dict[str, Any] | None = None, step_flops: dict[str, Any] | None = None,
+                 remeasure_peak: bool = False) -> None:
         self.peak = peak
+        self.remeasure_peak = remeasure_peak
         self.step_flops = step_flops
         self.context: RunContext | None = None
 
@@ -168,7 +193,7 @@ class AchievedFlops(Instrument):
             return  # the run stopped before a training step, or no PhaseTimer ran before this
         cfg = self.context.cfg
         step = self.step_flops or count_step_flops(cfg, ntokens)
-        peak = self.peak or matmul_peak(self.context.device)
+        peak = self.peak or matmul_peak(self.context.device, remeasure=self.remeasure_peak)
         result.flops = achieved(step, rows, result.metrics, cfg.bptt * cfg.batch_size, peak)
 
 

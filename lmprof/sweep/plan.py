@@ -63,6 +63,10 @@ def parse_vary(text: str) -> Factor:
         raise UsageError(f"--vary {text!r}: write NAME=V1,V2,... (e.g. --vary nhid=200,400,600)")
     if name == "model":
         raise UsageError("--vary model=...: list the models with --models instead (e.g. --models LSTM GRU)")
+    if name == "epochs":
+        raise UsageError("--vary epochs=...: not needed: every run records each epoch (the tables' epoch column "
+                         "and the per-epoch plot), so one sweep with --epochs set to the largest value answers "
+                         "how the number of epochs matters")
     if name not in VARIABLE:
         raise UsageError(f"--vary {name}: not a factor a sweep can vary; choose one of {', '.join(VARIABLE)}")
     words = [w.strip() for w in raw.split(",") if w.strip()]

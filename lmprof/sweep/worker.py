@@ -13,9 +13,11 @@ Divergence: the reference loop stops on a NaN or infinite loss. The sweep
 adds one rule: a validation perplexity above the vocabulary size is worse
 than guessing every word with equal probability (whose perplexity is exactly
 the vocabulary size). One such epoch can be a bad start that the next epoch
-repairs (a GRU at lr 20 often does); two in a row, or one at the last epoch,
-means training has gone wrong, not slowly: the run stops there and is marked
-"diverged" (lr 20 on a 4-layer GRU reaches 1e7 and more).
+repairs (a GRU at lr 20 often does); two in a row, or one at the last epoch
+of two or more, means training has gone wrong, not slowly: the run stops there and is marked
+"diverged" (lr 20 on a 4-layer GRU reaches 1e7 and more). A run of a single
+epoch that ends above it has shown too little to say which: the tables call
+it "not converged" and leave it out of averages, as a diverged one.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any, Callable
 from lmprof.config import RunConfig
 from lmprof.errors import LossNotFinite
 from lmprof.fsutil import write_text_atomic
+from lmprof.instrument.gradients import CLIP_FIELDS, GradStats, clip_summary
 
 RECORD_FILE = "record.json"
 LOG_FILE = "train.log"
@@ -54,7 +57,8 @@ def is_diverged(val_ppls: list[float | None], vocab_size: int | None, *, final: 
     """The sweep's rule, judged after the last of ``val_ppls`` (one per epoch so far).
 
     NaN/inf (stored as None); or worse than a uniform guess over the vocabulary
-    at two epochs in a row, or at the ``final`` epoch.
+    at two epochs in a row, or at the ``final`` epoch of two or more. A run of one
+    epoch above it is not judged here: the tables call it "not converged".
     """
     def above(ppl: float | None) -> bool:
         return ppl is None or not math.isfinite(ppl) or (vocab_size is not None and ppl > vocab_size)
@@ -62,7 +66,8 @@ def is_diverged(val_ppls: list[float | None], vocab_size: int | None, *, final: 
     last = val_ppls[-1]
     if last is None or not math.isfinite(last):
         return True
-    return above(last) and (final or (len(val_ppls) >= 2 and above(val_ppls[-2])))
+    # One epoch is too little evidence: a run whose only epoch is above it ends as "not converged".
+    return above(last) and len(val_ppls) >= 2 and (final or above(val_ppls[-2]))
 
 
 def corpus_folder(cfg: RunConfig) -> Path:
@@ -146,8 +151,13 @@ def run_one(
     }
     write_record(folder, record)
 
+    # Gradient statistics are on in every sweep (they cost under 2%): the clip columns of the tables.
+    grad_stats = [GradStats()] if extra.get("grad_stats", True) else []
+
     def epoch_done(epoch: dict[str, Any]) -> None:
-        record["epochs"].append({**epoch, "finished_at": now()})
+        clip = {k: v for k, v in grad_stats[0].epochs[-1].items() if k in CLIP_FIELDS} if grad_stats and \
+            grad_stats[0].epochs and grad_stats[0].epochs[-1]["epoch"] == epoch["epoch"] else {}
+        record["epochs"].append({**epoch, **clip, "finished_at": now()})
         write_record(folder, record)
         if on_record is not None:
             on_record(record)
@@ -168,8 +178,13 @@ def run_one(
                 log_file.flush()
 
             # force: the folder is this run's own (record.json); a rerun replaces a cut-off attempt
-            result = run(config, command="sweep", log=log, run_dir=folder, on_epoch=epoch_done, force=True)
+            result = run(config, command="sweep", log=log, run_dir=folder, on_epoch=epoch_done, force=True,
+                         instruments=grad_stats)
         metrics = result.metrics
+        if result.gradients:
+            record["gradients"] = result.gradients
+            if metrics.get("status") == "diverged" and clip_summary(result.gradients):
+                metrics["message"] = f"{metrics.get('message') or 'diverged'}; {clip_summary(result.gradients)}"
         record.update(
             status=metrics.get("status", "failed"), message=metrics.get("message") or "",
             test_loss=metrics.get("test_loss"), test_ppl=metrics.get("test_ppl"),

@@ -7,7 +7,7 @@ FLOP/s lines go under the phase table of ``lmprof profile``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -113,10 +113,24 @@ def flops_text(result: "RunResult") -> str:
     peak = flops.get("peak", {})
     step = flops.get("step_flops", {})
     lines.append(f"  (peak: {_rate(peak.get('gflops', 0.0))} GFLOP/s, {peak.get('dtype', 'float32')} "
-                 f"{peak.get('size')}x{peak.get('size')} matmul on {peak.get('device', '?')}; one step: "
+                 f"{peak.get('size')}x{peak.get('size')} matmul on {peak.get('device', '?')}{peak_when(peak)}; one step: "
                  f"forward {step.get('forward', 0) / 1e9:.3g} GFLOP, backward {step.get('backward', 0) / 1e9:.3g} "
                  f"GFLOP, matrix products only)")
     return "\n".join(lines)
+
+
+def peak_when(peak: dict[str, Any]) -> str:
+    """When and under what load the peak was measured, and whether this run measured it or read the cache."""
+    parts = []
+    if peak.get("measured_at"):
+        parts.append(f"measured {peak['measured_at']}")
+    if peak.get("threads"):
+        parts.append(f"{peak['threads']} thread(s)")
+    if peak.get("load") is not None:
+        parts.append(f"load average {peak['load']:.2f}")
+    if "cached" in peak:
+        parts.append("from the cache (--remeasure-peak to measure again)" if peak["cached"] else "measured by this run")
+    return f", {', '.join(parts)}" if parts else ""
 
 
 def trace_hint(result: "RunResult") -> str:

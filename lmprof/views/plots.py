@@ -61,7 +61,8 @@ def _style(view: SweepView, run: RunSeries) -> dict[str, Any]:
     colour = palette[_setting_index(view, run) % len(palette)]
     style: dict[str, Any] = {"color": colour, "linestyle": _LINESTYLES[model_index % len(_LINESTYLES)],
                              "marker": _MARKERS[model_index % len(_MARKERS)], "markersize": 4, "gid": RUN_GID + run.key,
-                             "label": run.label + (" (diverged)" if run.diverged else "")}
+                             "label": run.label + (" (diverged)" if run.diverged else
+                                                   " (not converged)" if run.not_converged else "")}
     if run.diverged:
         style.update(color="tab:red", marker="x", markersize=8, alpha=0.8)
     return style
@@ -80,7 +81,8 @@ def val_ppl_figure(view: SweepView) -> "Figure":
         ax.plot([e for e, _ in points], [p for _, p in points], **_style(view, run))
     if view.vocab_size:
         ax.axhline(view.vocab_size, color="grey", linestyle=":", linewidth=1,
-                   label=f"vocabulary size {view.vocab_size} (uniform guess): above it twice = diverged")
+                   label=f"vocabulary size {view.vocab_size} (uniform guess): above it at two epochs in a row,\n"
+                         "or at the last of two or more = diverged; after a single epoch = not converged")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation perplexity")

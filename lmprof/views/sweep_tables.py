@@ -32,6 +32,11 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 
+# A run that ended above the vocabulary size after a single epoch: too little evidence to call it
+# diverged (the sweep's rule needs two epochs), and no model worth averaging either.
+NOT_CONVERGED = "not converged"
+
+
 @dataclass
 class RunSeries:
     """One configuration's measurements, epoch by epoch."""
@@ -44,6 +49,8 @@ class RunSeries:
     epochs: list[int] = field(default_factory=list)
     train_seconds: list[float] = field(default_factory=list)
     val_ppl: list[float | None] = field(default_factory=list)  # None: NaN/inf
+    clipped: list[float | None] = field(default_factory=list)  # fraction of the epoch's batches clipped
+    preclip_max: list[float | None] = field(default_factory=list)  # largest pre-clip gradient norm
     test_ppl: float | None = None
     nparams: int | None = None
     jobs: int = 1  # runs at once when it was measured
@@ -64,12 +71,24 @@ class RunSeries:
         return self.status == "ok"
 
     @property
+    def not_converged(self) -> bool:
+        return self.status == NOT_CONVERGED
+
+    @property
     def total_seconds(self) -> float:
         return sum(self.train_seconds)
 
     @property
     def finite_ppl(self) -> list[float]:
         return [p for p in self.val_ppl if p is not None]
+
+    def steady_ppl(self, vocab_size: int | None) -> list[float]:
+        """The finite perplexities at or below the vocabulary size: what an average may include.
+
+        A run that recovers from one epoch above it (a spike of 1e6 and more) is still ok, but that
+        epoch would swamp a mean of a few hundreds; it is left out, and the notes say so.
+        """
+        return [p for p in self.finite_ppl if vocab_size is None or p <= vocab_size]
 
 
 @dataclass
@@ -138,6 +157,8 @@ def sweep_view(plan_doc: dict[str, Any], rows: list[dict[str, Any]]) -> SweepVie
             series.epochs.append(row["epoch"])
             series.train_seconds.append(float(row.get("train_seconds") or 0.0))
             series.val_ppl.append(row.get("val_ppl"))
+            series.clipped.append(row.get("clipped_fraction"))
+            series.preclip_max.append(row.get("preclip_norm_max"))
             series.jobs = max(series.jobs, int(row.get("jobs") or 1))
             series.threads = row.get("threads")
             if series.status == "pending":
@@ -151,9 +172,13 @@ def sweep_view(plan_doc: dict[str, Any], rows: list[dict[str, Any]]) -> SweepVie
             vocab = row.get("vocab_size") or vocab
     for series in runs.values():
         order = sorted(range(len(series.epochs)), key=series.epochs.__getitem__)
-        for name in ("epochs", "train_seconds", "val_ppl"):
+        for name in ("epochs", "train_seconds", "val_ppl", "clipped", "preclip_max"):
             values = getattr(series, name)
             setattr(series, name, [values[i] for i in order])
+    for series in runs.values():
+        last = series.val_ppl[-1] if series.val_ppl else None
+        if series.status == "ok" and vocab and last is not None and last > vocab:
+            series.status = NOT_CONVERGED  # ended worse than a uniform guess, too soon to say diverged
     tables = [FactorTable(g["factor"], list(plan_doc.get("models", [])),
                           [(row["value"], row["keys"]) for row in g["rows"]]) for g in plan_doc.get("groups", [])]
     return SweepView(name=str(plan_doc.get("name", "sweep")), epochs=int(plan_doc.get("epochs", 0)),
@@ -171,26 +196,36 @@ def _ppl(value: float | None) -> str:
 
 
 def summary_rows(view: SweepView) -> list[dict[str, Any]]:
-    """One row per table, value and model: the figures of the summary lines (summary.csv)."""
-    out = []
+    """One row per run: the figures of the summary lines (summary.csv).
+
+    The base configuration sits in every factor's table; it is listed once, its
+    ``factor`` naming every table it belongs to ("nhid, bptt") and ``value`` its value in each.
+    """
+    places: dict[str, list[tuple[str, str]]] = {}
     for table in view.tables:
         for value, keys in table.rows:
             for model in table.models:
-                run = view.runs[keys[model]]
-                ok = run.counts and run.finite_ppl
-                out.append({
-                    "factor": table.factor, "value": value, "model": model, "run": run.label,
-                    "status": run.status, "epochs": len(run.epochs),
-                    "total_seconds": round(run.total_seconds, 4) if run.epochs else None,
-                    "avg_epoch_seconds": round(mean(run.train_seconds), 4) if run.epochs else None,
-                    "min_val_ppl": min(run.finite_ppl) if ok else None,
-                    "max_val_ppl": max(run.finite_ppl) if ok else None,
-                    "avg_val_ppl": mean(run.finite_ppl) if ok else None,
-                    "final_val_ppl": run.val_ppl[-1] if ok else None,
-                    "test_ppl": run.test_ppl if run.counts else None,
-                    "nparams": run.nparams, "parallel_jobs": run.jobs, "threads": run.threads,
-                    "hardware": run.hardware, "host": run.host,
-                })
+                places.setdefault(keys[model], []).append((table.factor, value))
+    out = []
+    for key, where in places.items():
+        run = view.runs[key]
+        model = run.model
+        ok = run.counts and run.finite_ppl
+        steady = run.steady_ppl(view.vocab_size)
+        out.append({
+            "factor": ", ".join(f for f, _ in where), "value": ", ".join(v for _, v in where),
+            "model": model, "run": run.label,
+            "status": run.status, "epochs": len(run.epochs),
+            "total_seconds": round(run.total_seconds, 4) if run.epochs else None,
+            "avg_epoch_seconds": round(mean(run.train_seconds), 4) if run.epochs else None,
+            "min_val_ppl": min(run.finite_ppl) if ok else None,
+            "max_val_ppl": max(run.finite_ppl) if ok else None,
+            "avg_val_ppl": mean(steady) if ok and steady else None,  # epochs above the vocabulary left out
+            "final_val_ppl": run.val_ppl[-1] if ok else None,
+            "test_ppl": run.test_ppl if run.counts else None,
+            "nparams": run.nparams, "parallel_jobs": run.jobs, "threads": run.threads,
+            "hardware": run.hardware, "host": run.host,
+        })
     return out
 
 
@@ -219,9 +254,12 @@ def factor_table(view: SweepView, table: FactorTable, mixed_hardware: bool = Fal
     t = Table(title=title, title_justify="left", show_lines=False)
     t.add_column(table.factor, justify="right", style="bold")
     t.add_column("epoch", justify="right")
+    clip_stats = any(f is not None for k in table_keys(table) for f in view.runs[k].clipped)
     for model in table.models:
         t.add_column(f"{model} s", justify="right")
         t.add_column(f"{model} val ppl", justify="right")
+        if clip_stats:
+            t.add_column(f"{model} clipped", justify="right")
     for value, keys in table.rows:
         runs = [view.runs[keys[m]] for m in table.models]
         for epoch in range(1, view.epochs + 1):
@@ -229,22 +267,29 @@ def factor_table(view: SweepView, table: FactorTable, mixed_hardware: bool = Fal
             for run in runs:
                 if epoch in run.epochs:
                     i = run.epochs.index(epoch)
-                    last_of_diverged = run.diverged and i == len(run.epochs) - 1
+                    last = i == len(run.epochs) - 1
                     cells += [seconds(run.train_seconds[i]),
-                              f"[red]{_ppl(run.val_ppl[i])} diverged[/red]" if last_of_diverged
-                              else _ppl(run.val_ppl[i])]
+                              f"[red]{_ppl(run.val_ppl[i])} diverged[/red]" if last and run.diverged
+                              else f"[yellow]{_ppl(run.val_ppl[i])} not converged[/yellow]"
+                              if last and run.not_converged else _ppl(run.val_ppl[i])]
+                    cells += [_clip_cell(run, i)] if clip_stats else []
                 else:
-                    cells += ["", _missing(run, epoch)]
+                    cells += ["", _missing(run, epoch)] + ([""] if clip_stats else [])
             t.add_row(*cells)
         summary: dict[str, list[str]] = {"total": [], "average": [], "min / max": [], "test": []}
         for run in runs:
-            excluded = None if run.counts else f"[red]{run.status}[/red]" if run.epochs else "—"
+            colour = "yellow" if run.not_converged else "red"
+            excluded = None if run.counts else f"[{colour}]{run.status}[/{colour}]" if run.epochs else "—"
             ppl = run.finite_ppl
+            steady = run.steady_ppl(view.vocab_size)
+            spikes = "*" if len(steady) < len(ppl) else ""  # epochs above the vocabulary size left out
             summary["total"] += [seconds(run.total_seconds) if run.epochs else "", ""]
             summary["average"] += [seconds(mean(run.train_seconds)) if run.epochs else "",
-                                   excluded or _ppl(mean(ppl))]
+                                   excluded or (_ppl(mean(steady)) + spikes if steady else "—")]
             summary["min / max"] += ["", excluded or f"{_ppl(min(ppl))} / {_ppl(max(ppl))}"]
             summary["test"] += ["", excluded or _ppl(run.test_ppl)]
+            for name in summary if clip_stats else ():
+                summary[name].append("")
         names = list(summary)
         for name in names:
             t.add_row("", f"[dim]{name}[/dim]", *summary[name], end_section=name == names[-1])
@@ -252,9 +297,17 @@ def factor_table(view: SweepView, table: FactorTable, mixed_hardware: bool = Fal
     for model in table.models:
         ok = [view.runs[keys[model]] for _, keys in table.rows if view.runs[keys[model]].counts]
         cells += [seconds(mean(s for r in ok for s in r.train_seconds)) if ok else "—",
-                  _ppl(mean(r.finite_ppl[-1] for r in ok)) if ok else "—"]
+                  _ppl(mean(r.finite_ppl[-1] for r in ok)) if ok else "—"] + ([""] if clip_stats else [])
     t.add_row(*[f"[bold]{c}[/bold]" if c else c for c in cells])
     return t
+
+
+def _clip_cell(run: RunSeries, i: int) -> str:
+    """'100% (3.1e+04)': the share of the epoch's batches clip_grad_norm_ scaled down, and the largest norm."""
+    fraction, top = run.clipped[i], run.preclip_max[i]
+    if fraction is None:
+        return "[dim]—[/dim]"
+    return f"{fraction:.0%} ({'inf' if top is None else f'{top:.2g}'})"
 
 
 def _missing(run: RunSeries, epoch: int) -> str:
@@ -267,12 +320,24 @@ def notes(view: SweepView, mixed_hardware: bool = False) -> list[str]:
     """What a reader must know to compare the numbers (plain lines, markup-free)."""
     lines = ["s: training seconds of the epoch (evaluation excluded); val ppl: validation perplexity. "
              "'all ok': mean epoch seconds and mean final val ppl of the runs that ended ok."]
+    if any(f is not None for r in view.runs.values() for f in r.clipped):
+        lines.append("clipped (max norm): the share of the epoch's batches whose gradient norm was above --clip, "
+                     "so clip_grad_norm_ scaled it down, and the largest norm before clipping.")
+    rule = f"above the vocabulary size {view.vocab_size}" if view.vocab_size else "above the vocabulary size"
     diverged = [r.label for r in view.runs.values() if r.diverged]
     if diverged:
-        rule = f"above the vocabulary size {view.vocab_size}" if view.vocab_size else "above the vocabulary size"
-        lines.append(f"diverged (NaN loss, or val ppl {rule}, worse than a uniform guess, two epochs in a row "
-                     f"or at the last): "
+        lines.append(f"diverged (NaN loss, or val ppl {rule}, worse than a uniform guess, at two epochs in a row, "
+                     f"or at the last of two or more): "
                      f"{', '.join(diverged)}; stopped early and left out of every average.")
+        lines += [f"{r.label}: {r.message}" for r in view.runs.values() if r.diverged and "pre-clip" in r.message]
+    unconverged = [r.label for r in view.runs.values() if r.not_converged]
+    if unconverged:
+        lines.append(f"not converged (val ppl {rule} after its only epoch: too little evidence to call it "
+                     f"diverged; give it more --epochs): {', '.join(unconverged)}; left out of every average.")
+    spiked = [r.label for r in view.runs.values() if r.counts and len(r.steady_ppl(view.vocab_size)) < len(r.finite_ppl)]
+    if spiked:
+        lines.append(f"*: the run's average val ppl leaves out its epochs {rule} (a bad epoch it recovered from): "
+                     f"{', '.join(spiked)}; min / max still show them.")
     failed = [r.label for r in view.runs.values() if r.status in ("failed", "interrupted", "pending")]
     if failed:
         lines.append(f"not finished: {', '.join(failed)} (rerun the same command to continue).")

@@ -1,0 +1,201 @@
+"""Class-ready: every command quiet, steady and consistent (issue 22).
+
+Each test runs the command or the view a student meets and checks what they would read.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from rich.console import Console
+
+from lmprof.cli import main
+from tests.sweep_cli import args_for
+
+
+@pytest.fixture
+def restore_threads() -> Any:
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+# --- --threads and --device on every command that computes ---------------------------------
+
+def test_explain_and_diagram_take_threads(restore_threads: Any, tmp_path: Path) -> None:
+    assert main(["explain", "get_batch", "--threads", "1"]) == 0
+    assert torch.get_num_threads() == 1
+    torch.set_num_threads(2)
+    assert main(["diagram", "bptt", "--threads", "1", "--format", "dot", "--out", str(tmp_path / "b.dot")]) == 0
+    assert torch.get_num_threads() == 1 and (tmp_path / "b.dot").is_file()
+
+
+def test_an_absent_device_or_bad_thread_count_is_one_line_and_exit_2(capsys: Any, tmp_path: Path) -> None:
+    assert main(["diagram", "bptt", "--device", "mps", "--out", str(tmp_path / "b.svg")]) == 2
+    assert main(["explain", "get_batch", "--threads", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("lmprof diagram: error: --device mps") and "--threads must be 1 or more" in err[1]
+
+
+# --- the test-set topic -------------------------------------------------------------------
+
+def test_test_set_topic_is_listed_and_its_demo_evaluates_test_once(tiny_corpus: Path, capsys: Any) -> None:
+    from lmprof.explain import topic_module
+    from lmprof.explain.test_set import demo, render
+
+    assert main(["explain"]) == 0
+    assert "test_set" in capsys.readouterr().out
+    assert topic_module("test-set").__name__ == "lmprof.explain.test_set"
+    numbers = demo(data=str(tiny_corpus), epochs=3, max_batches=3)
+    assert (numbers["valid_evaluations"], numbers["test_evaluations"]) == (3, 1)
+    best = min(numbers["epochs"], key=lambda r: r["val_ppl"])
+    assert numbers["best_epoch"] == best["epoch"] and numbers["best_val_ppl"] == best["val_ppl"]
+    console = Console(file=io.StringIO(), width=100, color_system=None)
+    console.print(render(numbers))
+    text = " ".join(console.file.getvalue().split())  # type: ignore[attr-defined]
+    assert f"evaluated validation 3 time(s) and test 1 time(s)" in text
+    gap = numbers["test_ppl"] / numbers["best_val_ppl"] - 1
+    assert ("above that" in text) == (gap > 0.0005) and ("below that" in text) == (gap < -0.0005)
+
+
+# --- quiet output -------------------------------------------------------------------------
+
+def test_fd2_filter_drops_torch_usdt_lines_and_keeps_the_rest(capfd: Any) -> None:
+    from lmprof.instrument.trace import quiet_fd2
+
+    with quiet_fd2():
+        os.write(2, b"USDT: kineto profiler_start\nreal warning\n")
+    assert capfd.readouterr().err == "real warning\n"
+
+
+def test_trace_prints_no_usdt_lines(tiny_args: list[str], capfd: Any) -> None:
+    assert main(["trace", *tiny_args, "--max-batches", "5"]) == 0
+    out = capfd.readouterr()
+    assert "USDT" not in out.err + out.out and "ProfilerStep" not in out.err
+
+
+def test_one_layer_sweep_says_the_dropout_note_once_and_no_userwarning(tiny_corpus: Path, tmp_path: Path,
+                                                                         capfd: Any) -> None:
+    assert main(args_for(tiny_corpus, tmp_path / "s", "--nlayers", "1")) == 0
+    err = capfd.readouterr().err
+    assert "UserWarning" not in err
+    assert err.count("note: --dropout 0.2 with --nlayers 1") == 1
+    # and show on the sweep folder prints its tables and where the full page is
+    assert main(["show", str(tmp_path / "s")]) == 0
+    out = capfd.readouterr().out
+    assert "GRU" in out and "LSTM-GRU_nhid: nhid" in out and f"lmprof report {tmp_path / 's'}" in " ".join(out.split())
+
+
+def test_onnx_export_is_refused_before_training(tiny_args: list[str], capsys: Any) -> None:
+    assert main(["train", *tiny_args, "--onnx-export", "m.onnx"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lmprof train: error: --onnx-export") and len(err.strip().splitlines()) == 1
+    assert not Path(tiny_args[-1]).exists()
+
+
+# --- the progress display -----------------------------------------------------------------
+
+def test_progress_names_validation_test_and_checkpoint_stages(tiny_corpus: Path, tmp_path: Path) -> None:
+    from lmprof import RunConfig, run
+    from lmprof.commands.console import StageProgress, log_to
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120)
+    cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, bptt=8, max_batches=4, epochs=2)
+    result = run(cfg, instruments=[StageProgress(console)], log=log_to(console), run_dir=tmp_path)
+    text = out.getvalue()
+    assert result.status == "ok"
+    for stage in ("epoch 2", "4/4 batches", "validation", "loading the best checkpoint", "test"):
+        assert stage in text
+
+
+# --- sweeps: the rule, its legend, averages, the base run ---------------------------------
+
+def _view(series: dict[str, tuple[str, list[float]]], vocab: int = 1000) -> Any:
+    from lmprof.views.sweep_tables import sweep_view
+
+    plan = {"name": "s", "models": ["LSTM"], "epochs": max(len(p) for _, p in series.values()),
+            "runs": [{"key": k, "label": f"LSTM nhid={k}", "model": "LSTM"} for k in series],
+            "groups": [{"factor": "nhid", "rows": [{"value": k, "keys": {"LSTM": k}} for k in series]}]}
+    rows: list[dict[str, Any]] = []
+    for key, (status, ppls) in series.items():
+        rows += [{"kind": "epoch", "key": key, "epoch": e, "train_seconds": 1.0, "val_ppl": p}
+                 for e, p in enumerate(ppls, 1)]
+        rows.append({"kind": "run", "key": key, "status": status, "test_ppl": ppls[-1], "vocab_size": vocab})
+    return sweep_view(plan, rows)
+
+
+def _text(view: Any) -> str:
+    from lmprof.views.sweep_tables import sweep_tables
+
+    console = Console(file=io.StringIO(), width=140, color_system=None)
+    console.print(sweep_tables(view))
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_one_epoch_above_the_vocabulary_is_not_converged_and_left_out() -> None:
+    from lmprof.views.sweep_tables import summary_rows
+
+    view = _view({"16": ("ok", [5000.0]), "24": ("ok", [400.0])})
+    assert view.runs["16"].status == "not converged"
+    text = _text(view)
+    assert "5e+03 not converged" not in text and "5000.00 not converged" in text
+    all_ok = next(line for line in text.splitlines() if "all ok" in line)
+    assert "400.00" in all_ok
+    assert "not converged (val ppl above the vocabulary size 1000 after its only epoch" in " ".join(text.split())
+    assert {r["run"]: r["avg_val_ppl"] for r in summary_rows(view)}["LSTM nhid=16"] is None
+
+
+def test_a_run_average_leaves_out_a_spike_it_recovered_from_and_says_so() -> None:
+    from lmprof.views.sweep_tables import summary_rows
+
+    view = _view({"16": ("ok", [2.2e6, 300.0, 200.0])})
+    text = _text(view)
+    assert "250.00*" in text and "2.2e+06 / 200.00" not in text
+    assert "2.2e+06" in text  # the epoch row and min / max still show it
+    assert "*: the run's average val ppl leaves out its epochs above the vocabulary size" in " ".join(text.split())
+    assert summary_rows(view)[0]["avg_val_ppl"] == 250.0
+
+
+def test_the_plot_legend_states_the_rule_the_code_applies() -> None:
+    from lmprof.sweep import is_diverged
+    from lmprof.views.plots import val_ppl_figure
+
+    view = _view({"16": ("ok", [5000.0]), "24": ("diverged", [300.0, 5000.0])})
+    labels = val_ppl_figure(view).axes[0].get_legend_handles_labels()[1]
+    rule = next(label for label in labels if label.startswith("vocabulary size"))
+    assert "two epochs in a row" in rule and "last of two or more = diverged" in rule
+    assert "single epoch = not converged" in rule
+    assert "LSTM nhid=16 (not converged)" in labels and "LSTM nhid=24 (diverged)" in labels
+    # and the code applies exactly that rule
+    assert is_diverged([300.0, 5000.0], 1000, final=True) and not is_diverged([5000.0], 1000, final=True)
+    assert is_diverged([5000.0, 4000.0], 1000, final=False) and not is_diverged([5000.0, 300.0], 1000, final=False)
+
+
+def test_the_base_run_is_listed_once_with_the_factors_it_belongs_to() -> None:
+    from lmprof.config import RunConfig
+    from lmprof.sweep import build_plan, parse_vary
+    from lmprof.views.sweep_tables import summary_rows, sweep_view
+
+    plan = build_plan(RunConfig(nhid=16, bptt=8), ["LSTM"], [parse_vary("nhid=16,24"), parse_vary("bptt=8,12")])
+    rows = summary_rows(sweep_view(plan.to_doc(), []))
+    assert len(rows) == len(plan.runs) == 3
+    base = next(r for r in rows if r["run"] == "LSTM nhid=16 bptt=8")
+    assert (base["factor"], base["value"]) == ("nhid, bptt", "16, 8")
+
+
+def test_vary_epochs_says_how_epochs_are_covered(capsys: Any) -> None:
+    assert main(["sweep", "--vary", "epochs=1,2"]) == 2
+    err = capsys.readouterr().err
+    assert "every run records each epoch" in err and "--epochs set to the largest value" in err
+
+
+def test_sweep_help_names_the_non_linearities(capsys: Any) -> None:
+    assert main(["sweep", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "RNN_TANH and RNN_RELU are Elman RNNs with tanh or ReLU" in help_text
