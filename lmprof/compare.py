@@ -37,9 +37,11 @@ from lmprof.result import RESULT_FILE, RunResult
 
 JSON_FORMAT = "lmprof.compare/1"
 MAX_RUNS = 6
-# Run-to-run drift of a phase's median on this kind of machine: measured by
-# benchmarks/bench_compare_noise.py (reruns of one profile command; see its docstring).
-DRIFT_MARGIN = 0.05
+# Run-to-run drift of a phase's median: benchmarks/bench_compare_noise.py reran one
+# `lmprof profile --fn train` command 5 times on lmprof's 2-core reference VM; forward,
+# backward and the whole step of a rerun drifted up to 13% while their bootstrap intervals
+# excluded 1. A verdict must clear that; on a quieter machine pass --drift to lower it.
+DRIFT_MARGIN = 0.15
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0  # the same runs always give the same intervals
 CONFIDENCE = 0.95

@@ -248,3 +248,25 @@ def test_three_runs_each_against_the_baseline(pair: tuple[Path, Path], tmp_path:
     c = comparison_of(*pair, c_run)
     assert phase(c, "forward").verdicts == ["baseline", SLOWER, FASTER]
     assert phase(c, "forward").ratios == pytest.approx([1.0, 2.0, 0.5])
+
+
+def test_flow_chart_coloured_by_verdict(pair: tuple[Path, Path]) -> None:
+    from lmprof.views.flowchart_compare import FILLS, vs_chart
+
+    results, _ = load_runs(pair)
+    source = vs_chart(compare(results), *results).source
+    repainted = source.split("legend", 1)[1]  # the statements after the baseline's chart
+    assert re.search(r'subgraph cluster_forward \{\s*fillcolor="%s" fontcolor=white label="forward: model\(data, '
+                     r'hidden\)\na: 10\.00 ms · b: 20\.00 ms per batch\n2\.00× · slower"' % FILLS[(SLOWER, True)], repainted)
+    assert re.search(r'backward \[label="backward \(BPTT\)\na: 20\.00 ms · b: 20\.00 ms per batch\n1\.00× · within '
+                     r'noise" fillcolor="%s"' % FILLS[(NOISE, False)], repainted)
+    assert re.search(r'update \[label="update parameters\na: 4\.00 ms · b: 2\.00 ms per batch\n0\.50× · faster" '
+                     r'fillcolor="%s" fontcolor=white' % FILLS[(FASTER, True)], repainted)
+    assert "clip [" not in repainted  # neither run clipped: the chart's own "(not run)" box stays
+
+
+def test_diagram_flow_vs_writes_the_chart(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    assert main(["diagram", "flow", "--from", str(pair[0]), "--vs", str(pair[1]), "--format", "dot"]) == 0
+    dot = (pair[0] / "flow-vs-b.dot").read_text()
+    assert "b against a" in dot and "2.00× · slower" in dot
+    assert main(["diagram", "flow", "--vs", str(pair[1]), "--format", "dot"]) == 2  # no baseline given

@@ -22,9 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON instead of tables")
     parser.add_argument("--report", metavar="FILE.html", default=None,
                         help="also write the comparison as one self-contained HTML page")
+    from lmprof.compare import DRIFT_MARGIN
+
     parser.add_argument("--drift", type=float, default=None, metavar="FRACTION",
-                        help="run-to-run drift margin a ratio must clear for a verdict "
-                             "(default: measured on lmprof's reference machine, 0.05)")
+                        help="run-to-run drift a ratio must clear for a verdict (default "
+                             f"{DRIFT_MARGIN}: reruns on lmprof's 2-core reference machine drifted up to 13%%)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -114,11 +114,11 @@ def phase_grid(c: Comparison) -> Grid:
     columns = ["phase", *[f"{x} per batch" for x in letters(c)]]
     columns += [col for x in others for col in (f"{x}/A", "95% interval", "verdict")]
     verdicts = [len(c.names) + 3 * i + 3 for i in range(len(others))]
+    numeric = [False] + [j not in verdicts for j in range(1, len(columns))]
     caption = (f"Median time per training batch ± half the interquartile range. A verdict says faster or slower "
                f"only when the bootstrap {c.confidence:.0%} interval of the ratio excludes 1 and the ratio clears "
                f"the {c.drift_margin:.0%} run-to-run drift of this machine; otherwise within noise.")
-    return Grid("phases", "Phases: time per batch", columns, rows, [False] + [True] * (len(columns) - 1),
-                caption, verdicts)
+    return Grid("phases", "Phases: time per batch", columns, rows, numeric, caption, verdicts)
 
 
 def flop_grid(c: Comparison) -> Grid:
@@ -225,9 +225,10 @@ def compare_view(c: Comparison) -> "RenderableType":
 def compare_page(c: Comparison) -> "Page":
     from lmprof.views.report import Page, Section
 
-    sections = [Section(g.id, g.title, data={"grid": g, "verdict_class": VERDICT_CLASS}) for g in grids(c)]
+    # ids prefixed: the report's own sections (phases, lines, ops) are drawn by the template it shares
+    sections = [Section(f"cmp-{g.id}", g.title, data={"grid": g, "verdict_class": VERDICT_CLASS}) for g in grids(c)]
     if c.notes:
-        sections.append(Section("notes", "Notes", data={"notes": list(c.notes)}))
+        sections.append(Section("cmp-notes", "Notes", data={"notes": list(c.notes)}))
     headline = [("baseline", c.names[0]), *[(f"vs {x}", n) for x, n in zip(letters(c)[1:], c.names[1:])],
                 ("timing", "comparable" if c.comparable_on_time else NOT_COMPARABLE)]
     return Page(title="lmprof compare · " + " vs ".join(c.names), subtitle=" · ".join(summary(c)),

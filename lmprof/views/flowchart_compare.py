@@ -59,7 +59,7 @@ def _label(phase: Phase, comparison: Comparison, row: PhaseRow | None, totals: t
         return f"{phase.label}\n(not run)", PLAIN_FILL
     shown = " · ".join(f"{name}: {duration(v) if v is not None else 'not run'}" for name, v in ((a, base), (b, then)))
     value = ratio(then, base)
-    return f"{phase.label}\n{shown}" + (f"\n{value:.2f}× · once per run, no verdict" if value else ""), PLAIN_FILL
+    return f"{phase.label}\n{shown}" + (f"\n{value:.2f}× · no verdict (not per batch)" if value else ""), PLAIN_FILL
 
 
 def vs_chart(comparison: Comparison, base: "RunResult", other_run: "RunResult", other: int = 1) -> "graphviz.Digraph":
@@ -70,11 +70,15 @@ def vs_chart(comparison: Comparison, base: "RunResult", other_run: "RunResult", 
     rows = {p.name: p for p in comparison.phases}
     seconds = [{r["name"]: float(r["seconds"]) for r in run.phases} for run in (base, other_run)]
     for phase in PHASES:
+        if phase.name not in seconds[0] and phase.name not in seconds[1]:
+            continue  # neither ran it: the chart's own "(not run)" stays
         label, fill = _label(phase, comparison, rows.get(phase.name),
                              (seconds[0].get(phase.name), seconds[1].get(phase.name)), other)
         font = "white" if fill in DARK else "black"
         if phase.name == "forward":  # a cluster holding the model's layers: repaint the cluster
-            with graph.subgraph(name="cluster_forward") as fwd:
+            # DOT finds a subgraph by name among its parent's only: reopen the clusters it sits in
+            with graph.subgraph(name="cluster_epoch") as epoch, epoch.subgraph(name="cluster_batch") as loop, \
+                    loop.subgraph(name="cluster_forward") as fwd:
                 fwd.attr(label=label.replace(phase.label, f"{phase.label}: model(data, hidden)", 1),
                          fillcolor=fill, fontcolor=font)
         else:
