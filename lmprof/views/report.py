@@ -3,9 +3,10 @@
 The page is built from the same pieces as the terminal views (the phase rows,
 the line and operator rows of result.json, ``trace_hint``, ``flops_text``, the
 sweep's rich tables and ``summary_rows``) and filled into one Jinja2 template
-(``templates/report.html.j2``). Everything is inline: CSS, the diagrams and
-plots as SVG (ids prefixed, so two figures never share one), PNGs as data:
-URIs. No script, no font, nothing fetched: a classroom without a network
+(``templates/report.html.j2``). Everything is inline: CSS, and the diagrams and
+plots as images with data: URIs (an SVG in an <img> can run no script and
+fetch nothing, so a run folder's files never act in the page). No script,
+no font, nothing fetched: a classroom without a network
 opens it, and it prints. A section the folder lacks is left out, with one
 line naming the command that fills it.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-import re
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,45 +111,34 @@ def rich_html(renderable: "RenderableType", width: int = 100) -> str:
     """A rich renderable exactly as the terminal shows it, as a <pre> with inline styles."""
     from rich.console import Console
 
-    console = Console(record=True, file=io.StringIO(), width=width, color_system="truecolor")
+    console = Console(record=True, file=io.StringIO(), width=width, color_system="truecolor", force_jupyter=False)
     console.print(renderable)
     return console.export_html(inline_styles=True, code_format='<pre class="rich">{code}</pre>')
 
 
-_SVG_START = re.compile(r"<svg[\s>]")
-_DROP = re.compile(r"<(metadata|script)\b.*?</\1>", re.S | re.I)
-_ID = re.compile(r'\bid="([^"]+)"')
+def svg_image(svg: str, name: str) -> str:
+    """An SVG as an <img> with a data: URI: in an image, an SVG can neither run script nor fetch anything.
 
-
-def inline_svg(text: str, prefix: str) -> str:
-    """An SVG file's text as an element for the page: no prolog, no metadata or script, ids prefixed.
-
-    Graphviz and matplotlib both number their ids from 1 (``node1``, ``clip0``): two
-    figures on one page would otherwise point into each other's definitions.
+    Run folders are handed around (a student's, a colleague's), so their SVG files are
+    untrusted markup; inlined, an event handler or a link in one would run in the report.
+    An image also keeps each figure's ids to itself.
     """
-    start = _SVG_START.search(text)
-    if start is None:
-        return ""
-    svg = _DROP.sub("", text[start.start():])
-    ids = set(_ID.findall(svg))
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return _image("svg+xml", data, name)
 
-    def rename(m: re.Match[str]) -> str:
-        return m.group(0).replace(m.group(1), f"{prefix}-{m.group(1)}") if m.group(1) in ids else m.group(0)
 
-    svg = _ID.sub(rename, svg)
-    svg = re.sub(r"url\(#([^)]+)\)", rename, svg)
-    svg = re.sub(r'href="#([^"]+)"', rename, svg)
-    return re.sub(r"<svg\b", f'<svg role="img" class="figure" data-source="{prefix}"', svg, count=1)
+def _image(kind: str, data: str, name: str) -> str:
+    return (f'<img class="figure" role="img" data-source="{html.escape(name)}" alt="{html.escape(name)}" '
+            f'src="data:image/{kind};base64,{data}">')
 
 
 def figure_html(folder: Path, stem: str) -> str:
-    """``stem.svg`` inlined, else ``stem.png`` as a data: URI, else ""."""
+    """``stem.svg``, else ``stem.png``, as an image with a data: URI; "" when the folder has neither."""
     svg, png = folder / f"{stem}.svg", folder / f"{stem}.png"
     if svg.is_file():
-        return inline_svg(svg.read_text(encoding="utf-8", errors="replace"), stem)
+        return _image("svg+xml", base64.b64encode(svg.read_bytes()).decode("ascii"), stem)
     if png.is_file():
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
-        return f'<img class="figure" alt="{html.escape(stem)}" src="data:image/png;base64,{data}">'
+        return _image("png", base64.b64encode(png.read_bytes()).decode("ascii"), stem)
     return ""
 
 
@@ -202,6 +192,17 @@ def _phases_data(result: RunResult) -> dict[str, Any]:
             "flops": flops_text(result)}
 
 
+def _components_data(result: RunResult) -> dict[str, Any]:
+    """The component table's rows (per training step), as the terminal shows them."""
+    from lmprof.views.components import component_caption, component_rows
+
+    rows = [{"label": r["label"], "forward": duration(r["forward"]), "backward": duration(r["backward"]),
+             "total": duration(r["total"]), "share": percent(r["share"]), "bar": bar_width(r["share"]),
+             "outside": r["between"]} for r in component_rows(result)]
+    return {"rows": rows, "steps": result.components.get("steps", 0), "caption": component_caption(result),
+            "clock": result.components.get("clock", "host")}
+
+
 def _lines_data(result: RunResult) -> dict[str, Any]:
     """Each profiled function as the terminal's line table sees it: units, per-hit times, hot ranks."""
     from lmprof.views.rows import HOT_LINES, UNIT_LABEL, in_unit, line_table_data, sync_note
@@ -215,7 +216,7 @@ def _lines_data(result: RunResult) -> dict[str, Any]:
                  "share": percent(r.share) if r.hits else "", "bar": bar_width(r.share), "source": source}
                 for r, source in zip(data.rows, highlighted_lines([r.source for r in data.rows]))]
         functions.append({"name": data.qualname, "file": data.file, "first_line": data.first_line,
-                          "calls": data.calls, "total": duration(data.total_seconds),
+                          "calls": data.calls, "callers": data.callers, "total": duration(data.total_seconds),
                           "share": percent(data.share_of_run), "rows": rows,
                           "time_unit": UNIT_LABEL[data.time_unit], "per_hit_unit": UNIT_LABEL[data.per_hit_unit],
                           "ran": bool(data.calls or data.total_seconds > 0)})
@@ -249,7 +250,7 @@ def _drawn_flow_chart(result: RunResult) -> str:
             picture = render_graph(flow_chart(result), Path(tmp) / "flow.svg", "svg").picture
         except UsageError:  # no Graphviz renderer on this machine: the page names the command instead
             return ""
-        return inline_svg(picture.read_text(encoding="utf-8"), "flow")
+        return svg_image(picture.read_text(encoding="utf-8"), "flow")
 
 
 def _diagram_sections(result: RunResult, run_dir: Path) -> list[Section]:
@@ -257,13 +258,16 @@ def _diagram_sections(result: RunResult, run_dir: Path) -> list[Section]:
     from lmprof.config import RNN_KINDS
 
     model, nlayers = result.config.get("model", "LSTM"), result.config.get("nlayers", 2)
-    commands = {"flow": f"lmprof diagram flow --from {run_dir}",
-                "bptt": f"lmprof diagram bptt --model {model} --nlayers {nlayers} --out {run_dir}"}
+    folder = shlex.quote(str(run_dir))  # every hint is a command that is safe to paste as written
+    commands = {"flow": f"lmprof diagram flow --from {folder}",
+                "bptt": f"lmprof diagram bptt --model {shlex.quote(str(model))} --nlayers {int(nlayers)} "
+                        f"--out {folder}"}
     sections = []
     for stem, command in commands.items():
         if stem == "bptt" and model not in RNN_KINDS:
             continue  # the unrolled graph is a recurrent model's
-        svg, note = figure_html(run_dir, stem), f"{stem}.svg in the run folder."
+        shown = next((n for n in (f"{stem}.svg", f"{stem}.png") if (run_dir / n).is_file()), f"{stem}.svg")
+        svg, note = figure_html(run_dir, stem), f"{shown} in the run folder."  # the file figure_html read
         if not svg and stem == "flow" and result.phases:
             svg, note = _drawn_flow_chart(result), f"Drawn from result.json for this page; {command} saves it."
         sections.append(Section(stem, DIAGRAM_TITLES[stem], data={"figure": svg, "note": note}) if svg
@@ -284,11 +288,21 @@ def run_page(result: RunResult, run_dir: Path) -> Page:
         if result.epochs else Section("metrics", "Per-epoch metrics", missing="lmprof train"),
         Section("phases", "Where the time went", data=_phases_data(result))
         if result.phases else Section("phases", "Where the time went", missing="lmprof profile --fn train"),
+        *([Section("components", "Model components, forward and backward", data=_components_data(result))]
+          if result.components.get("rows") else []),  # only with --components: no "missing" line
         Section("lines", "Line by line", data=_lines_data(result))
         if result.lines.get("functions") else Section("lines", "Line by line", missing="lmprof profile --fn train"),
         Section("ops", "Top operators (torch.profiler)", data=_ops_data(result))
-        if result.ops.get("rows") else Section("ops", "Top operators (torch.profiler)", missing="lmprof trace"),
+        if result.ops.get("rows") else Section("ops", "Top operators (torch.profiler)",
+                                               missing=f"lmprof trace --into {shlex.quote(str(run_dir))}"),
     ]
+    if result.gradients.get("epochs"):
+        from lmprof.instrument.gradients import clip_summary
+        from lmprof.views.gradflow import clip_rows
+
+        sections.append(Section("gradients", "Gradient norms before clipping", data={
+            "rows": clip_rows(result.gradients), "clip": result.gradients.get("clip"),
+            "summary": clip_summary(result.gradients), "figure": figure_html(run_dir, "gradflow")}))
     sections += _diagram_sections(result, run_dir)
     headline = [("status", result.status), ("command", f"lmprof {result.command}"),
                 ("device", str(env.get("device", "?"))), ("wall time", duration(m.get("wall_seconds")))]
@@ -296,19 +310,21 @@ def run_page(result: RunResult, run_dir: Path) -> Page:
         headline.append(("test ppl", number(m.get("test_ppl"))))
     if m.get("message"):
         headline.append(("note", str(m["message"])))
+    if result.never_finished():
+        headline.append(("note", result.never_finished()))
     return Page(title=f"lmprof report · {run_dir.resolve().name}", kind="run", headline=headline,
                 subtitle=run_description(result), sections=sections)
 
 
 # --- the page --------------------------------------------------------------------------
-def render(page: Page) -> str:
+def render(page: Page, template: str = TEMPLATE) -> str:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                       autoescape=select_autoescape(["html", "j2"]), undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     page.code_css = page.code_css or code_css()
-    return env.get_template(TEMPLATE).render(page=page)
+    return env.get_template(template).render(page=page)
 
 
 def run_report(result: RunResult, run_dir: str | Path | None = None) -> str:

@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from lmprof.views.report import Page, Section, config_rows, figure_html, inline_svg, number, rich_html
+from lmprof.views.report import Page, Section, config_rows, figure_html, number, rich_html, svg_image
 
 
 def _plain(value: Any) -> str:
@@ -54,6 +54,9 @@ def sweep_page(folder: Path, mixed_hardware: bool = False) -> Page:
                  for row in config_rows(plan.get("base", {}))]})]
     summary = [[("—" if hide_times and key in TIME_KEYS else fmt(row[key])) for key, _, fmt in SUMMARY_COLUMNS]
                for row in summary_rows(view)]
+    for cells, row in zip(summary, summary_rows(view)):
+        if ", " in row["factor"]:  # the base run, listed once: say which tables it stands in
+            cells[0] = f"{cells[0]} (base run: in the {row['factor']} tables)"
     sections.append(Section("tables", "Tables", data={
         "tables": rich_html(Group(*(factor_table(view, t, mixed_hardware) for t in view.tables)), width=110),
         "notes": notes(view, mixed_hardware), "summary_columns": [title for _, title, _ in SUMMARY_COLUMNS],
@@ -66,14 +69,16 @@ def sweep_page(folder: Path, mixed_hardware: bool = False) -> Page:
             if not svg:
                 buffer = io.StringIO()
                 drawn[name].savefig(buffer, format="svg", metadata={"Date": None})
-                figures[name] = inline_svg(buffer.getvalue(), name)
+                figures[name] = svg_image(buffer.getvalue(), name)
     sections.append(Section("plots", "Plots", data={"figures": figures}))
     statuses = [r.status for r in view.runs.values()]
     headline = [("models", ", ".join(view.models)), ("runs", str(len(view.runs))),
                 ("ok", str(statuses.count("ok"))), ("epochs", str(view.epochs))]
     if statuses.count("diverged"):
         headline.append(("diverged", str(statuses.count("diverged"))))
-    unfinished = len(statuses) - statuses.count("ok") - statuses.count("diverged")
+    if statuses.count("not converged"):
+        headline.append(("not converged", str(statuses.count("not converged"))))
+    unfinished = len(statuses) - sum(statuses.count(s) for s in ("ok", "diverged", "not converged"))
     if unfinished:
         headline.append(("not finished", f"{unfinished} (rerun the same lmprof sweep to continue)"))
     return Page(title=f"lmprof sweep report · {view.name}", subtitle=f"{' vs '.join(view.models)}, "
