@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from lmprof.errors import UsageError
+from lmprof.errors import UsageError, did_you_mean
 
 RNN_KINDS = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
 MODEL_KINDS = RNN_KINDS + ("Transformer",)
@@ -68,7 +68,8 @@ class RunConfig:
         """Raise UsageError naming the first bad value; return self when all is well."""
         if self.model not in MODEL_KINDS:
             raise UsageError(
-                f"unknown --model {self.model!r}: choose one of {', '.join(MODEL_KINDS)}"
+                f"unknown --model {self.model!r}{did_you_mean(str(self.model), MODEL_KINDS)}: "
+                f"choose one of {', '.join(MODEL_KINDS)}"
             )
         for name in ("emsize", "nhid", "nlayers", "epochs", "batch_size", "bptt", "log_interval", "nhead"):
             value = getattr(self, name)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,24 @@ class RunResult:
     @property
     def status(self) -> str:
         return str(self.metrics.get("status", "unknown"))
+
+    def never_finished(self) -> str:
+        """Why a run whose file says 'running' is not: its process is gone (SIGKILL, a crash); '' otherwise."""
+        if self.status != "running":
+            return ""
+        pid, host = self.metrics.get("pid"), self.metrics.get("host")
+        if not pid or host != socket.gethostname():
+            where = f" on {host}" if host else ""
+            return (f"result.json says 'running'{where}: unless that run is still going, it never finished "
+                    "(killed or crashed); the tables show what it measured until then")
+        try:
+            os.kill(pid, 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            return (f"this run never finished: its process ({pid}) is gone, killed or crashed; "
+                    "the tables show what it measured until then")
+        except OSError:
+            pass  # it exists, under another user
+        return ""
 
     def __repr__(self) -> str:
         """Short, for a terminal: what ran, where, how it ended."""

@@ -26,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
     result = RunResult.load(args.run)  # not a run folder: UsageError, one line
     console = make_console()
     print_profile(console, result, args.unit)
+    if result.never_finished():
+        console.print("\n" + result.never_finished(), style="yellow", markup=False, highlight=False)
     print_files(console, Path(result.run_dir), {"result": "result.json", **result.files})
     return 0
 

@@ -177,8 +177,11 @@ class TraceSession(Instrument):
         # Stopping inside an active cycle saves what that cycle recorded so far.
         if self.started:
             self.started = False
-            with quiet_fd2():
-                self.prof.stop()
+            # Ctrl-C or SIGTERM inside the profiler's own set-up leaves it half made (no profiler
+            # object yet): it recorded nothing, and stopping it would fail; the run's other tables stand.
+            if getattr(self.prof, "profiler", None) is not None:
+                with quiet_fd2():
+                    self.prof.stop()
         shutil.rmtree(self._run_dir / _STAGING_DIR, ignore_errors=True)
 
     def contribute(self, result: RunResult, run_dir: Path) -> None:
