@@ -27,6 +27,7 @@ TOPICS: dict[str, str] = {
     "repackage_hidden": "why the hidden state is detached: graph size, step time",
     "bptt": "where back-propagation through time happens, and its window",
     "tied": "tied embedding and softmax weights: counts, one tensor",
+    "memory": "where a step's bytes go: logits, bptt, batch, vocabulary, --tied",
     "dropout": "Dropout vs Dropout2d masks, the 1/(1-p) scale, eval mode",
     "batchnorm": "BatchNorm's running statistics: the formula PyTorch uses",
     "perplexity": "exp(mean NLL); a uniform guess scores the vocabulary size",
