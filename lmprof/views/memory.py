@@ -171,7 +171,7 @@ def stacked_bar_html(result: "RunResult") -> str:
     for p in memory_parts(result):
         colour = PART_COLOURS[p["part"]]
         if p["bytes"]:
-            cells.append(f'<span title="{p["part"]}: {size(p["bytes"])}" style="display:inline-block;height:1.4em;'
+            cells.append(f'<span title="{p["part"]}: {size(p["bytes"])}" style="display:inline-block;height:18px;'
                          f'width:{p["share"] * 100:.2f}%;background:{colour}"></span>')
         legend.append(f'<span style="color:{colour}">■</span> {p["part"]} {size(p["bytes"])} ({p["share"]:.0%})')
     return (f'<div class="stacked" style="width:100%;white-space:nowrap;font-size:0">{"".join(cells)}</div>'

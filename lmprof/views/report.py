@@ -303,6 +303,10 @@ def run_page(result: RunResult, run_dir: Path) -> Page:
         sections.append(Section("gradients", "Gradient norms before clipping", data={
             "rows": clip_rows(result.gradients), "clip": result.gradients.get("clip"),
             "summary": clip_summary(result.gradients), "figure": figure_html(run_dir, "gradflow")}))
+    if result.memory:
+        from lmprof.views.memory import report_html
+
+        sections.append(Section("memory", "Where the bytes go", data={"html": report_html(result)}))
     sections += _diagram_sections(result, run_dir)
     headline = [("status", result.status), ("command", f"lmprof {result.command}"),
                 ("device", str(env.get("device", "?"))), ("wall time", duration(m.get("wall_seconds")))]
