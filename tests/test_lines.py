@@ -176,3 +176,19 @@ def test_bench_lines_measure_smoke(tiny_corpus: Path) -> None:
     assert len(report["ratios"]) == 2 and report["min"] <= report["median"] <= report["max"]
     assert all(seconds > 0 for seconds in report["bare_seconds"] + report["profiled_seconds"])
     assert report["target"] == 1.05
+
+
+def test_forward_table_says_how_many_calls_were_training_and_how_many_evaluation(tiny_corpus: Path,
+                                                                                 tmp_path: Path) -> None:
+    from lmprof.views.rows import line_table_data
+
+    result = profiled(tiny_corpus, tmp_path / "run", ["forward", "get_batch", "train"])
+    forward = function(result, "forward")
+    # evaluate() runs one forward per bptt chunk of valid and of test (eval batch size 10)
+    tokens = result.metrics["corpus_tokens"]
+    chunks = sum(-(-(tokens[part] // 10 - 1) // 8) for part in ("valid", "test"))
+    assert (forward["training_calls"], forward["evaluation_calls"]) == (BATCHES, chunks)
+    assert forward["calls"] == BATCHES + chunks
+    assert function(result, "get_batch")["training_calls"] == BATCHES
+    assert "training_calls" not in function(result, "train")  # only train() calls train
+    assert line_table_data(forward).callers == f"{BATCHES} training + {chunks} evaluation calls, mixed in this table"

@@ -44,6 +44,9 @@ FUNCTIONS: dict[str, str] = {
     "tokenize": "reads a text file into word ids: Corpus.tokenize (data.py)",
     "main": "the epoch driver: corpus, model, epochs, checkpoint, test (loop.py)",
 }
+# Functions both train() and evaluate() call, and the phase that train() calls them in: their
+# line tables mix training and evaluation calls, so the record counts each (see PhaseCounter).
+TRAINING_PHASE: dict[str, str] = {"forward": "forward", "get_batch": "data"}
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding lmprof/
 
 
@@ -99,6 +102,25 @@ def function_record(name: str, func: Callable[..., Any], timings: dict[int, tupl
             "share_of_run": total / wall_seconds if wall_seconds > 0 else 0.0, "lines": lines}
 
 
+class PhaseCounter:
+    """Counts how often each phase marker opens: train()'s calls of a shared function, told from evaluate()'s."""
+
+    def __init__(self) -> None:
+        self.entered: dict[str, int] = {}
+
+    def enter(self, name: str) -> None:
+        self.entered[name] = self.entered.get(name, 0) + 1
+
+    def exit(self, name: str) -> None:
+        return None
+
+
+def split_calls(record: dict[str, Any], training_calls: int) -> None:
+    """Add training_calls and evaluation_calls to a shared function's record (line_profiler cannot split its lines)."""
+    training = min(training_calls, int(record["calls"]))
+    record["training_calls"], record["evaluation_calls"] = training, int(record["calls"]) - training
+
+
 class LineProfile(Instrument):
     """Line-by-line timing of the chosen reference functions (``--fn``).
 
@@ -119,6 +141,10 @@ class LineProfile(Instrument):
         self.sync = sync
         self.functions: dict[str, Callable[..., Any]] = {}
         self.profiler: Any = None
+        self.counter = PhaseCounter()
+
+    def recorder(self) -> PhaseCounter | None:
+        return self.counter if any(name in TRAINING_PHASE for name in self.names) else None
 
     def start(self, context: RunContext) -> None:
         from line_profiler import LineProfiler
@@ -151,5 +177,7 @@ class LineProfile(Instrument):
             rows = by_code.get((Path(code.co_filename).resolve(), code.co_firstlineno), [])
             timings = {line: (hits, time * stats.unit) for line, hits, time in rows}
             records.append(function_record(name, func, timings, wall))
+            if name in TRAINING_PHASE:
+                split_calls(records[-1], self.counter.entered.get(TRAINING_PHASE[name], 0))
         result.lines = {"unit": self.unit, "sync": self.sync, "functions": records}
         result.files["lines"] = LINES_FILE

@@ -49,6 +49,13 @@ def forward_layers(model: str, nlayers: int) -> list[str]:
             "log_softmax"]
 
 
+def forward_components(model: str) -> list[str]:
+    """The component instrument's name for each box of ``forward_layers``, in the same order."""
+    if model == "Transformer":
+        return ["input_emb", "pos_encoder", "encoder", "decoder", "log_softmax"]
+    return ["encoder", "drop", "rnn", "drop#2", "decoder", "log_softmax"]
+
+
 def heat(share: float) -> str:
     for upper, colour in HEAT:
         if share < upper:
@@ -100,6 +107,7 @@ def flow_chart(result: "RunResult | None" = None, *, model: str = "LSTM", nlayer
         model = str(result.config.get("model", model))
         nlayers = int(result.config.get("nlayers", nlayers))
     rows = phase_rows(result)
+    components = component_times(result)
     title = "Where the time goes: one training run of word_language_model" if rows else \
         "The training program of word_language_model (lmprof diagram flow --from RUN shades it)"
     if rows:
@@ -144,18 +152,24 @@ def flow_chart(result: "RunResult | None" = None, *, model: str = "LSTM", nlayer
                       fontsize="12")
             for p in batch:
                 if p.name == "forward":
-                    order.append(_forward(loop, p, rows, model, nlayers))
+                    order.append(_forward(loop, p, rows, model, nlayers, components))
+                elif p.name == "backward" and components:
+                    order.append(_backward(loop, p, rows, model, nlayers, components))
                 else:
                     order.append(phase_node(loop, p))
         order += [phase_node(epoch, p) for p in epoch_rest]
     order += [phase_node(g, p) for p in after]
 
-    inner = forward_layers(model, nlayers)
+    inner = forward_layers(model, nlayers)  # the backward cluster holds these and the loss: len(inner) + 1 boxes
     for a, b in zip(order, order[1:]):
         if a == "forward":  # the forward cluster: enter at its first layer, leave from its last
             g.edge(f"forward_{len(inner) - 1}", b)
         elif b == "forward":
             g.edge(a, "forward_0")
+        elif a == "backward" and components:  # the backward cluster likewise, from its last component
+            g.edge(f"backward_{len(inner)}", b)
+        elif b == "backward" and components:
+            g.edge(a, "backward_0")
         else:
             g.edge(a, b)
     first_step, last_step = batch[0].name, batch[-1].name
@@ -173,22 +187,74 @@ def flow_chart(result: "RunResult | None" = None, *, model: str = "LSTM", nlayer
 
 
 def _forward(parent: "graphviz.Digraph", phase: Phase, rows: dict[str, dict[str, Any]], model: str,
-             nlayers: int) -> str:
+             nlayers: int, components: dict[str, dict[str, Any]] | None = None) -> str:
     """The forward phase as a cluster holding the model's layers; the cluster carries the measurement."""
     row = rows.get(phase.name)
     with parent.subgraph(name="cluster_forward") as fwd:
         label, fill, font = f"{phase.label}: model(data, hidden)", PLAIN_FILL, "black"
         if rows and row is not None:
             fill = heat(shown_share(row))
-            label += f"\n{measured(row)}"
+            label += f"\n{measured(row)}" + (f"\n{COMPONENT_NOTE}" if components else "")
             font = "white" if fill in DARK_FILLS else "black"
         fwd.attr(label=label, style="rounded,filled", fillcolor=fill, fontcolor=font, color="#444444",
                  fontsize="11")
         layers = forward_layers(model, nlayers)
         for i, name in enumerate(layers):
+            if components:
+                _component_node(fwd, f"forward_{i}", name, components.get(forward_components(model)[i]), "forward")
+                continue
             fwd.node(f"forward_{i}", name, fillcolor="white", fontsize="10", fontcolor="black")
         for i in range(len(layers) - 1):
             fwd.edge(f"forward_{i}", f"forward_{i + 1}")
+    return phase.name
+
+
+COMPONENT_NOTE = "inside: each component's time per training step, coloured by its share of a step"
+
+
+def component_times(result: "RunResult | None") -> dict[str, dict[str, Any]]:
+    """The component table's rows by name (per training step; empty when the run has none)."""
+    if result is None or not result.components:
+        return {}
+    from lmprof.views.components import component_rows
+
+    return {row["name"]: row for row in component_rows(result)}
+
+
+def _component_node(parent: "graphviz.Digraph", node: str, name: str, row: dict[str, Any] | None,
+                    direction: str) -> None:
+    """A model component with its forward or backward time per step, shaded by its share of the step."""
+    from lmprof.views.rows import duration
+
+    if row is None:
+        parent.node(node, name, fillcolor="white", fontsize="10", fontcolor="black")
+        return
+    step = row["forward"] + row["backward"]
+    share = row[direction] / step * row["share"] if step > 0 else 0.0
+    fill = heat(share)
+    # One DOT line per box ("\\n" breaks it when drawn): the name and its time read together.
+    label = f"{name}\\n{direction} {duration(row[direction])}/step · {share:.1%} of a step"
+    parent.node(node, label, fillcolor=fill, fontsize="10", fontcolor="white" if fill in DARK_FILLS else "black")
+
+
+def _backward(parent: "graphviz.Digraph", phase: Phase, rows: dict[str, dict[str, Any]], model: str,
+              nlayers: int, components: dict[str, dict[str, Any]]) -> str:
+    """loss.backward() as a cluster: the loss, then the model's components in reverse (autograd's order)."""
+    row = rows.get(phase.name)
+    with parent.subgraph(name="cluster_backward") as bwd:
+        label, fill, font = f"{phase.label}: loss.backward(), components in reverse order", PLAIN_FILL, "black"
+        if row is not None:
+            fill = heat(shown_share(row))
+            label += f"\n{measured(row)}\n{COMPONENT_NOTE}"
+            font = "white" if fill in DARK_FILLS else "black"
+        bwd.attr(label=label, style="rounded,filled", fillcolor=fill, fontcolor=font, color="#444444",
+                 fontsize="11")
+        names = ["loss (NLLLoss)", *reversed(forward_layers(model, nlayers))]
+        keys = ["loss", *reversed(forward_components(model))]
+        for i, (name, key) in enumerate(zip(names, keys)):
+            _component_node(bwd, f"backward_{i}", name, components.get(key), "backward")
+        for i in range(len(names) - 1):
+            bwd.edge(f"backward_{i}", f"backward_{i + 1}")
     return phase.name
 
 

@@ -87,6 +87,7 @@ class LineTableData:
     time_unit: str
     per_hit_unit: str
     rows: list[LineRow] = field(default_factory=list)
+    callers: str = ""  # for a function train() and evaluate() share: how many calls came from each
 
 
 def _dedent(sources: list[str]) -> list[str]:
@@ -116,7 +117,16 @@ def line_table_data(function: dict[str, Any], unit: str | None = "auto") -> Line
         calls=int(function.get("calls", 0)), total_seconds=float(function.get("total_seconds", 0.0)),
         share_of_run=float(function.get("share_of_run", 0.0)),
         time_unit=pick_unit(max((r.seconds for r in rows), default=0.0), unit),
-        per_hit_unit=pick_unit(max((r.per_hit for r in rows), default=0.0), unit), rows=rows)
+        per_hit_unit=pick_unit(max((r.per_hit for r in rows), default=0.0), unit), rows=rows,
+        callers=callers_note(function))
+
+
+def callers_note(function: dict[str, Any]) -> str:
+    """'30 training + 70 evaluation calls, mixed in this table' for a function both call; else ''."""
+    if "training_calls" not in function or not function.get("evaluation_calls"):
+        return ""
+    return (f"{function['training_calls']:,} training + {function['evaluation_calls']:,} evaluation calls, "
+            "mixed in this table")
 
 
 def sync_note(result: "RunResult") -> str:

@@ -57,7 +57,7 @@ def line_table(data: LineTableData, *, note: str = "", status: str = "") -> "Ren
     where = f"{data.file}:{data.first_line}"
     if not data.calls and data.total_seconds <= 0:
         return Text(f"{data.qualname} ({where}) did not run", style="dim")
-    calls = f"{data.calls} call{'s' if data.calls != 1 else ''}"
+    calls = f"{data.calls} call{'s' if data.calls != 1 else ''}" + (f" ({data.callers})" if data.callers else "")
     title = (f"{data.qualname} · {where} · {duration(data.total_seconds)} total, "
              f"{data.share_of_run:.1%} of the run · {calls}" + (f" · {status}" if status else ""))
     table = Table(title=title, title_justify="left", title_style="bold", header_style="bold",
