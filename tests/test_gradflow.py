@@ -164,3 +164,30 @@ def test_grad_stats_leave_every_loss_bitwise_unchanged(tiny_corpus: Path, tmp_pa
     assert [e["val_loss"] for e in watched.epochs] == [e["val_loss"] for e in plain.epochs]
     assert watched.metrics["test_loss"] == plain.metrics["test_loss"]
     assert [e["epoch"] for e in watched.gradients["epochs"]] == [1, 2]
+
+
+def test_bptt_diagram_draws_state_edges_by_measured_gradient() -> None:
+    from lmprof.instrument.graph import capture
+    from lmprof.views.bptt import bptt_graph
+
+    cfg = RunConfig(model="LSTM", nlayers=1, bptt=3, batch_size=2, emsize=8, nhid=8)
+    grads = {"h": [[0.001, 0.01, 0.1]], "c": [[0.01, 0.01, 0.01]]}
+    source = bptt_graph(capture(cfg), grads).source
+    edges = {line.split("label=")[1].split('"')[1]: line for line in source.splitlines() if 'label="h ' in line}
+    # h_1 and h_2 feed the next step; on a log scale 1e-3 .. 1e-1, h_1 is the thinnest and h_2 halfway
+    assert set(edges) == {"h 1.0e-03", "h 1.0e-02"}
+    assert "penwidth=1.00" in edges["h 1.0e-03"] and "penwidth=4.00" in edges["h 1.0e-02"]
+    assert "measured by lmprof gradflow" in source
+
+
+def test_report_has_a_gradient_section(tmp_path: Path) -> None:
+    from lmprof.result import RunResult
+    from lmprof.views.report import run_report
+
+    stats = clip_statistics(1, [0.1, 0.3, 0.2, 5.0], clip=0.25)
+    result = RunResult(command="train", config={"model": "LSTM"}, metrics={"status": "ok"},
+                       gradients={"clip": 0.25, "epochs": [stats]})
+    page = run_report(result, tmp_path)
+    assert "Gradient norms before clipping" in page and "<td class=\"num\">50%</td>" in page
+    assert "pre-clip norm 5 at epoch 1, 50% of batches clipped" in page
+    assert "Gradient norms before clipping" not in run_report(RunResult(command="train", config={}), tmp_path)

@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bptt.add_argument("--model", choices=RNN_KINDS, default=d.model, help=f"recurrent cell (default {d.model})")
     bptt.add_argument("--bptt", type=int, default=d.bptt, help=f"time steps per batch (default {d.bptt})")
     bptt.add_argument("--nlayers", type=int, default=d.nlayers, help=f"layers (default {d.nlayers})")
-    bptt.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=d.batch_size,
+    bptt.add_argument("--batch_size", dest="batch_size", type=int, default=d.batch_size,
                       metavar="N", help=f"batch columns (default {d.batch_size})")
     bptt.add_argument("--emsize", type=int, default=d.emsize, help=f"embedding size (default {d.emsize})")
     bptt.add_argument("--nhid", type=int, default=d.nhid, help=f"hidden units per layer (default {d.nhid})")
@@ -80,6 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bptt.add_argument("--no-repackage", action="store_true",
                       help="no repackage_hidden: draw two batches, the graph reaching back into the first")
     bptt.add_argument("--raw", action="store_true", help="every autograd node with parameter names (torchviz-style)")
+    bptt.add_argument("--grads", action="store_true",
+                      help="measure |dLoss_T/dh_t| on the embedded corpus (as lmprof gradflow does, same shapes) "
+                           "and draw each h/c edge with width and colour by it")
     add_compute_flags(bptt)
     _output_flags(bptt, "bptt")
 
@@ -163,6 +166,8 @@ def _bptt(args: argparse.Namespace, console: "Console") -> int:
     if cfg.bptt * cfg.nlayers > MAX_STEPS:
         raise UsageError(f"--bptt {cfg.bptt} × --nlayers {cfg.nlayers} is {cfg.bptt * cfg.nlayers} cell steps: "
                          f"draw at most {MAX_STEPS} (the picture would be unreadable and slow to lay out)")
+    if args.grads and args.raw:
+        raise UsageError("--grads colours the time-step view: drop --raw")
     picture, fmt = output_path(args.out, args.format, "bptt-raw" if args.raw else "bptt")
     from lmprof.commands.common import apply_compute_flags
 
@@ -172,7 +177,12 @@ def _bptt(args: argparse.Namespace, console: "Console") -> int:
     from lmprof.views.bptt import bptt_graph, raw_graph
 
     data = capture(cfg, repackage=not args.no_repackage, ntokens=args.ntokens)
-    _save(console, raw_graph(data) if args.raw else bptt_graph(data), picture, fmt,
+    grads = None
+    if args.grads:
+        from lmprof.instrument.gradients import gradient_flow
+
+        grads = gradient_flow(cfg).curves[cfg.model]
+    _save(console, raw_graph(data) if args.raw else bptt_graph(data, grads), picture, fmt,
           "autograd graph" if args.raw else "BPTT graph")
     check = data.check
     fused = ", ".join(f"{name} ×{n}" for name, n in data.fused_rnn_nodes().items()) or "none (already step by step)"

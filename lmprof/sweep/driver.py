@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 from lmprof.errors import UsageError
 from lmprof.fsutil import write_text_atomic
+from lmprof.instrument.gradients import CLIP_FIELDS
 from lmprof.sweep.executors import Executor, Task
 from lmprof.sweep.plan import Plan, PlannedRun
 from lmprof.sweep.store import RESULTS_FILE, ResultStore, SweepLock
@@ -139,7 +140,8 @@ class Driver:
                 "emsize": cfg.emsize, "nhid": cfg.nhid, "nlayers": cfg.nlayers, "bptt": cfg.bptt,
                 "settings": run.settings, "epoch": number,
                 **{name: epoch.get(name) for name in (
-                    "lr", "batches", "tokens", "train_seconds", "tokens_per_s", "val_loss", "val_ppl")},
+                    "lr", "batches", "tokens", "train_seconds", "tokens_per_s", "val_loss", "val_ppl",
+                    *CLIP_FIELDS)},
                 "diverged": diverged, "threads": task.config.threads, "jobs": self.executor.jobs,
                 "time": epoch.get("finished_at") or now(),
             })

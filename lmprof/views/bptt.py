@@ -66,8 +66,12 @@ def _new_graph(title: str, rankdir: str, size: int) -> "graphviz.Digraph":
     return g
 
 
-def bptt_graph(data: StepGraph) -> "graphviz.Digraph":
-    """The time-step view: clusters t = 1..T (per layer), shared parameters, the repackage_hidden cut."""
+def bptt_graph(data: StepGraph, grads: dict[str, list[list[float]]] | None = None) -> "graphviz.Digraph":
+    """The time-step view: clusters t = 1..T (per layer), shared parameters, the repackage_hidden cut.
+
+    ``grads`` (state -> per layer, per step norms, as ``lmprof gradflow`` measures them) draws each
+    h and c edge with width and colour by the gradient norm that flows back along it.
+    """
     cfg = data.config
     layers = "layer" if cfg["nlayers"] == 1 else "layers"
     title = (f"Back-propagation through time: {cfg['model']}, {cfg['nlayers']} {layers}, bptt {cfg['bptt']}, "
@@ -75,6 +79,10 @@ def bptt_graph(data: StepGraph) -> "graphviz.Digraph":
              + ("" if data.repackage else " (no repackage_hidden: two batches)"))
     g = _new_graph(title, "TB", len(data.nodes))
     by_id = {n.id: n for n in data.nodes}
+    grad_edges = _gradient_edges(data, grads) if grads else {}
+    if grads:
+        g.attr(label=f"{title}\nedge width and colour: |dLoss_T/dh_t| (and dc_t) measured by lmprof gradflow, "
+                     "darker and wider = more gradient reaches that step")
     # A parameter's transpose (TBackward0) is drawn as the parameter's own edge: one box per weight.
     transposed = {e.dst: e.src for e in data.edges if e.kind == "param" and by_id[e.dst].name == "TBackward0"}
     members: dict[str, list[Node]] = {}
@@ -109,7 +117,10 @@ def bptt_graph(data: StepGraph) -> "graphviz.Digraph":
             continue
         if e.src in transposed:  # weight -> t -> addmm is drawn weight -> addmm
             e = Edge(transposed[e.src], e.dst, "param")
-        _edge(g, e, by_id)
+        if grad_edges and e.kind == "state" and e.src in grad_edges:
+            g.edge(e.src, e.dst, **grad_edges[e.src])
+        else:
+            _edge(g, e, by_id)
     _stack_clusters(g, data, members)
     g.node("legend", _legend(data), shape="plaintext", style="", fillcolor="none")
     return g
@@ -149,6 +160,33 @@ def _cluster(parent: "graphviz.Digraph", cluster: Cluster, nodes: list[Node], fi
             if n.role and cluster.step is not None:
                 label = f"{n.role}{str(cluster.step).translate(_SUB)} = {label}"
             sub.node(n.id, label, fillcolor=fill_colour)
+
+
+def _gradient_edges(data: StepGraph, grads: dict[str, list[list[float]]]) -> dict[str, dict[str, str]]:
+    """Edge attributes per state node: width 1..7 and colour pale to deep on a log scale of its norm."""
+    import math
+
+    last_batch = max(c.batch for c in data.clusters)
+    steps = {c.key: c for c in data.clusters if c.kind == "step" and c.batch == last_batch}
+    found: dict[str, tuple[str, float]] = {}  # node id -> (role, norm)
+    for n in data.nodes:
+        cluster = steps.get(n.group)
+        if n.role in grads and cluster is not None and cluster.layer is not None and cluster.step is not None:
+            norms = grads[n.role][cluster.layer - 1]
+            if cluster.step <= len(norms) and norms[cluster.step - 1] > 0:
+                found[n.id] = (n.role, norms[cluster.step - 1])
+    if not found:
+        return {}
+    logs = [math.log10(norm) for _, norm in found.values()]
+    low, high = min(logs), max(logs)
+    pale, deep = (0xc8, 0xe6, 0xc9), (0x1b, 0x5e, 0x20)  # the state edges' green, light to dark
+    attrs = {}
+    for node_id, (role, norm) in found.items():
+        x = (math.log10(norm) - low) / (high - low) if high > low else 1.0
+        colour = "#" + "".join(f"{round(a + (b - a) * x):02x}" for a, b in zip(pale, deep))
+        attrs[node_id] = {"color": colour, "penwidth": f"{1 + 6 * x:.2f}", "label": f"{role} {norm:.1e}",
+                          "fontcolor": EDGE_COLOURS["state"]}
+    return attrs
 
 
 def _edge(g: "graphviz.Digraph", e: Edge, by_id: dict[str, Node]) -> None:

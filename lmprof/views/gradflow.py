@@ -131,3 +131,13 @@ def flow_figure(flow: GradientFlow) -> "Figure":
     ax.set_xlim(left=-0.5)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return fig
+
+
+def clip_rows(gradients: dict[str, Any]) -> list[dict[str, str]]:
+    """result.json's gradients section, one row per epoch, as text: median and max norm, % clipped."""
+    def norm(value: float | None) -> str:
+        return "inf" if value is None or value == float("inf") else f"{value:.3g}"
+
+    return [{"epoch": str(e["epoch"]), "batches": str(e["batches"]), "median": norm(e.get("preclip_norm_median")),
+             "max": norm(e.get("preclip_norm_max")), "clipped": f"{e['clipped_fraction']:.0%}"}
+            for e in gradients.get("epochs", [])]
