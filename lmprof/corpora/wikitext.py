@@ -69,6 +69,8 @@ def _fetch(url: str, name: str, progress: Progress | None, timeout: float, deadl
                                      "stopped; check --url")
                 if progress:
                     progress(name, done, total_n)
+            if total_n is not None and done < total_n:
+                raise UsageError(f"download of {url} was cut off after {done:,} of {total_n:,} bytes: try again")
             return b"".join(chunks)
     except urllib.error.HTTPError as e:
         raise UsageError(f"download of {url} failed: HTTP {e.code} {e.reason}") from None
