@@ -199,3 +199,27 @@ def test_sweep_help_names_the_non_linearities(capsys: Any) -> None:
     assert main(["sweep", "--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.split())
     assert "RNN_TANH and RNN_RELU are Elman RNNs with tanh or ReLU" in help_text
+
+
+def test_the_report_caption_names_the_flow_chart_file_that_exists(tiny_args: list[str], tmp_path: Path) -> None:
+    from lmprof.views.report import folder_report
+
+    assert main(["profile", *tiny_args]) == 0
+    run_dir = Path(tiny_args[-1])
+    assert main(["diagram", "flow", "--from", str(run_dir), "--format", "png"]) == 0
+    assert (run_dir / "flow.png").is_file() and not (run_dir / "flow.svg").exists()
+    page = folder_report(run_dir)
+    assert "flow.png in the run folder." in page and "flow.svg in the run folder." not in page
+
+
+def test_explain_bptt_times_are_medians_and_its_text_reads_them() -> None:
+    from lmprof.explain.bptt import _time_reading, demo
+
+    numbers = demo(bptts=(4, 8), batch_size=2, size=8, ntokens=30, reach_bptt=4)
+    for window in numbers["windows"]:
+        assert window["repeats"] == 5
+        assert window["backward_min_seconds"] <= window["backward_seconds"] <= window["backward_max_seconds"]
+    proportional = [{"bptt": 5, "backward_seconds": 1.0}, {"bptt": 35, "backward_seconds": 7.0}]
+    fixed_cost = [{"bptt": 5, "backward_seconds": 1.0}, {"bptt": 35, "backward_seconds": 3.0}]
+    assert _time_reading(proportional) == ": about in proportion"
+    assert "less than in proportion" in _time_reading(fixed_cost)

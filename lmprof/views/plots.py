@@ -81,8 +81,9 @@ def val_ppl_figure(view: SweepView) -> "Figure":
         ax.plot([e for e, _ in points], [p for _, p in points], **_style(view, run))
     if view.vocab_size:
         ax.axhline(view.vocab_size, color="grey", linestyle=":", linewidth=1,
-                   label=f"vocabulary size {view.vocab_size} (uniform guess): above it at two epochs in a row,\n"
-                         "or at the last of two or more = diverged; after a single epoch = not converged")
+                   label=f"vocabulary size {view.vocab_size} (uniform guess);\n"
+                         "above it at two epochs in a row,\nor at the last of two or more = diverged;\n"
+                         "after a single epoch = not converged")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation perplexity")
