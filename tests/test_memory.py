@@ -1,0 +1,194 @@
+"""--memory: saved activations counted exactly, the analytic model, CUDA figures (with fakes), views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn as nn
+
+from lmprof.cli import main
+from lmprof.config import RunConfig
+from lmprof.instrument.memory import CudaMemory, MemoryInstrument, MemoryRecorder
+from lmprof.instrument.memory_model import predicted_param_bytes, predicted_saved_bytes
+from lmprof.phases import listening, phase
+from lmprof.reference.loop import repackage_hidden
+from lmprof.reference.model import RNNModel
+from lmprof.result import RunResult
+from lmprof.runner import run
+
+
+def profiled(tiny_corpus: Path, tmp_path: Path, name: str, **overrides: Any) -> RunResult:
+    settings = {"data": str(tiny_corpus), "emsize": 16, "nhid": 16, "epochs": 1, "max_batches": 3, "bptt": 8}
+    cfg = RunConfig(**{**settings, **overrides})
+    return run(cfg, command="profile", instruments=[MemoryInstrument()], log=lambda line: None,
+               run_dir=tmp_path / name)
+
+
+def test_saved_bytes_double_with_bptt_and_with_batch(tiny_corpus: Path, tmp_path: Path) -> None:
+    base = profiled(tiny_corpus, tmp_path, "base").memory["saved_bytes_peak"]
+    long = profiled(tiny_corpus, tmp_path, "bptt", bptt=16).memory["saved_bytes_peak"]
+    wide = profiled(tiny_corpus, tmp_path, "batch", batch_size=40).memory["saved_bytes_peak"]
+    assert base > 0
+    assert long / base == pytest.approx(2.0, rel=0.10)
+    assert wide / base == pytest.approx(2.0, rel=0.10)
+
+
+def test_tied_saves_vocabulary_x_emsize_floats_of_parameters(tiny_corpus: Path, tmp_path: Path) -> None:
+    untied = profiled(tiny_corpus, tmp_path, "untied")
+    tied = profiled(tiny_corpus, tmp_path, "tied", tied=True)
+    vocabulary = untied.metrics["ntokens"]
+    assert untied.memory["param_bytes"] - tied.memory["param_bytes"] == vocabulary * 16 * 4
+    assert untied.memory["param_bytes"] == predicted_param_bytes(untied.config, vocabulary)
+    assert tied.memory["grad_bytes"] == tied.memory["param_bytes"]  # one gradient per parameter, once
+
+
+def test_adamw_state_is_two_moments_per_parameter(tiny_corpus: Path, tmp_path: Path) -> None:
+    m = profiled(tiny_corpus, tmp_path, "adamw", use_optimizer=True).memory
+    # exp_avg and exp_avg_sq per parameter, plus a one-float step count per tensor
+    assert 2 * m["param_bytes"] <= m["optimizer_bytes"] <= 2 * m["param_bytes"] + 4 * 64
+
+
+def test_memory_leaves_every_loss_bitwise_unchanged(tiny_corpus: Path, tmp_path: Path) -> None:
+    cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, epochs=2, max_batches=3, bptt=8)
+    bare = run(cfg, log=lambda line: None, run_dir=tmp_path / "bare")
+    watched = run(cfg, command="profile", instruments=[MemoryInstrument()], log=lambda line: None,
+                  run_dir=tmp_path / "watched")
+    assert [e["val_loss"] for e in watched.epochs] == [e["val_loss"] for e in bare.epochs]
+    assert watched.metrics["test_loss"] == bare.metrics["test_loss"]
+
+
+def steps(detach: bool, count: int = 4) -> list[int]:
+    """Live saved bytes when each backward starts, for a small LSTM with or without repackage_hidden."""
+    torch.manual_seed(0)
+    model = RNNModel("LSTM", 30, 8, 8, 1, dropout=0.0)
+    data = torch.randint(30, (count * 5 + 1, 3))
+    recorder = MemoryRecorder()
+    recorder.install()
+    hidden = model.init_hidden(3)
+    try:
+        with listening(recorder):
+            for i in range(0, count * 5, 5):
+                if detach:
+                    hidden = repackage_hidden(hidden)
+                with phase("forward"):
+                    output, hidden = model(data[i:i + 5], hidden)
+                with phase("loss"):
+                    loss = nn.NLLLoss()(output, data[i + 1:i + 6].reshape(-1))
+                with phase("backward"):
+                    loss.backward(retain_graph=not detach)
+    finally:
+        recorder.uninstall()
+    return recorder.batch_saved
+
+
+def test_without_repackage_hidden_saved_bytes_grow_with_every_batch() -> None:
+    flat, growing = steps(detach=True), steps(detach=False)
+    assert len(set(flat)) == 1
+    assert all(b > a for a, b in zip(growing, growing[1:]))
+    assert growing[-1] == pytest.approx(4 * flat[0], rel=0.10)  # four batches' graphs alive at once
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN_TANH"])
+def test_prediction_within_ten_percent_of_measurement(kind: str) -> None:
+    from lmprof.explain.memory import measure_step
+
+    for layers, dropout in ((2, 0.2), (1, 0.0)):
+        cfg = RunConfig(model=kind, emsize=32, nhid=32, nlayers=layers, dropout=dropout, bptt=20, batch_size=8)
+        measured = measure_step(cfg, ntokens=500)
+        predicted = predicted_saved_bytes(cfg, 500)
+        assert predicted is not None
+        assert sum(predicted.values()) == pytest.approx(measured["saved"], rel=0.10)
+        assert measured["by_module"]["log_softmax"] == predicted["log_softmax"] == 20 * 8 * 500 * 4
+
+
+class FakeProc:
+    clear = None
+
+    def __init__(self) -> None:
+        self.value = 100
+
+    def rss(self) -> int:
+        return self.value
+
+    def reset_peak(self) -> bool:
+        return False
+
+    def peak(self) -> int:
+        return self.value
+
+    def close(self) -> None:
+        pass
+
+
+class FakeCuda:
+    """torch.cuda's four memory functions, driven by the test."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.high = 0
+
+    def memory_allocated(self, device: Any) -> int:
+        return self.now
+
+    def reset_peak_memory_stats(self, device: Any) -> None:
+        self.high = self.now
+
+    def max_memory_allocated(self, device: Any) -> int:
+        return self.high
+
+    def allocate(self, n: int) -> None:
+        self.now += n
+        self.high = max(self.high, self.now)
+
+
+def test_cuda_allocated_and_peak_per_phase_with_a_fake_allocator() -> None:
+    from lmprof.views.memory import phase_memory_cells, phase_memory_headers
+
+    fake = FakeCuda()
+    recorder = MemoryRecorder(proc=FakeProc(), cuda=CudaMemory(fake, "cuda:0"))  # type: ignore[arg-type]
+    for _ in range(2):
+        recorder.enter("backward")
+        fake.allocate(3000)  # a temporary buffer ...
+        fake.allocate(-3000)  # ... freed before the phase ends
+        fake.allocate(500)
+        recorder.exit("backward")
+    recorder.enter("update")
+    recorder.exit("update")
+    summary = recorder.summary()
+    assert summary["phases"]["backward"] == {"rss_peak_bytes": 100, "cuda_peak_bytes": 3500,
+                                             "cuda_allocated_bytes": 1000}
+    assert summary["phases"]["update"]["cuda_peak_bytes"] == 1000  # reset at the phase's start
+    assert summary["cuda_peak_bytes"] == 3500
+    result = RunResult(memory=summary)
+    assert phase_memory_headers(result) == ["allocated", "peak"]
+    assert phase_memory_cells(result, "backward") == ["1000 B", "3.4 KiB"]
+
+
+def test_memory_snapshot_is_refused_on_a_cpu_before_anything_is_written(
+        tiny_args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profile", *tiny_args, "--device", "cpu", "--memory-snapshot"]) == 2
+    err = capsys.readouterr().err
+    assert "--memory-snapshot records the CUDA allocator's history" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_memory_run_round_trips_through_show_and_report(tiny_args: list[str], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profile", *tiny_args, "--fn", "train", "--memory"]) == 0
+    first = capsys.readouterr().out
+    run_dir = tmp_path / "run"
+    memory = RunResult.load(run_dir).memory
+    assert memory["saved_bytes_peak"] == max(memory["saved_bytes_per_batch"]) > 0
+    assert len(memory["saved_bytes_per_batch"]) == 4
+    assert set(memory["saved_bytes_by_module"]) >= {"embedding", "rnn", "decoder", "log_softmax"}
+    assert memory["rss_peak_bytes"] > 0 and memory["phases"]["forward"]["rss_peak_bytes"] > 0
+    assert main(["show", str(run_dir)]) == 0
+    again = capsys.readouterr().out
+    for text in ("peak RSS", "Saved activations of one batch", "predicted / measured", "logits 8 x 20 = 160 rows"):
+        assert text in first and text in again
+    assert main(["report", str(run_dir)]) == 0
+    page = (run_dir / "report.html").read_text()
+    assert 'id="memory"' in page and "saved activations per batch" in page
