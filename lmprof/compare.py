@@ -262,6 +262,8 @@ def outcome_rows(runs: list[RunResult]) -> list[OutcomeRow]:
         rows.append(row("ms per batch", per_batch))
     if any(v is not None for v in rate):
         rows.append(row("tokens/s", rate))
+    if any(r.metrics.get("nparams") for r in runs):
+        rows.append(row("parameters", [_number(r.metrics.get("nparams")) for r in runs]))
     return rows
 
 

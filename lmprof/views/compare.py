@@ -58,6 +58,8 @@ def time_or_dash(seconds: float | None) -> str:
 def value(v: Any) -> str:
     if v is None:
         return "—"
+    if isinstance(v, float) and v.is_integer() and abs(v) >= 1000:  # counts: parameters
+        return f"{v:,.0f}"
     if isinstance(v, float):
         return f"{v:,.2f}" if abs(v) >= 1 or v == 0 else f"{v:.3g}"
     return str(v)
