@@ -191,3 +191,21 @@ def test_report_has_a_gradient_section(tmp_path: Path) -> None:
     assert "Gradient norms before clipping" in page and "<td class=\"num\">50%</td>" in page
     assert "pre-clip norm 5 at epoch 1, 50% of batches clipped" in page
     assert "Gradient norms before clipping" not in run_report(RunResult(command="train", config={}), tmp_path)
+
+
+def test_explain_bptt_measures_the_tanh_rnn_and_lstm_curves() -> None:
+    from rich.console import Console
+
+    from lmprof.explain import topic_module
+
+    bptt = topic_module("bptt")
+    numbers = bptt.demo(bptts=(4, 8), batch_size=2, size=8, ntokens=30, reach_bptt=4, flow_bptt=6, flow_batches=2)
+    flow = numbers["flow"]
+    assert set(flow["curves"]) == {"RNN_TANH h", "LSTM h", "LSTM c"}
+    assert all(len(norms) == 6 and min(norms) > 0 for norms in flow["curves"].values())
+    for kind, norms in flow["curves"].items():
+        assert flow["steps_to_1pct"][kind] == steps_until(norms)
+    console = Console(width=100, record=True)
+    console.print(bptt.render(numbers))
+    text = " ".join(console.export_text().split())
+    assert "how much gradient reaches back (bptt 6)" in text and "the tanh RNN's gradient falls below 1%" in text

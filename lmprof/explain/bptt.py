@@ -98,7 +98,7 @@ def gradient_flow_curves(bptt: int, size: int, batch_size: int, batches: int, se
 
     cfg = RunConfig(bptt=bptt, emsize=size, nhid=size, nlayers=1, batch_size=batch_size, dropout=0.0, seed=seed)
     flow = gradient_flow(cfg, kinds=["RNN_TANH", "LSTM"], batches=batches)
-    curves = {kind: states["h"][0] for kind, states in flow.curves.items()}
+    curves = {f"{kind} {state}": layers[0] for kind, states in flow.curves.items() for state, layers in states.items()}
     return {"bptt": bptt, "batches": flow.batches, "curves": curves,
             "steps_to_1pct": {kind: steps_until(norms) for kind, norms in curves.items()}}
 
@@ -151,21 +151,24 @@ def _flow_parts(flow: dict[str, Any]) -> list[RenderableType]:
         n = reach[kind]
         return f"{n} steps back" if n is not None else f"not within the window's {T - 1} steps back"
 
-    tanh, lstm = reach["RNN_TANH"], reach["LSTM"]
+    tanh, lstm = reach["RNN_TANH h"], reach["LSTM c"]
     longer = ("the LSTM keeps it longer" if (lstm is None and tanh is not None) or (None not in (tanh, lstm)
               and lstm > tanh) else "the tanh RNN keeps it as long or longer" if None not in (tanh, lstm)
               else "both keep it across the whole window")
     return [
         section(f"Live: how much gradient reaches back (bptt {T})"),
-        table(f"|dLoss_T/dh_t| ÷ |dLoss_T/dh_T|, one layer, mean of {flow['batches']} batches of the embedded corpus",
+        table(f"|dLoss_T/d state_t| ÷ its value at t = T (h: hidden, c: LSTM cell state), one layer, "
+              f"mean of {flow['batches']} batches of the embedded corpus",
               ["steps back", *curves], rows, right=["steps back", *curves]),
         prose(f"""
             The loss at the window's last step sends its gradient back through h_t, one step at a
             time; each step multiplies it by the cell's Jacobian. Measured now, at initialisation:
-            the tanh RNN's gradient falls below 1% of the last step's {said('RNN_TANH')}, the
-            LSTM's {said('LSTM')}: {longer}. A tanh RNN multiplies by W_hh·(1 − h²) at every step,
-            so the gradient shrinks geometrically once that is below 1; an LSTM's cell state
-            passes through the forget gate alone, which training learns to hold near 1.
+            the tanh RNN's gradient falls below 1% of the last step's {said('RNN_TANH h')}, the
+            LSTM cell state's {said('LSTM c')}: {longer}. A tanh RNN multiplies by W_hh·(1 − h²)
+            at every step, so the gradient shrinks geometrically while that is below 1. An LSTM's
+            cell state passes back through its forget gate alone: at initialisation the gate is
+            about sigmoid(0) = 0.5, so it halves per step too. Training can open the gate towards 1
+            where the text rewards a long memory; whether it did is a measurement, not a given.
             Measure any kind, or a trained run: `lmprof gradflow --models LSTM RNN_TANH`,
             `lmprof gradflow --from RUN`.
         """),
