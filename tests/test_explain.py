@@ -39,7 +39,7 @@ ALPHABET_ROWS = ["a g m s", "b h n t", "c i o u", "d j p v", "e k q w", "f l r x
 # --- the registry and the command ------------------------------------------------------------
 
 def test_every_topic_has_a_module_with_demo_and_render() -> None:
-    assert list(TOPICS) == ["batchify", "get_batch", "repackage_hidden", "bptt", "tied", "dropout",
+    assert list(TOPICS) == ["batchify", "get_batch", "repackage_hidden", "bptt", "tied", "memory", "dropout",
                             "batchnorm", "perplexity", "test_set", "profiling"]
     for name in TOPICS:
         module = topic_module(name)
@@ -279,6 +279,7 @@ MUST_SAY = {
     "repackage_hidden": ["backward through the graph a second time", "retain_graph=True"],
     "bptt": ["loss.backward()", "lmprof diagram bptt"],
     "tied": ["33,278", "13,987,678", "7,332,078", "nhid must be equal to emsize"],
+    "memory": ["saved_tensors_hooks", "log_softmax", "doubling bptt multiplies the saved bytes by"],
     "dropout": ["1/(1-p)", "Dropout2d", "whole channels"],
     "batchnorm": ["running = (1 - momentum) * running + momentum * batch_stat", "unbiased", "eval"],
     "perplexity": ["exp(mean NLL)", "33,278.00"],
