@@ -39,7 +39,8 @@ demo: $(STAMP)
 	@echo "  $(DEMO_RUN)/bptt.svg      the unrolled BPTT autograd graph"
 	@echo "  $(DEMO_RUN)/report.html   all of it on one page: open it in a browser"
 
-# Regenerate diagrams/ (the flow chart shaded from a wikitext-2-lite run when ../shared is beside).
+# Regenerate diagrams/ (the flow chart shaded from a wikitext-2-lite run when ../shared is beside;
+# 50 batches, so its colours are shares projected to a full epoch, as its title says).
 DIAGRAM_DATA ?= $(wildcard ../shared/data/wikitext-2-lite)
 diagrams: $(STAMP)
 	$(LMPROF) diagram flow --profile $(if $(DIAGRAM_DATA),--data $(DIAGRAM_DATA)) --max-batches 50 --profile-out runs/diagrams --out diagrams/flow.svg
