@@ -65,21 +65,14 @@ class StageProgress(Instrument):
         self.total: int | None = None
 
     def start(self, context: RunContext) -> None:
-        self.begin(context.batches_per_epoch)
-
-    def begin(self, total: int | None, prefix: str | None = None) -> None:
-        """Start (or restart, for the next run of a sweep) with ``total`` batches per epoch (None: unknown)."""
         from rich.progress import (BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
-        self.total, self.epoch = total, 0
-        if prefix is not None:
-            self.prefix = prefix
-        if self.progress is None:
-            self.progress = Progress(SpinnerColumn(finished_text=" "), TextColumn("{task.description}"), BarColumn(),
-                                     TextColumn("{task.fields[count]}"), TimeRemainingColumn(compact=True),
-                                     TimeElapsedColumn(), console=self.console, transient=True)
-            self.progress.start()
+        self.total = context.batches_per_epoch
+        self.progress = Progress(SpinnerColumn(finished_text=" "), TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.fields[count]}"), TimeRemainingColumn(compact=True),
+                                 TimeElapsedColumn(), console=self.console, transient=True)
+        self.progress.start()
 
     def recorder(self) -> "StageProgress":
         return self
@@ -122,25 +115,15 @@ class StageProgress(Instrument):
 EpochProgress = StageProgress  # the name the first version had
 
 
-def sweep_progress(console: "Console") -> "Callable[[Any, int, int], Any] | None":
-    """For a sweep's inline runs: around each run, a StageProgress named "run i/n: LABEL" (None when piped)."""
+def sweep_progress(console: "Console") -> "Callable[[Any, int, int], list[Instrument]] | None":
+    """For a sweep's inline runs: a StageProgress named "run i/n LABEL" per run (None when piped)."""
     if not (console.is_terminal and sys.stdout.isatty()):
         return None
-    from contextlib import contextmanager
 
-    from lmprof.phases import listening
+    def watchers(task: Any, i: int, n: int) -> list[Instrument]:
+        return [StageProgress(console, prefix=f"run {i}/{n} {task.label}")]
 
-    @contextmanager
-    def around(task: Any, i: int, n: int) -> Any:
-        display = StageProgress(console)
-        display.begin(task.config.max_batches, prefix=f"run {i}/{n} {task.label}")
-        try:
-            with listening(display):  # the run installs no recorder of its own, so this one hears it
-                yield
-        finally:
-            display.stop()
-
-    return around
+    return watchers
 
 
 def progress_instruments(console: "Console") -> list[Instrument]:

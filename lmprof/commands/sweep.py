@@ -95,10 +95,10 @@ def run(args: argparse.Namespace) -> int:
     executor = make_executor(args.executor, args.jobs, resources, options,
                              confirm_cancel=_ask_to_cancel(console) if sys.stdin.isatty() else None)
     folder = Path(args.out) if args.out else Path(DEFAULT_ROOT) / plan.name
-    if hasattr(executor, "around_run"):  # runs in this process: a live display of each run's stages
+    if hasattr(executor, "watchers"):  # runs in this process: a live display of each run's stages
         from lmprof.commands.console import sweep_progress
 
-        executor.around_run = sweep_progress(console)
+        executor.watchers = sweep_progress(console)
 
     def log(line: str) -> None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from lmprof.config import RunConfig
 from lmprof.errors import UsageError
@@ -108,20 +108,18 @@ class InlineExecutor(Executor):
 
     def __init__(self, cpus_per_run: int | None = None) -> None:
         self.cpus_per_run = cpus_per_run
-        # around_run(task, i, n): a context manager around each run (the CLI's progress display)
-        self.around_run: Callable[[Task, int, int], ContextManager[Any]] | None = None
+        # watchers(task, i, n): instruments that watch run i of n (the CLI's progress display)
+        self.watchers: Callable[[Task, int, int], list[Any]] | None = None
 
     def run(self, tasks: Sequence[Task], events: Events) -> None:
-        from contextlib import nullcontext
-
         from lmprof.sweep.worker import run_one
 
         for i, task in enumerate(tasks, 1):
             def epoch_finished(_record: dict[str, Any], task: Task = task) -> None:
                 events.progress(task)
 
-            with self.around_run(task, i, len(tasks)) if self.around_run else nullcontext():
-                record = run_one(task.config, task.run_dir, on_record=epoch_finished)
+            watchers = self.watchers(task, i, len(tasks)) if self.watchers else []
+            record = run_one(task.config, task.run_dir, on_record=epoch_finished, watchers=watchers)
             events.finished(task, record)
             if record["status"] == "interrupted":
                 return

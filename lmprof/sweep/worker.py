@@ -29,7 +29,7 @@ import socket
 import traceback
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from lmprof.config import RunConfig
 from lmprof.errors import LossNotFinite
@@ -131,12 +131,14 @@ def run_one(
     config: RunConfig,
     out_dir: str | Path,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    watchers: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Train one configuration into ``out_dir``; return (and write) its record. Picklable, top level.
 
     ``config.extra`` may carry ``vocab_size`` (the driver counts it once per
     sweep); without it the worker counts it. ``on_record(record)`` is called
     after each epoch's record is on disk (the inline executor's live rows).
+    ``watchers``: more instruments that only watch (the inline executor's progress display).
     """
     from lmprof.config import quiet_library_warnings
 
@@ -179,7 +181,7 @@ def run_one(
 
             # force: the folder is this run's own (record.json); a rerun replaces a cut-off attempt
             result = run(config, command="sweep", log=log, run_dir=folder, on_epoch=epoch_done, force=True,
-                         instruments=grad_stats)
+                         instruments=[*grad_stats, *watchers])
         metrics = result.metrics
         if result.gradients:
             record["gradients"] = result.gradients
