@@ -263,6 +263,7 @@ def unsaved_message(result: RunResult, folder: Path, error: OSError) -> str:
     tables = [name for name in ("phases", "lines", "ops") if getattr(result, name)]
     measured = f"{epochs} finished epoch{'s' if epochs != 1 else ''}" + (f", {' and '.join(tables)} tables"
                                                                           if tables else "")
-    kept = (f"result.json there keeps what was saved before" if result.metrics.get("unsaved")
-            else f"{folder / 'result.json'} holds {measured}")
-    return f"cannot write {what} in {folder}: {error.strerror or error}; measured {measured}; {kept}"
+    if result.metrics.get("unsaved"):
+        return (f"cannot write {what} in {folder}: {error.strerror or error}; measured {measured}, but "
+                "result.json there keeps what was saved before")
+    return f"cannot write {what} in {folder}: {error.strerror or error}; {folder / 'result.json'} holds {measured}"

@@ -82,6 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.save:
         raise UsageError("--save: each run of a sweep saves model.pt in its own folder; drop --save")
+    if args.force:
+        raise UsageError("--force: a sweep folder is continued by the same command; --fresh starts it over")
     base = config_from_args(args).replace(out=None)
     from lmprof.sweep import build_plan, make_executor, parse_vary, run_sweep
 
