@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lmprof.commands.common import add_report_flag, add_run_flags, config_from_args
-from lmprof.errors import UsageError
+from lmprof.errors import UsageError, interrupted_exit_status
 from lmprof.sweep.executors import EXECUTOR_NAMES
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     if outcome.interrupted:
         console.print("[yellow]interrupted[/yellow]: rerun the same command to continue "
                       "(finished epochs are kept; the cut-off run starts again)")
-        return 130
+        return interrupted_exit_status()  # 130 after Ctrl-C, 143 after SIGTERM
     failed = [label for label, status in outcome.statuses.items() if status == "failed"]
     if failed:
         console.print(f"[red]{len(failed)} run(s) failed[/red]: {', '.join(failed)}; "
