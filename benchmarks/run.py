@@ -97,6 +97,7 @@ def profile_peak_rss_mb(tmp: Path, batches: int) -> float:
 def collect(pairs: int, batches: int, quick: bool) -> dict[str, Any]:
     import bench_lines
     import bench_components
+    import bench_gradients
     import bench_loop
     import bench_memory
     import bench_render
@@ -132,6 +133,9 @@ def collect(pairs: int, batches: int, quick: bool) -> dict[str, Any]:
     for label, data in corpora:
         parts = bench_components.components_ratio(data, pairs=pairs, batches=batches)
         row(f"--components / bare, {label}", parts["median"], "x", parts["target"], min=parts["min"], max=parts["max"])
+    for label, data in corpora:
+        grads = bench_gradients.grad_stats_ratio(data, pairs=pairs, batches=batches)
+        row(f"--grad-stats / bare, {label}", grads["median"], "x", grads["target"], min=grads["min"], max=grads["max"])
     r = bench_trace.measure(3, 10, None)["profiler_active_steps"]
     row("torch.profiler active steps / bare", r["median"], "x", r["target"], min=r["min"], max=r["max"])
     render = bench_render.measure()
