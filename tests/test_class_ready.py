@@ -223,3 +223,21 @@ def test_explain_bptt_times_are_medians_and_its_text_reads_them() -> None:
     fixed_cost = [{"bptt": 5, "backward_seconds": 1.0}, {"bptt": 35, "backward_seconds": 3.0}]
     assert _time_reading(proportional) == ": about in proportion"
     assert "less than in proportion" in _time_reading(fixed_cost)
+
+
+def test_each_inline_sweep_run_gets_a_named_progress_display(tiny_corpus: Path, tmp_path: Path) -> None:
+    from lmprof.commands.console import StageProgress
+    from lmprof.config import RunConfig
+    from lmprof.sweep import build_plan, parse_vary, run_sweep
+    from lmprof.sweep.executors import InlineExecutor
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120)
+    executor = InlineExecutor()
+    executor.watchers = lambda task, i, n: [StageProgress(console, prefix=f"run {i}/{n} {task.label}")]
+    base = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, bptt=8, epochs=1, max_batches=3)
+    run_sweep(build_plan(base, ["LSTM", "GRU"], [parse_vary("nhid=16")]), tmp_path / "s", executor,
+              log=lambda line: None)
+    text = out.getvalue()
+    for shown in ("run 1/2 LSTM nhid=16: epoch 1", "run 2/2 GRU nhid=16: validation", "run 2/2 GRU nhid=16: test"):
+        assert shown in text
