@@ -24,7 +24,7 @@ import pickle
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from lmprof.errors import UsageError
+from lmprof.errors import UsageError, did_you_mean
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.result import RunResult
 
@@ -55,7 +55,8 @@ def choose_functions(names: Sequence[str] | None) -> list[str]:
     wanted = list(names or ["train"])
     unknown = [n for n in wanted if n != ALL and n not in FUNCTIONS]
     if unknown:
-        raise UsageError(f"unknown --fn {unknown[0]!r}: choose from {', '.join(FUNCTIONS)} or {ALL}")
+        raise UsageError(f"unknown --fn {unknown[0]!r}{did_you_mean(unknown[0], [*FUNCTIONS, ALL])}: "
+                         f"choose from {', '.join(FUNCTIONS)} or {ALL}")
     if ALL in wanted:
         return list(FUNCTIONS)
     return [n for n in FUNCTIONS if n in wanted]
