@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,20 @@ def test_components_agree_with_a_trace_grouped_by_module(tiny_corpus: Path, tmp_
         hooked_share = hooked[name] / sum(hooked.values())
         trace_share = trace_total[name] / sum(trace_total.values())
         assert hooked_share == pytest.approx(trace_share, abs=0.05), name
+
+
+def test_explain_profiling_reads_the_component_table_after_its_warm_up() -> None:
+    from lmprof.explain import profiling
+
+    numbers = profiling.demo(max_batches=4, size=16, bptt=8, batch_size=4, train_tokens=1500, warmup=2)
+    assert numbers["warmup"] == 2
+    names = [r["name"] for r in numbers["components"]]
+    assert names[:3] == ["encoder", "drop", "rnn"] and "decoder" in names
+    medians = {r["name"]: r["median_seconds"] for r in numbers["phases"]}
+    assert medians["forward"] > 0 and medians["corpus"] is None  # a median per step phase only
+    from rich.console import Console
+
+    console = Console(width=100, record=True, file=io.StringIO())
+    console.print(profiling.render(numbers))
+    text = console.export_text()
+    assert "decoder (Linear)" in text and "multiply-adds" in text and "backward/forward: decoder" in text

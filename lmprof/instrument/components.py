@@ -57,8 +57,9 @@ class ComponentTimer(Instrument):
 
     name = "components"
 
-    def __init__(self, clock: Clock = time.perf_counter) -> None:
+    def __init__(self, clock: Clock = time.perf_counter, *, warmup: int = 0) -> None:
         self.clock = clock
+        self.warmup = warmup  # training steps left out of the totals (first-call allocations, caches)
         self.cuda = False
         self.model_kind = ""
         self._event: Callable[[], Any] | None = None
@@ -91,6 +92,8 @@ class ComponentTimer(Instrument):
         return event
 
     def _add(self, key: tuple[str, str, str], start: Any, end: Any) -> None:
+        if key[0] == "train" and self.steps < self.warmup:
+            return
         if self._event is None:
             self.seconds[key] += end - start
             return
@@ -217,7 +220,8 @@ class ComponentTimer(Instrument):
 
     def _record(self, mode: str, name: str, kind: str, start: Any, end: Any, output: Any) -> None:
         self._add((mode, "forward", name), start, end)
-        self.calls[(mode, name)] += 1
+        if mode != "train" or self.steps >= self.warmup:
+            self.calls[(mode, name)] += 1
         if mode != "train":
             return
         if self.steps == 0 and all(name != n for n, _ in self.order):
@@ -247,7 +251,8 @@ class ComponentTimer(Instrument):
         return {
             "clock": "cuda events" if self.cuda else "host",
             "model": self.model_kind,
-            "steps": self.steps,
+            "steps": max(self.steps - self.warmup, 0),  # training steps in the totals
+            "warmup_steps": min(self.warmup, self.steps),
             "rows": rows,  # training steps, forward order; backward runs them in reverse
             "phases": {name: self.seconds[("train", "phase", name)] for name in TIMED_PHASES},
             "evaluation": evaluation,  # forward only, no gradients; kept apart from training

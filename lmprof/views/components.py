@@ -32,8 +32,13 @@ def component_label(name: str, module: str) -> str:
 
 
 def step_seconds(result: "RunResult") -> float:
-    """Time of all training steps: the step phases' total, else forward + loss + backward as the components saw them."""
-    step = sum(r["seconds"] for r in result.phases if r["name"] in STEP_PHASES)
+    """Time of the training steps the component totals cover: the step phases' time (after the
+    component timer's warm-up steps), else forward + loss + backward as the components saw them."""
+    warm = int(result.components.get("warmup_steps") or 0)
+    rows = [r for r in result.phases if r["name"] in STEP_PHASES]
+    if warm and not all("samples" in r for r in rows):
+        rows = []  # an older result without per-step samples: the warm-up cannot be left out
+    step = sum(sum(r["samples"][warm:]) if warm else r["seconds"] for r in rows)
     return step or sum(result.components.get("phases", {}).values())
 
 
