@@ -50,6 +50,27 @@ def test_big_graph_switches_to_the_fast_layout() -> None:
     source = bptt_graph(capture(DEFAULTS.replace(bptt=35, nlayers=2))).source
     assert len(STEP_CLUSTER.findall(source)) == 70
     assert "splines=line" in source
+    assert "nslimit=0.2" in source and "searchsize=5" in source  # bounded x placement
+
+
+def _block(source: str, name: str) -> str:
+    """The text of one subgraph, braces matched."""
+    start = source.index(f"subgraph {name} {{")
+    depth = 0
+    for end in range(start, len(source)):
+        depth += {"{": 1, "}": -1}.get(source[end], 0)
+        if depth == 0 and source[end] == "}":
+            return source[start:end + 1]
+    raise AssertionError(f"{name} is not closed")
+
+
+def test_each_layer_box_holds_its_input_projection_then_its_steps() -> None:
+    source = bptt_graph(capture(DEFAULTS.replace(nlayers=2, bptt=3))).source
+    for layer in (1, 2):
+        box = _block(source, f"cluster_b2_layer{layer}")
+        assert box.index(f"cluster_b2_l{layer}_in") < box.index(f"cluster_b2_l{layer}_t1")
+        assert f"cluster_b2_l{3 - layer}_" not in box  # the other layer's clusters stay out
+    assert "label=unbind" in _block(source, "cluster_b2_l1_in")
 
 
 def test_raw_graph_is_every_autograd_node_with_parameter_names() -> None:
