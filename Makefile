@@ -27,7 +27,7 @@ setup: $(STAMP)
 
 # The main job: profile one epoch on the embedded corpus, draw both diagrams, write the report.
 demo: $(STAMP)
-	$(LMPROF) profile --fn train --out $(DEMO_RUN)
+	$(LMPROF) profile --fn train --components --out $(DEMO_RUN)
 	$(LMPROF) diagram flow --from $(DEMO_RUN) --out $(DEMO_RUN)/flow.svg
 	$(LMPROF) diagram bptt --out $(DEMO_RUN)/bptt.svg
 	$(LMPROF) report $(DEMO_RUN)

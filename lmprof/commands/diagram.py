@@ -143,15 +143,18 @@ def _flow_vs(args: argparse.Namespace, console: "Console", base: "RunResult | No
 
 
 def _profile(args: argparse.Namespace, console: "Console") -> "RunResult":
-    """A short run under the phase timer: one epoch of a few batches, the rest upstream's defaults."""
+    """A short run under the phase and component timers: one epoch of a few batches, the rest upstream's defaults."""
     from lmprof.commands.console import log_to, progress_instruments
+    from lmprof.instrument.components import ComponentTimer
     from lmprof.instrument.recorders import PhaseTimer
     from lmprof.runner import run as run_training
 
     cfg = RunConfig(data=args.data, epochs=1, max_batches=args.max_batches or PROFILE_BATCHES,
                     out=args.profile_out, device=args.device, threads=args.threads).validate()
     console.print(f"Profiling {cfg.max_batches} training batches of {cfg.model} for the chart ...")
-    return run_training(cfg, command="diagram", instruments=[PhaseTimer(), *progress_instruments(console)],
+    # Components too: the chart then shows each model component's forward and backward time.
+    return run_training(cfg, command="diagram", instruments=[PhaseTimer(), ComponentTimer(),
+                                                             *progress_instruments(console)],
                         log=log_to(console))
 
 
