@@ -13,7 +13,7 @@ TORCH_INDEX ?=
 STAMP := $(VENV)/.lmprof-installed
 DEMO_RUN ?= runs/demo
 
-.PHONY: setup demo test browser bench diagrams clean
+.PHONY: setup demo test browser graphviz bench diagrams clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,10 @@ $(STAMP): $(PY) pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[test,slurm,ray]"
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) graphviz
 
 # The main job: profile one epoch on the embedded corpus, draw both diagrams, write the report.
-demo: $(STAMP)
+demo: $(STAMP) graphviz
 	$(LMPROF) profile --fn train --components --out $(DEMO_RUN)
 	$(LMPROF) diagram flow --from $(DEMO_RUN) --out $(DEMO_RUN)/flow.svg
 	$(LMPROF) diagram bptt --out $(DEMO_RUN)/bptt.svg
@@ -42,22 +42,26 @@ demo: $(STAMP)
 # Regenerate diagrams/ (the flow chart shaded from a wikitext-2-lite run when ../shared is beside;
 # 50 batches, so its colours are shares projected to a full epoch, as its title says).
 DIAGRAM_DATA ?= $(wildcard ../shared/data/wikitext-2-lite)
-diagrams: $(STAMP)
+diagrams: $(STAMP) graphviz
 	$(LMPROF) diagram flow --profile $(if $(DIAGRAM_DATA),--data $(DIAGRAM_DATA)) --max-batches 50 --profile-out runs/diagrams --out diagrams/flow.svg
 	$(LMPROF) diagram flow --from runs/diagrams --out diagrams/flow.png
 	$(LMPROF) diagram bptt --out diagrams/bptt.svg
 	$(LMPROF) diagram bptt --out diagrams/bptt.png
 
 # Speed and overhead of every instrument, side by side (not part of make test; run on an idle machine).
-bench: $(STAMP)
+bench: $(STAMP) graphviz
 	$(PY) benchmarks/run.py
 
-test: $(STAMP) browser
+test: $(STAMP) browser graphviz
 	$(PY) -m pytest
 
 # Headless Chromium for the report's browser test; where it cannot be installed, that test skips.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } >/dev/null 2>&1 || echo "make: no chromium here (the browser test will skip)"
+
+# The system Graphviz renders the diagrams (svg, png, pdf); where it cannot be installed, graphviz-pure (pip) draws svg and png.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; } >/dev/null 2>&1 || echo "make: no system Graphviz here (diagrams use graphviz-pure: svg and png only)"
 
 clean:
 	rm -rf runs sweeps .pytest_cache
