@@ -25,6 +25,8 @@ EXPECTED = {
     "compare_lstm_gru.py": "forward FLOPs GRU/LSTM: 0.93×",
     "compare_bptt.py": "forward FLOPs bptt 70 / bptt 35: 2.00×",
     "memory_bptt.py": "logits of one batch: 35 x 20 x 10,000 x 4 B = 28,000,000 B",
+    "gradflow_kinds.py": "state  decay/step  steps back until 1% of the last step's gradient",
+    "gradflow_clip.py": "RNN_TANH  epoch 1: pre-clip norm median",
 }
 
 

@@ -134,11 +134,12 @@ def test_clip_statistics_of_known_norms() -> None:
     stats = clip_statistics(2, [0.1, 0.3, 0.2, 5.0], clip=0.25)
     assert stats == {"epoch": 2, "batches": 4, "preclip_norm_median": pytest.approx(0.25),
                      "preclip_norm_max": 5.0, "clipped_fraction": 0.5, "nonfinite_batches": 0}
-    diverged = clip_statistics(1, [3.1e4, math.inf], clip=0.25)
-    assert diverged["clipped_fraction"] == 1.0 and diverged["nonfinite_batches"] == 1
+    diverged = clip_statistics(1, [3.1e4, math.nan, 0.1], clip=0.25)  # the NaN batch counts as clipped
+    assert diverged["clipped_fraction"] == pytest.approx(2 / 3) and diverged["nonfinite_batches"] == 1
+    assert diverged["preclip_norm_median"] == 3.1e4 and diverged["preclip_norm_max"] == math.inf
     assert clip_summary({"clip": 0.25, "epochs": [stats]}) == \
         "pre-clip norm 5 at epoch 2, 50% of batches clipped (--clip 0.25)"
-    assert clip_summary({"clip": 0.25, "epochs": [diverged]}).startswith("pre-clip norm non-finite at epoch 1, 100%")
+    assert clip_summary({"clip": 0.25, "epochs": [diverged]}).startswith("pre-clip norm non-finite at epoch 1, 67%")
 
 
 @pytest.mark.parametrize("clip, fraction", [(1e-4, 1.0), (1e6, 0.0)])

@@ -121,15 +121,15 @@ class GradStats(Instrument):
 
 def clip_statistics(epoch: int, norms: list[float], clip: float) -> dict[str, Any]:
     """One epoch's record from its batches' pre-clip norms (a non-finite norm counts as clipped)."""
-    finite = [n for n in norms if math.isfinite(n)]
-    clipped = sum(1 for n in norms if not math.isfinite(n) or clip / (n + CLIP_EPS) < 1.0)
+    ordered = [n if math.isfinite(n) else math.inf for n in norms]  # NaN sorts nowhere: count it as infinite
+    clipped = sum(1 for n in ordered if clip / (n + CLIP_EPS) < 1.0)
     return {
         "epoch": epoch,
         "batches": len(norms),
-        "preclip_norm_median": statistics.median(norms) if len(finite) == len(norms) else math.inf,
-        "preclip_norm_max": max(finite) if len(finite) == len(norms) else math.inf,
+        "preclip_norm_median": statistics.median(ordered),
+        "preclip_norm_max": max(ordered),
         "clipped_fraction": clipped / len(norms),
-        "nonfinite_batches": len(norms) - len(finite),
+        "nonfinite_batches": sum(1 for n in ordered if n == math.inf),
     }
 
 
