@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 if TYPE_CHECKING:
+    from lmprof.compare import Comparison
     from lmprof.result import RunResult
 
 # Commands whose result is a run folder, and the object each displays as.
@@ -72,13 +73,12 @@ def run_command(argv: Sequence[str]) -> CommandOutput:
 
 @contextlib.contextmanager
 def _notebook_progress() -> Iterator[None]:
-    from lmprof.commands import console
+    from lmprof.commands import notebook_progress
 
-    hook = getattr(console, "use_notebook_progress", None)
-    if hook is None or not _in_notebook():
+    if not _in_notebook():
         yield
         return
-    with hook():
+    with notebook_progress.enabled():
         yield
 
 
@@ -191,6 +191,47 @@ def load(folder: str | Path) -> "RunResult":
         return RunResult.load(folder)
     except UsageError as e:
         raise ValueError(str(e)) from None
+
+
+def compare(*runs: "str | Path | RunResult", drift: float | None = None) -> "Comparison":
+    """Two to six runs (folders or RunResults) against the first (``lmprof compare``); ValueError on bad input.
+
+    >>> c = lmprof.compare("runs/lstm", "runs/gru")            # doctest: +SKIP
+    >>> {p.name: p.verdicts[1] for p in c.phases}["forward"]   # doctest: +SKIP
+    'slower'
+    """
+    from lmprof.compare import DRIFT_MARGIN, compare as compare_runs, load_runs
+    from lmprof.errors import UsageError
+    from lmprof.result import RunResult
+
+    try:
+        if not any(isinstance(r, RunResult) for r in runs):  # folders: checked as the command checks them
+            results, notes = load_runs(runs)  # type: ignore[arg-type]
+        else:
+            results, notes = [r if isinstance(r, RunResult) else RunResult.load(r) for r in runs], []
+        if len(results) < 2:
+            raise UsageError(f"give two or more runs to compare (the first is the baseline); got {len(results)}")
+        return compare_runs(results, notes, drift_margin=DRIFT_MARGIN if drift is None else drift)
+    except UsageError as e:
+        raise ValueError(str(e)) from None
+
+
+def compare(*runs: "RunResult | str | Path", drift_margin: float | None = None) -> "Comparison":
+    """What changed between runs (``lmprof compare``): the first is the baseline; RunResults or folders.
+
+    >>> lmprof.compare(lstm, gru)   # doctest: +SKIP
+    (in a notebook: what differs, outcomes, phases with verdicts, FLOPs, lines, operators)
+    """
+    from lmprof.compare import DRIFT_MARGIN, load_runs
+    from lmprof.compare import compare as comparison
+    from lmprof.errors import UsageError
+
+    folders = [str(getattr(r, "run_dir", r)) for r in runs]
+    try:
+        results, notes = load_runs(folders)
+    except UsageError as e:
+        raise ValueError(str(e)) from None
+    return comparison(results, notes, drift_margin=DRIFT_MARGIN if drift_margin is None else drift_margin)
 
 
 # --- sweeps, diagrams, walkthroughs ----------------------------------------------------------
@@ -321,6 +362,8 @@ def run_magic(line: str) -> Any:
         return RunResult.load(folder)
     if command == "show" and len(argv) == 2:
         return load(argv[1])
+    if command == "compare" and not any(a.startswith("-") for a in argv[1:]):
+        return compare(*argv[1:])
     if command == "explain" and len(argv) == 2:
         return explain(argv[1])
     if command == "diagram" and len(argv) >= 2 and "--out" not in argv:

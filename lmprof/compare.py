@@ -136,6 +136,15 @@ class Comparison:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, allow_nan=False)
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the comparison's tables, as its HTML page shows them."""
+        from lmprof.views.notebook import comparison_html
+
+        return comparison_html(self)
+
+    def __repr__(self) -> str:
+        return f"Comparison({' vs '.join(self.names)}: {len(self.phases)} phases, {len(self.notes)} note(s))"
+
     def verdict_counts(self, run: int = 1) -> Counter[str]:
         """How many phases got each verdict for run ``run`` (the step row left out)."""
         return Counter(p.verdicts[run] for p in self.phases if p.name != STEP_ROW)

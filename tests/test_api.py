@@ -106,3 +106,15 @@ def test_magic_registers_and_runs_the_command_line(tiny_corpus: Path, tmp_path: 
 def test_explanation_html_is_the_walkthrough() -> None:
     page = lmprof.explain("tied")._repr_html_()
     assert "tied" in page.lower() and "<pre" in page
+
+
+def test_compare_from_python_displays_its_tables(tiny_corpus: Path, tmp_path: Path) -> None:
+    flags = dict(data=str(tiny_corpus), emsize=16, nhid=16, epochs=1, max_batches=3, bptt=8)
+    lstm = lmprof.profile(**flags, out=str(tmp_path / "lstm"))
+    gru = lmprof.profile(**flags, model="GRU", out=str(tmp_path / "gru"))
+    comparison = lmprof.compare(lstm, tmp_path / "gru")
+    assert comparison.names == ["lstm", "gru"] and "lstm vs gru" in repr(comparison)
+    html = comparison._repr_html_()
+    assert html.startswith('<div class="lmprof-nb">') and "<table" in html and "GRU" in html
+    with pytest.raises(ValueError, match="two or more"):
+        lmprof.compare(gru)

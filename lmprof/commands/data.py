@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, force_jupyter=False)
     if args.source == "synth":
         return _synth(args, console)
     return _wikitext(args, console)

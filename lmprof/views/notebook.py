@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from lmprof.compare import Comparison
     from lmprof.result import RunResult
     from lmprof.views.report import Page
 
@@ -70,12 +71,12 @@ def _matching_brace(text: str, start: int) -> int:
     return len(text) - 1
 
 
-def page_fragment(page: "Page") -> str:
+def page_fragment(page: "Page", template: str | None = None) -> str:
     """A report page as one self-contained ``div``: scoped style, the header and measured sections."""
     from lmprof.views.report import render
 
     page.sections = [s for s in page.sections if not s.missing and s.id not in LEFT_OUT]
-    html = render(page)
+    html = render(page, template) if template else render(page)
     style = _STYLE.search(html)
     main = _MAIN.search(html)
     body = main.group(1) if main else html
@@ -96,6 +97,13 @@ def sweep_html(folder: Path) -> str:
     from lmprof.views.report_sweep import sweep_page
 
     return page_fragment(sweep_page(folder))
+
+
+def comparison_html(comparison: "Comparison") -> str:
+    """What ``lmprof.compare(a, b)`` shows in a notebook cell: the compare page's tables."""
+    from lmprof.views.compare import TEMPLATE, compare_page
+
+    return page_fragment(compare_page(comparison), TEMPLATE)
 
 
 def explanation_html(topic: str, numbers: dict[str, Any]) -> str:
