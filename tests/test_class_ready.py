@@ -241,3 +241,18 @@ def test_each_inline_sweep_run_gets_a_named_progress_display(tiny_corpus: Path, 
     text = out.getvalue()
     for shown in ("run 1/2 LSTM nhid=16: epoch 1", "run 2/2 GRU nhid=16: validation", "run 2/2 GRU nhid=16: test"):
         assert shown in text
+
+
+def test_the_sweep_log_calls_a_one_epoch_run_above_the_vocabulary_not_converged(tiny_corpus: Path, tmp_path: Path,
+                                                                                capsys: Any) -> None:
+    # lr 40 on the tiny corpus: one epoch of 3 batches ends above the vocabulary size
+    assert main(args_for(tiny_corpus, tmp_path / "s", "--lr", "40", models=("GRU",), vary="nhid=16")) == 0
+    from lmprof.sweep import load_rows
+    from lmprof.views.sweep_tables import sweep_view
+
+    view = sweep_view(*load_rows(tmp_path / "s"))
+    run = next(iter(view.runs.values()))
+    out = " ".join(capsys.readouterr().out.split())
+    above = run.val_ppl[-1] is not None and view.vocab_size is not None and run.val_ppl[-1] > view.vocab_size
+    assert (run.status == "not converged") == above
+    assert ("GRU nhid=16: not converged: val ppl" in out) == above and ("GRU nhid=16: ok" in out) != above

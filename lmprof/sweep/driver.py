@@ -113,7 +113,12 @@ class Driver:
         })
         status = str(record.get("status"))
         self.outcome_statuses[run.label] = status
-        if status == "ok":
+        from lmprof.views.sweep_tables import is_not_converged
+
+        if is_not_converged(status, [e.get("val_ppl") for e in epochs], record.get("vocab_size")):
+            self.log(f"{run.label}: not converged: val ppl {epochs[-1].get('val_ppl'):.4g} after its only epoch is "
+                     f"above the vocabulary size {record.get('vocab_size')} (give it more --epochs)")
+        elif status == "ok":
             self.log(f"{run.label}: ok, test ppl {record.get('test_ppl') or float('nan'):.2f}")
         elif status == "failed":
             self.log(f"{run.label}: failed: {record.get('message')} "

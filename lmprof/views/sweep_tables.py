@@ -37,6 +37,12 @@ if TYPE_CHECKING:
 NOT_CONVERGED = "not converged"
 
 
+def is_not_converged(status: str, val_ppls: list[float | None], vocab_size: int | None) -> bool:
+    """Ended "ok" but worse than a uniform guess: only possible after a single epoch (see is_diverged)."""
+    last = val_ppls[-1] if val_ppls else None
+    return status == "ok" and vocab_size is not None and last is not None and last > vocab_size
+
+
 @dataclass
 class RunSeries:
     """One configuration's measurements, epoch by epoch."""
@@ -176,9 +182,8 @@ def sweep_view(plan_doc: dict[str, Any], rows: list[dict[str, Any]]) -> SweepVie
             values = getattr(series, name)
             setattr(series, name, [values[i] for i in order])
     for series in runs.values():
-        last = series.val_ppl[-1] if series.val_ppl else None
-        if series.status == "ok" and vocab and last is not None and last > vocab:
-            series.status = NOT_CONVERGED  # ended worse than a uniform guess, too soon to say diverged
+        if is_not_converged(series.status, series.val_ppl, vocab):
+            series.status = NOT_CONVERGED
     tables = [FactorTable(g["factor"], list(plan_doc.get("models", [])),
                           [(row["value"], row["keys"]) for row in g["rows"]]) for g in plan_doc.get("groups", [])]
     return SweepView(name=str(plan_doc.get("name", "sweep")), epochs=int(plan_doc.get("epochs", 0)),
