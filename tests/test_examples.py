@@ -21,6 +21,7 @@ EXPECTED = {
     "07_batchnorm.py": "running_var matches the unbiased variance: True",
     "08_perplexity.py": "uniform model over 33,278 words: perplexity 33,278.00",
     "09_profiling.py": "backward (BPTT)",
+    "10_test_set.py": "test set evaluated 1 time(s), with epoch",
     "compare_tied.py": "parameters: untied 3,641,477, tied 2,146,077 (1,495,400 fewer)",
     "compare_lstm_gru.py": "forward FLOPs GRU/LSTM: 0.93×",
     "compare_bptt.py": "forward FLOPs bptt 70 / bptt 35: 2.00×",

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     if args.topic is None:
         width = max(len(name) for name in TOPICS)
         for name, line in TOPICS.items():
-            console.print(f"[bold]{name:<{width}}[/bold]  {line}")
+            console.print(f"[bold]{name:<{width}}[/bold]  {line}", soft_wrap=True)  # one line each, even if long
         console.print("\nRun [bold]lmprof explain TOPIC[/bold] for the walkthrough and its live demonstration.")
         return 0
     topic = topic_module(args.topic)
