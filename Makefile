@@ -27,7 +27,7 @@ setup: $(STAMP) graphviz
 
 # The main job: profile one epoch on the embedded corpus, draw both diagrams, write the report.
 demo: $(STAMP) graphviz
-	$(LMPROF) profile --fn train --components --out $(DEMO_RUN)
+	$(LMPROF) profile --fn train --components --memory --out $(DEMO_RUN)
 	$(LMPROF) diagram flow --from $(DEMO_RUN) --out $(DEMO_RUN)/flow.svg
 	$(LMPROF) diagram bptt --out $(DEMO_RUN)/bptt.svg
 	$(LMPROF) report $(DEMO_RUN)
