@@ -68,7 +68,9 @@ def test_page_renders_in_chromium(browser: str, runs: dict[str, Path], tmp_path:
     assert done.returncode == 0, done.stderr[-2000:]
     dom = Dom()
     dom.feed(done.stdout)
-    assert dom.sections == ["cmp-runs", "cmp-differs", "cmp-outcome", "cmp-phases", "cmp-flops"]  # no line profile
+    # no line profile in these runs, so no lines section; the flow chart coloured by B's ratios, as an image
+    assert dom.sections == ["cmp-runs", "cmp-differs", "cmp-outcome", "cmp-phases", "cmp-flops", "cmp-flow-B"]
+    assert 'data-source="flow-vs-B"' in done.stdout
     assert dom.tags.get("table", 0) >= 5
     assert 'class="verdict slower"' in page.read_text()
     assert console_lines(done.stderr) == []

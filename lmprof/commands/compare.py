@@ -13,6 +13,11 @@ thread counts are shown side by side but not judged on time.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lmprof.compare import Comparison
+    from lmprof.result import RunResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
                          "(did they finish? lmprof profile --fn train records both)")
     comparison = compare(results, notes, drift_margin=drift)
     if args.report:
-        _write_page(comparison, args.report)
+        _write_page(comparison, results, args.report)
     if args.json:
         print(comparison.to_json())
         return 0
@@ -56,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_page(comparison: "object", target: str) -> None:
+def _write_page(comparison: "Comparison", results: "list[RunResult]", target: str) -> None:
     from pathlib import Path
 
     from lmprof.errors import UsageError
@@ -64,6 +69,6 @@ def _write_page(comparison: "object", target: str) -> None:
     from lmprof.views.compare import compare_html
 
     try:
-        write_text_atomic(Path(target), compare_html(comparison))  # type: ignore[arg-type]
+        write_text_atomic(Path(target), compare_html(comparison, results))
     except OSError as e:
         raise UsageError(f"cannot write {target}: {e.strerror}: choose another --report path") from None

@@ -12,7 +12,7 @@ same numbers. Nothing here prints or trains.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmprof.compare import (BASELINE, FASTER, NO_SAMPLES, NOISE, NOT_COMPARABLE, SLOWER, STEP_ROW, Comparison,
                             FunctionDiff)
@@ -21,7 +21,8 @@ from lmprof.views.rows import duration
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from lmprof.views.report import Page
+    from lmprof.result import RunResult
+    from lmprof.views.report import Page, Section
 
 TEMPLATE = "compare.html.j2"
 VERDICT_STYLE = {FASTER: "bold green", SLOWER: "bold red", NOISE: "dim", NOT_COMPARABLE: "yellow",
@@ -224,11 +225,31 @@ def compare_view(c: Comparison) -> "RenderableType":
 
 
 # --- the page ------------------------------------------------------------------------------
-def compare_page(c: Comparison) -> "Page":
+def flow_sections(c: Comparison, results: Sequence["RunResult"]) -> list["Section"]:
+    """Each other run's flow chart against the baseline, coloured by ratio and verdict (``diagram flow --vs``)."""
+    from lmprof.views.flowchart_compare import vs_chart
+    from lmprof.views.report import Section, drawn_figure
+
+    sections = []
+    for i in range(1, len(results)):
+        if not (results[0].phases and results[i].phases):
+            continue
+        figure = drawn_figure(vs_chart(c, results[0], results[i], i), f"flow-vs-{letters(c)[i]}")
+        command = f"lmprof diagram flow --from {c.run_dirs[0]} --vs {c.run_dirs[i]}"
+        sections.append(Section(f"cmp-flow-{letters(c)[i]}", f"Flow chart: {c.names[i]} against {c.names[0]}",
+                                data={"figure": figure, "note": command}) if figure
+                        else Section(f"cmp-flow-{letters(c)[i]}", f"Flow chart: {c.names[i]} against {c.names[0]}",
+                                     missing=command))
+    return sections
+
+
+def compare_page(c: Comparison, results: Sequence["RunResult"] = ()) -> "Page":
+    """The page's sections: every grid, the flow charts when ``results`` (the compared runs) are given, the notes."""
     from lmprof.views.report import Page, Section
 
     # ids prefixed: the report's own sections (phases, lines, ops) are drawn by the template it shares
     sections = [Section(f"cmp-{g.id}", g.title, data={"grid": g, "verdict_class": VERDICT_CLASS}) for g in grids(c)]
+    sections += flow_sections(c, results)
     if c.notes:
         sections.append(Section("cmp-notes", "Notes", data={"notes": list(c.notes)}))
     headline = [("baseline", c.names[0]), *[(f"vs {x}", n) for x, n in zip(letters(c)[1:], c.names[1:])],
@@ -237,8 +258,8 @@ def compare_page(c: Comparison) -> "Page":
                 kind="compare", headline=headline, sections=sections)
 
 
-def compare_html(c: Comparison) -> str:
-    """The comparison as one self-contained HTML page, in the report's style."""
+def compare_html(c: Comparison, results: Sequence["RunResult"] = ()) -> str:
+    """The comparison as one self-contained HTML page, in the report's style (with flow charts given ``results``)."""
     from lmprof.views.report import render
 
-    return render(compare_page(c), TEMPLATE)
+    return render(compare_page(c, results), TEMPLATE)

@@ -85,7 +85,8 @@ def vs_chart(comparison: Comparison, base: "RunResult", other_run: "RunResult", 
             graph.node(phase.name, label, fillcolor=fill, fontcolor=font)
     graph.node("legend", _legend(comparison, other), shape="plaintext", style="", fillcolor="none")
     title = (f"{comparison.names[other]} against {comparison.names[0]}: each phase coloured by its time ratio "
-             f"and verdict\n{comparison.descriptions[0]}  vs  {comparison.descriptions[other]}")
+             f"and verdict\n{comparison.names[0]}: {comparison.descriptions[0]}"
+             f"\n{comparison.names[other]}: {comparison.descriptions[other]}")
     if not comparison.comparable_on_time:
         title += "\ndifferent hardware or threads: not comparable on time (no colours)"
     graph.attr(label=title)

@@ -238,19 +238,25 @@ def _ops_data(result: RunResult) -> dict[str, Any]:
             "more_share": percent(sum(r.get(key) or 0.0 for r in rest)), "hint": trace_hint(result)}
 
 
-def _drawn_flow_chart(result: RunResult) -> str:
-    """The flow chart drawn now from the run's phase times, when the folder has no flow.svg ("" if it cannot be)."""
+def drawn_figure(graph: Any, name: str) -> str:
+    """A graphviz graph rendered now, as an SVG image for a page ("" when no Graphviz renderer is here)."""
     import tempfile
 
-    from lmprof.views.flowchart import flow_chart
     from lmprof.views.render import render as render_graph
 
     with tempfile.TemporaryDirectory() as tmp:  # render() writes files: here, only its own temporary ones
         try:
-            picture = render_graph(flow_chart(result), Path(tmp) / "flow.svg", "svg").picture
+            picture = render_graph(graph, Path(tmp) / f"{name}.svg", "svg").picture
         except UsageError:  # no Graphviz renderer on this machine: the page names the command instead
             return ""
-        return svg_image(picture.read_text(encoding="utf-8"), "flow")
+        return svg_image(picture.read_text(encoding="utf-8"), name)
+
+
+def _drawn_flow_chart(result: RunResult) -> str:
+    """The flow chart drawn now from the run's phase times, when the folder has no flow.svg ("" if it cannot be)."""
+    from lmprof.views.flowchart import flow_chart
+
+    return drawn_figure(flow_chart(result), "flow")
 
 
 def _diagram_sections(result: RunResult, run_dir: Path) -> list[Section]:
