@@ -77,7 +77,7 @@ class NotebookProgress(Instrument):
             self.show(force=self.done == self.total)
 
     def stop(self) -> None:
-        self.stage = "done"
+        self.stage = f"done: {self.epoch} epoch(s) trained" if self.epoch else "done"
         self.show(force=True)
 
     def html(self) -> str:

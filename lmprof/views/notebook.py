@@ -29,7 +29,14 @@ _NAV = re.compile(r'<nav class="toc".*?</nav>', re.S)
 _FOOTER = re.compile(r"<footer>.*?</footer>", re.S)
 
 
-def scope_css(css: str, scope: str = f".{SCOPE}") -> str:
+# Chained three times: Jupyter's own table rules (":not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td",
+# right-aligned) outrank a single class, and the report's tables must read as they do in the report.
+SCOPE_SELECTOR = f".{SCOPE}" * 3
+# What the report leaves to the browser's defaults and Jupyter overrides.
+RESET_CSS = "td { text-align: left; }\n"
+
+
+def scope_css(css: str, scope: str = SCOPE_SELECTOR) -> str:
     """Every selector of ``css`` confined under ``scope`` (``:root``, ``html`` and ``body`` become it).
 
     Handles the report's own CSS: plain rules and ``@media`` blocks of plain rules.
@@ -81,7 +88,7 @@ def page_fragment(page: "Page", template: str | None = None) -> str:
     main = _MAIN.search(html)
     body = main.group(1) if main else html
     body = _FOOTER.sub("", _NAV.sub("", body))
-    css = scope_css(style.group(1)) if style else ""
+    css = scope_css(RESET_CSS + (style.group(1) if style else ""))
     return f'<div class="{SCOPE}"><style>{css}</style>{body}</div>'
 
 
