@@ -193,29 +193,6 @@ def load(folder: str | Path) -> "RunResult":
         raise ValueError(str(e)) from None
 
 
-def compare(*runs: "str | Path | RunResult", drift: float | None = None) -> "Comparison":
-    """Two to six runs (folders or RunResults) against the first (``lmprof compare``); ValueError on bad input.
-
-    >>> c = lmprof.compare("runs/lstm", "runs/gru")            # doctest: +SKIP
-    >>> {p.name: p.verdicts[1] for p in c.phases}["forward"]   # doctest: +SKIP
-    'slower'
-    """
-    from lmprof.compare import DRIFT_MARGIN, compare as compare_runs, load_runs
-    from lmprof.errors import UsageError
-    from lmprof.result import RunResult
-
-    try:
-        if not any(isinstance(r, RunResult) for r in runs):  # folders: checked as the command checks them
-            results, notes = load_runs(runs)  # type: ignore[arg-type]
-        else:
-            results, notes = [r if isinstance(r, RunResult) else RunResult.load(r) for r in runs], []
-        if len(results) < 2:
-            raise UsageError(f"give two or more runs to compare (the first is the baseline); got {len(results)}")
-        return compare_runs(results, notes, drift_margin=DRIFT_MARGIN if drift is None else drift)
-    except UsageError as e:
-        raise ValueError(str(e)) from None
-
-
 def compare(*runs: "RunResult | str | Path", drift_margin: float | None = None) -> "Comparison":
     """What changed between runs (``lmprof compare``): the first is the baseline; RunResults or folders.
 
