@@ -1,6 +1,6 @@
 """`make bench`: every instrument's cost beside the bare reference loop, in one table.
 
-    python benchmarks/run.py [--quick] [--pairs 25] [--batches 4]
+    python benchmarks/run.py [--quick] [--pairs 15] [--batches 4]
 
 Overhead ratios are measured interleaved in this one invocation: many short
 pairs (a few batches a side, A B then B A), the median of their ratios, with
@@ -113,28 +113,37 @@ def collect(pairs: int, batches: int, quick: bool) -> dict[str, Any]:
     corpora = [("embedded corpus", None)]
     if SHARED_DATA.is_dir() and not quick:
         corpora.append(("wikitext-2-lite", str(SHARED_DATA)))
+    ms_per_batch: dict[str, float] = {}
     for label, data in corpora:
         loop = bench_loop.measure(data, batches=40, repeats=3)
+        ms_per_batch[label] = loop["ms_per_batch"]
         row(f"reference loop, {label}: ms/batch", loop["ms_per_batch"], "ms",
             min=loop["min_ms_per_batch"], max=loop["max_ms_per_batch"])
         row(f"reference loop, {label}: tokens/s", loop["tokens_per_s"], "tok/s")
+
+    def as_long_as_embedded(label: str, n: int, least: int) -> int:
+        """Batches that take as many seconds on this corpus as ``n`` on the embedded one (a larger
+        vocabulary makes each batch slower): every corpus's pairs are equally long, the bench no longer."""
+        return max(least, round(n * ms_per_batch[corpora[0][0]] / ms_per_batch[label]))
+
     for label, data in corpora:
         # Longer pairs here: switching line_profiler's tracing on and off has a cost of its own
         # (Python 3.11 re-specialises traced code) that a real profile pays once, not per pair.
-        lines = bench_lines.measure(pairs=7, max_batches=40, data=data)
+        lines = bench_lines.measure(pairs=5, max_batches=as_long_as_embedded(label, 40, 10), data=data)
         row(f"line profiling of train / bare, {label}", lines["median"], "x", 1.05,
-            min=lines["min"], max=lines["max"])
+            min=lines["min"], max=lines["max"], batches=lines["batches"])
     for label, data in corpora:
-        phases = bench_loop.phase_recording_ratio(data, pairs=pairs, batches=batches)
+        phases = bench_loop.phase_recording_ratio(data, pairs=pairs, batches=as_long_as_embedded(label, batches, 2))
         row(f"phase recording / bare, {label}", phases["median"], "x", 1.02, min=phases["min"], max=phases["max"])
     for label, data in corpora:
-        memory = bench_memory.memory_ratio(data, pairs=pairs, batches=batches)
+        memory = bench_memory.memory_ratio(data, pairs=pairs, batches=as_long_as_embedded(label, batches, 2))
         row(f"--memory / bare, {label}", memory["median"], "x", memory["target"], min=memory["min"], max=memory["max"])
     for label, data in corpora:
-        parts = bench_components.components_ratio(data, pairs=pairs, batches=batches)
+        parts = bench_components.components_ratio(data, pairs=pairs, batches=as_long_as_embedded(label, batches, 2))
         row(f"--components / bare, {label}", parts["median"], "x", parts["target"], min=parts["min"], max=parts["max"])
     for label, data in corpora:
-        grads = bench_gradients.grad_stats_ratio(data, pairs=pairs, batches=batches)
+        grads = bench_gradients.grad_stats_ratio(data, pairs=pairs,
+                                                batches=as_long_as_embedded(label, batches, 2))
         row(f"--grad-stats / bare, {label}", grads["median"], "x", grads["target"], min=grads["min"], max=grads["max"])
     r = bench_trace.measure(3, 10, None)["profiler_active_steps"]
     row("torch.profiler active steps / bare", r["median"], "x", r["target"], min=r["min"], max=r["max"])
@@ -170,15 +179,19 @@ def render_table(doc: dict[str, Any]) -> Any:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=25, help="A/B pairs per overhead ratio (median of them)")
+    parser.add_argument("--pairs", type=int, default=15, help="A/B pairs per overhead ratio (median of them)")
     parser.add_argument("--batches", type=int, default=4, help="training batches per side of a pair")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, embedded corpus only (a smoke run)")
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for the results JSON")
     args = parser.parse_args()
     from rich.console import Console
 
+    start = time.perf_counter()
     doc = collect(args.pairs, args.batches, args.quick)
+    doc["wall_seconds"] = time.perf_counter() - start
     Console(width=130).print(render_table(doc))
+    minutes, seconds = divmod(round(doc["wall_seconds"]), 60)
+    print(f"the whole bench took {minutes} min {seconds:02d} s")
     out = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{doc['machine']['host']}.json"
     from lmprof.fsutil import write_text_atomic
 
