@@ -210,3 +210,14 @@ def test_explain_bptt_measures_the_tanh_rnn_and_lstm_curves() -> None:
     console.print(bptt.render(numbers))
     text = " ".join(console.export_text().split())
     assert "how much gradient reaches back (bptt 6)" in text and "the tanh RNN's gradient falls below 1%" in text
+
+
+def test_train_grad_stats_prints_clip_lines_and_a_diverged_run_cites_them(
+        tiny_args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from lmprof.cli import main
+
+    code = main(["train", *tiny_args, "--grad-stats", "--lr", "1e38"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 1  # diverged
+    assert "epoch 1: pre-clip gradient norm median" in out and "(--clip 0.25)" in out
+    assert "diverged: " in out and "of batches clipped (--clip 0.25)" in out

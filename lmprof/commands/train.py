@@ -35,6 +35,16 @@ def finish(console: "Console", result: "RunResult", *, report: bool = False) -> 
     """Write the report if asked, say where the files are; a diverged run exits 1."""
     from lmprof.commands.console import print_files
 
+    if result.gradients.get("epochs"):  # --grad-stats
+        from lmprof.views.gradflow import clip_lines
+
+        for line in clip_lines(result.gradients):
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+        if result.status == "diverged":
+            from lmprof.instrument.gradients import clip_summary
+
+            console.print(f"diverged: {result.metrics.get('message') or 'stopped'}; {clip_summary(result.gradients)}",
+                          highlight=False, markup=False, soft_wrap=True)
     files = {"result": "result.json", **result.files}
     if report:
         from lmprof.commands.report import write_report

@@ -141,3 +141,10 @@ def clip_rows(gradients: dict[str, Any]) -> list[dict[str, str]]:
     return [{"epoch": str(e["epoch"]), "batches": str(e["batches"]), "median": norm(e.get("preclip_norm_median")),
              "max": norm(e.get("preclip_norm_max")), "clipped": f"{e['clipped_fraction']:.0%}"}
             for e in gradients.get("epochs", [])]
+
+
+def clip_lines(gradients: dict[str, Any]) -> list[str]:
+    """One line per epoch for the terminal: 'epoch 1: pre-clip norm median 0.248, max 5.31; clipped 48% of 143 batches'."""
+    clip = gradients.get("clip")
+    return [f"epoch {r['epoch']}: pre-clip gradient norm median {r['median']}, max {r['max']}; "
+            f"clipped {r['clipped']} of {r['batches']} batches (--clip {clip})" for r in clip_rows(gradients)]
