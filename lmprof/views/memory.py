@@ -127,8 +127,9 @@ def memory_view(result: "RunResult") -> "RenderableType":
         parts.add_row(p["part"] + (" (peak batch)" if p["part"] == "saved activations" else ""), size(p["bytes"]),
                       f"{p['share']:.1%}", Text(bar(p["share"]), style="blue"))
     rows = module_rows(result)
-    modules = Table(title="Saved activations of one batch, by part of the model", title_justify="left",
-                    title_style="bold", header_style="bold", box=None, padding=(0, 1))
+    modules_title = "Saved activations of one batch, by part of the model"
+    modules = Table(title=modules_title, title_justify="left", title_style="bold", header_style="bold", box=None,
+                    padding=(0, 1), min_width=len(modules_title))
     for header, justify in (("part", "left"), ("measured", "right"), ("share", "right"), ("", "left"),
                             ("predicted", "right")):
         modules.add_column(header, justify=justify, no_wrap=True)  # type: ignore[arg-type]
