@@ -33,7 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 # A write that fails for one of these is the disk's or the folder's fault, not lmprof's: one line, exit 2.
-STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EIO}
+FULL_OR_READ_ONLY = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+STORAGE_ERRORS = FULL_OR_READ_ONLY | {errno.EACCES, errno.EPERM, errno.EIO}
 
 
 class Parser(argparse.ArgumentParser):
@@ -95,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if e.errno not in STORAGE_ERRORS:
             raise
         where = f" {e.filename}" if e.filename else ""
-        print(f"lmprof {args.command}: error: cannot write{where}: {e.strerror}", file=sys.stderr)
+        verb = "cannot write" if e.errno in FULL_OR_READ_ONLY else "cannot use"
+        print(f"lmprof {args.command}: error: {verb}{where}: {e.strerror}", file=sys.stderr)
         return 2
 
 

@@ -228,3 +228,20 @@ def test_a_failed_download_keeps_an_existing_folder(server: str, tmp_path: Path)
     with pytest.raises(UsageError):
         wikitext.download(tmp_path / "mine", base_url=f"{server}/cut", timeout=5)
     assert (tmp_path / "mine").is_dir()  # the user's folder, not ours to remove
+
+
+def test_a_full_disk_in_a_sweep_is_one_line(tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from lmprof.sweep.store import ResultStore
+
+    def no_space(self: ResultStore, row: dict[str, Any]) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+
+    monkeypatch.setattr(ResultStore, "append", no_space)
+    argv = ["sweep", "--models", "LSTM", "--vary", "nhid=16", "--emsize", "16", "--epochs", "1", "--max-batches", "2",
+            "--bptt", "8", "--data", str(tiny_corpus), "--out", str(tmp_path / "sw")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines()[-1] == (f"lmprof sweep: error: cannot write {tmp_path / 'sw' / 'results.jsonl'}: "
+                                    "No space left on device")
+    assert "Traceback" not in err
