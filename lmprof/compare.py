@@ -50,6 +50,8 @@ STEP_ROW = "step"  # the sum of every step phase of one batch
 PLACE_KEYS = ("out", "save")
 ENV_KEYS = ("cpu", "gpu", "threads", "device", "torch", "host")
 LINES_SHOWN = 8
+MEMORY_ROWS = (("saved activations, MiB", "saved_bytes_peak"), ("peak RSS, MiB", "rss_peak_bytes"),
+               ("peak CUDA memory, MiB", "cuda_peak_bytes"))
 OPS_SHOWN = 12
 
 BASELINE, FASTER, SLOWER, NOISE = "baseline", "faster", "slower", "within noise"
@@ -273,6 +275,13 @@ def outcome_rows(runs: list[RunResult]) -> list[OutcomeRow]:
         rows.append(row("tokens/s", rate))
     if any(r.metrics.get("nparams") for r in runs):
         rows.append(row("parameters", [_number(r.metrics.get("nparams")) for r in runs]))
+    for metric, key in MEMORY_ROWS:  # when lmprof profile --memory measured them
+        if any(r.memory.get(key) for r in runs):
+            rows.append(row(metric, [r.memory[key] / 2**20 if r.memory.get(key) else None for r in runs]))
+    for i in range(max((len(r.gradients.get("epochs", [])) for r in runs), default=0)):  # with gradient statistics
+        rows.append(row(f"batches clipped (epoch {i + 1})",
+                        [_number(r.gradients["epochs"][i].get("clipped_fraction"))
+                         if i < len(r.gradients.get("epochs", [])) else None for r in runs]))
     return rows
 
 

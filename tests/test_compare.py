@@ -270,3 +270,15 @@ def test_diagram_flow_vs_writes_the_chart(pair: tuple[Path, Path], tmp_path: Pat
     dot = (pair[0] / "flow-vs-b.dot").read_text()
     assert "b against a" in dot and "2.00× · slower" in dot
     assert main(["diagram", "flow", "--vs", str(pair[1]), "--format", "dot"]) == 2  # no baseline given
+
+
+def test_memory_and_clipping_rows_when_measured(pair: tuple[Path, Path]) -> None:
+    results, notes = load_runs(pair)
+    results[0].memory = {"saved_bytes_peak": 2 * 2**20, "rss_peak_bytes": 300 * 2**20}
+    results[1].memory = {"saved_bytes_peak": 16 * 2**20, "rss_peak_bytes": 330 * 2**20}
+    results[1].gradients = {"epochs": [{"epoch": 1, "clipped_fraction": 0.25}]}
+    rows = {o.metric: o for o in compare(results, notes).outcomes}
+    assert rows["saved activations, MiB"].values == [2.0, 16.0] and rows["saved activations, MiB"].ratios[1] == 8.0
+    assert rows["peak RSS, MiB"].ratios[1] == pytest.approx(1.1)
+    assert rows["batches clipped (epoch 1)"].values == [None, 0.25]
+    assert "peak CUDA memory, MiB" not in rows
