@@ -27,7 +27,7 @@ setup: $(STAMP) graphviz
 
 # The main job: profile one epoch on the embedded corpus, draw both diagrams, write the report.
 demo: $(STAMP) graphviz
-	$(LMPROF) profile --fn train --components --memory --out $(DEMO_RUN)
+	$(LMPROF) profile --fn train --components --memory --out $(DEMO_RUN) --force
 	$(LMPROF) diagram flow --from $(DEMO_RUN) --out $(DEMO_RUN)/flow.svg
 	$(LMPROF) diagram bptt --out $(DEMO_RUN)/bptt.svg
 	$(LMPROF) report $(DEMO_RUN)
@@ -43,7 +43,7 @@ demo: $(STAMP) graphviz
 # 50 batches, so its colours are shares projected to a full epoch, as its title says).
 DIAGRAM_DATA ?= $(wildcard ../shared/data/wikitext-2-lite)
 diagrams: $(STAMP) graphviz
-	$(LMPROF) diagram flow --profile $(if $(DIAGRAM_DATA),--data $(DIAGRAM_DATA)) --max-batches 50 --profile-out runs/diagrams --out diagrams/flow.svg
+	$(LMPROF) diagram flow --profile $(if $(DIAGRAM_DATA),--data $(DIAGRAM_DATA)) --max-batches 50 --profile-out runs/diagrams --force --out diagrams/flow.svg
 	$(LMPROF) diagram flow --from runs/diagrams --out diagrams/flow.png
 	$(LMPROF) diagram bptt --out diagrams/bptt.svg
 	$(LMPROF) diagram bptt --out diagrams/bptt.png

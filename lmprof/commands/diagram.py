@@ -59,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help=f"--profile: training batches (default {PROFILE_BATCHES})")
     flow.add_argument("--profile-out", type=str, default=None, metavar="DIR",
                       help="--profile: the run folder (default: runs/diagram-<model>-<time>)")
+    flow.add_argument("--force", action="store_true",
+                      help="--profile: let --profile-out replace the run already there")
     add_compute_flags(flow.add_argument_group("--profile: where the short run computes"))
     _output_flags(flow, "flow")
 
@@ -155,7 +157,7 @@ def _profile(args: argparse.Namespace, console: "Console") -> "RunResult":
     # Components too: the chart then shows each model component's forward and backward time.
     return run_training(cfg, command="diagram", instruments=[PhaseTimer(), ComponentTimer(),
                                                              *progress_instruments(console)],
-                        log=log_to(console))
+                        log=log_to(console), force=args.force)
 
 
 def _bptt(args: argparse.Namespace, console: "Console") -> int:
