@@ -282,3 +282,19 @@ def test_memory_and_clipping_rows_when_measured(pair: tuple[Path, Path]) -> None
     assert rows["peak RSS, MiB"].ratios[1] == pytest.approx(1.1)
     assert rows["batches clipped (epoch 1)"].values == [None, 0.25]
     assert "peak CUDA memory, MiB" not in rows
+
+
+def test_phase_grid_reads_as_the_terminal_prints_it(pair: tuple[Path, Path]) -> None:
+    from lmprof.views.compare import grids
+
+    tables = {g.id: g for g in grids(comparison_of(*pair))}
+    assert list(tables) == ["runs", "differs", "outcome", "phases", "flops", "lines-train", "ops"]
+    phases = tables["phases"]
+    assert phases.columns == ["phase", "A per batch", "B per batch", "B/A", "95% interval", "verdict"]
+    forward = phases.rows[0]
+    assert forward[0] == "forward" and forward[1].startswith("10.00 ms ±") and forward[2].startswith("20.00 ms ±")
+    assert forward[3] == "2.00×" and forward[5] == "slower"
+    assert [row[0] for row in phases.rows] == ["forward", "backward", "update", "whole step"]
+    assert tables["flops"].rows[0] == ["forward", "1.00 G", "3.00 G", "3.00×", "2.00×", "0.67×"]
+    assert tables["ops"].rows[0] == ["aten::mm", "15.00 ms", "45.00 ms", "3.00×"]
+    assert tables["differs"].rows == [["emsize", "32", "256"]]
