@@ -192,3 +192,11 @@ def test_a_memory_run_round_trips_through_show_and_report(tiny_args: list[str], 
     assert main(["report", str(run_dir)]) == 0
     page = (run_dir / "report.html").read_text()
     assert 'id="memory"' in page and "saved activations per batch" in page
+
+
+def test_trace_with_memory_prints_the_memory_view_beside_the_operators(
+        tiny_args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trace", *tiny_args, "--active", "2", "--memory"]) == 0
+    out = capsys.readouterr().out
+    assert "Memory allocated by each operator" in out and "Memory · where the bytes go" in out
+    assert RunResult.load(tmp_path / "run").memory["saved_bytes_peak"] > 0

@@ -70,9 +70,14 @@ def run(args: argparse.Namespace) -> int:
         from lmprof.instrument.components import ComponentTimer
 
         watchers.append(ComponentTimer())
-    result = run_training(cfg, command="trace", instruments=[*watchers, *progress_instruments(console)],
+    shown = progress_instruments(console, prefix=_progress_name(schedule))
+    result = run_training(cfg, command="trace", instruments=[*watchers, *shown],
                           log=log_to(console), force=args.force)
     return _show(console, args, result)
+
+
+def _progress_name(schedule: "TraceSchedule") -> str:
+    return f"trace (skip {schedule.wait}, warm up {schedule.warmup}, record {schedule.active})"
 
 
 def _show(console: "Console", args: argparse.Namespace, result: "RunResult") -> int:
@@ -88,6 +93,11 @@ def _show(console: "Console", args: argparse.Namespace, result: "RunResult") -> 
 
         console.print()
         console.print(component_table(result))
+    if result.memory:
+        from lmprof.views.memory import memory_view
+
+        console.print()
+        console.print(memory_view(result))
     console.print()
     console.print(trace_hint(result), highlight=False, soft_wrap=True)
     return finish(console, result, report=args.report)
@@ -121,7 +131,8 @@ def _trace_into(args: argparse.Namespace, schedule: "TraceSchedule") -> int:
     trace = TraceSession(schedule, group_by_shape=args.group_by_shape, memory=args.memory, gzip=args.gzip)
     scratch = Path(tempfile.mkdtemp(dir=folder, prefix=".trace-into-"))
     try:
-        traced = run_training(cfg, command="trace", instruments=[trace, *progress_instruments(console)],
+        shown = progress_instruments(console, prefix=_progress_name(schedule))
+        traced = run_training(cfg, command="trace", instruments=[trace, *shown],
                               log=log_to(console), run_dir=scratch)
         if (scratch / TRACE_DIR).is_dir():
             shutil.rmtree(folder / TRACE_DIR, ignore_errors=True)
