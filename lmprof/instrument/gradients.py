@@ -281,6 +281,8 @@ def gradient_flow(cfg: RunConfig, *, kinds: Sequence[str] | None = None, batches
     cfg.validate()
     import torch
 
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     from lmprof.corpora import synth
     from lmprof.corpora.check import check_corpus
     from lmprof.reference.data import Corpus
