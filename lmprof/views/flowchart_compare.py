@@ -81,6 +81,8 @@ def vs_chart(comparison: Comparison, base: "RunResult", other_run: "RunResult", 
                     loop.subgraph(name="cluster_forward") as fwd:
                 fwd.attr(label=label.replace(phase.label, f"{phase.label}: model(data, hidden)", 1),
                          fillcolor=fill, fontcolor=font)
+        elif fill == PLAIN_FILL:  # no verdict: a dashed border, so it never reads as "within noise"
+            graph.node(phase.name, label, fillcolor=fill, fontcolor=font, style="rounded,filled,dashed")
         else:
             graph.node(phase.name, label, fillcolor=fill, fontcolor=font)
     graph.node("legend", _legend(comparison, other), shape="plaintext", style="", fillcolor="none")
@@ -98,7 +100,7 @@ def _legend(comparison: Comparison, other: int) -> str:
     cells = [(FILLS[(FASTER, True)], f"faster, {names[0]} under {1 / STRONG:.2f}× of {names[1]}"),
              (FILLS[(FASTER, False)], "faster"), (FILLS[(NOISE, False)], "within noise"),
              (FILLS[(SLOWER, False)], "slower"), (FILLS[(SLOWER, True)], f"slower, over {STRONG:.1f}×"),
-             (PLAIN_FILL, "no verdict (runs once, or no per-batch samples)")]
+             (PLAIN_FILL, "dashed border: no verdict (not per batch, or no per-batch samples)")]
     rows = "".join(f'<tr><td bgcolor="{c}" align="left"><font color="{"white" if c in DARK else "black"}">'
                    f"{html.escape(text)}</font></td></tr>" for c, text in cells)
     note = (f"Faster/slower: the {comparison.confidence:.0%} bootstrap interval of the ratio excludes 1 "
