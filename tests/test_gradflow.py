@@ -221,3 +221,39 @@ def test_train_grad_stats_prints_clip_lines_and_a_diverged_run_cites_them(
     assert code == 1  # diverged
     assert "epoch 1: pre-clip gradient norm median" in out and "(--clip 0.25)" in out
     assert "diverged: " in out and "of batches clipped (--clip 0.25)" in out
+
+
+def test_gradflow_from_a_run_measures_its_trained_weights(tiny_args: list[str], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from lmprof.cli import main
+
+    assert main(["train", *tiny_args]) == 0
+    run = tiny_args[tiny_args.index("--out") + 1]
+    capsys.readouterr()
+    assert main(["gradflow", "--from", run, "--batches", "2", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["config"]["trained"] is True and list(doc["models"]) == ["LSTM"]
+    assert len(doc["models"]["LSTM"]["h"]) == 2 and len(doc["models"]["LSTM"]["h"][0]) == 8  # nlayers 2, bptt 8
+    assert (Path(run) / "gradflow.png").is_file()
+    assert main(["gradflow", "--from", run, "--models", "GRU"]) == 2
+    assert "holds a LSTM" in capsys.readouterr().err
+
+
+def test_sweep_worker_records_clip_statistics_per_epoch(tiny_corpus: Path, tmp_path: Path) -> None:
+    from lmprof.sweep.worker import run_one
+    from lmprof.views.sweep_tables import factor_table, sweep_view
+
+    record = run_one(tiny(tiny_corpus, epochs=2, max_batches=3, clip=1e-4), tmp_path / "run")
+    assert record["status"] == "ok"
+    assert [e["clipped_fraction"] for e in record["epochs"]] == [1.0, 1.0]
+    assert record["gradients"]["epochs"][1]["batches"] == 3
+    # the table shows them beside perplexity, one column per model
+    plan = {"name": "s", "epochs": 2, "models": ["LSTM"], "runs": [{"key": "k", "label": "LSTM", "model": "LSTM"}],
+            "groups": [{"factor": "base", "rows": [{"value": "base", "keys": {"LSTM": "k"}}]}]}
+    rows = [{"kind": "epoch", "key": "k", "epoch": e["epoch"], "train_seconds": 1.0, "val_ppl": e["val_ppl"],
+             "clipped_fraction": e["clipped_fraction"], "preclip_norm_max": e["preclip_norm_max"]}
+            for e in record["epochs"]]
+    view = sweep_view(plan, rows)
+    table = factor_table(view, view.tables[0])
+    assert [c.header for c in table.columns][-1] == "LSTM clipped"
+    assert list(table.columns[-1].cells)[0].startswith("100% (")
