@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("lmprof.commands.report", "one self-contained HTML page of a run or sweep folder"),
     "gradflow": ("lmprof.commands.gradflow", "measure the gradient flowing back through time, per layer and step"),
     "compare": ("lmprof.commands.compare", "what changed between runs, phase by phase and line by line, with noise"),
+    "speedlab": ("lmprof.commands.speedlab", "measure well-known speed-ups against the reference: speed, quality, time to quality"),
 }
 
 
