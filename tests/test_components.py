@@ -207,3 +207,78 @@ def test_explain_profiling_reads_the_component_table_after_its_warm_up() -> None
     console.print(profiling.render(numbers))
     text = console.export_text()
     assert "decoder (Linear)" in text and "multiply-adds" in text and "backward/forward: decoder" in text
+
+
+class ClockEvent:
+    """A stand-in for torch.cuda.Event: records a fake clock's time; elapsed_time in ms, as CUDA's."""
+
+    made = 0
+    syncs = 0
+
+    def __init__(self, clock: Any) -> None:
+        self.clock, self.at = clock, None
+        ClockEvent.made += 1
+
+    def record(self) -> None:
+        self.at = self.clock()
+
+    def query(self) -> bool:
+        return False  # never finished before the end: every pair waits for the one synchronisation
+
+    def elapsed_time(self, end: "ClockEvent") -> float:
+        return (end.at - self.at) * 1000.0
+
+
+def test_cuda_event_path_gives_the_host_path_totals(tiny_corpus: Path, tmp_path: Path) -> None:
+    """With events that read the same clock, the CUDA path folds its pairs into the same per-component totals."""
+    import time
+
+    ticks: list[float] = []
+
+    def clock() -> float:  # one shared clock, every reading remembered
+        ticks.append(time.perf_counter())
+        return ticks[-1]
+
+    def synchronize() -> None:
+        ClockEvent.syncs += 1
+
+    timer = ComponentTimer(event_factory=lambda: ClockEvent(clock), synchronize=synchronize)
+    result = run_with(tiny_config(tiny_corpus, max_batches=3), tmp_path / "run", timer)
+    c = result.components
+    assert c["clock"] == "cuda events" and ClockEvent.syncs == 1  # read once, at the end
+    assert ClockEvent.made > 3 * 2 * len(c["rows"])  # pairs for every component, both directions
+    for r in c["rows"]:
+        assert r["forward_seconds"] > 0 and r["backward_seconds"] > 0, r["name"]
+    backward = sum(r["backward_seconds"] for r in c["rows"])
+    assert backward == pytest.approx(c["phases"]["backward"], rel=0.10)
+
+
+def test_flow_chart_draws_forward_and_reversed_backward_components_with_their_times(lstm_run: RunResult) -> None:
+    import re
+
+    from lmprof.views.flowchart import flow_chart
+    from lmprof.views.rows import duration
+
+    source = flow_chart(lstm_run).source
+    rows = {r["name"]: r for r in component_rows(lstm_run)}
+    labels = dict(re.findall(r'^\s*((?:forward|backward)_\d+) \[label="([^"]*)"', source, flags=re.M))
+    forward = [labels[f"forward_{i}"] for i in range(6)]
+    backward = [labels[f"backward_{i}"] for i in range(7)]
+    assert [label.split("\\n")[0] for label in backward] == [
+        "loss (NLLLoss)", "log_softmax", "decoder (Linear)", "dropout", "rnn: LSTM (2 layers)", "dropout",
+        "encoder (Embedding)"]
+    assert f"forward {duration(rows['decoder']['forward'])}/step" in forward[4]
+    assert f"backward {duration(rows['decoder']['backward'])}/step" in backward[2]
+    assert f"backward {duration(rows['drop#2']['backward'])}/step" in backward[3]  # the dropout after the rnn
+    assert "backward_6 -> clip" in source.replace("\t", "") and "loss -> backward_0" in source.replace("\t", "")
+
+
+def test_report_has_the_component_table(lstm_run: RunResult, tmp_path: Path) -> None:
+    from lmprof.views.report import run_report
+
+    page = run_report(lstm_run, tmp_path)
+    section = page[page.index('<section id="components">'):]
+    section = section[:section.index("</section>")]
+    for label in ("encoder (Embedding)", "drop (Dropout), 2nd call", "decoder (Linear)", BETWEEN):
+        assert label in section
+    assert "Backward runs the components in reverse" in section

@@ -57,13 +57,17 @@ class ComponentTimer(Instrument):
 
     name = "components"
 
-    def __init__(self, clock: Clock = time.perf_counter, *, warmup: int = 0) -> None:
+    def __init__(self, clock: Clock = time.perf_counter, *, warmup: int = 0,
+                 event_factory: Callable[[], Any] | None = None,
+                 synchronize: Callable[[], None] | None = None) -> None:
+        """``event_factory``/``synchronize``: CUDA events (as torch.cuda.Event(enable_timing=True) makes
+        them) on any device; tests inject fakes. On a CUDA device the instrument picks torch's own."""
         self.clock = clock
         self.warmup = warmup  # training steps left out of the totals (first-call allocations, caches)
-        self.cuda = False
+        self.cuda = event_factory is not None
         self.model_kind = ""
-        self._event: Callable[[], Any] | None = None
-        self._synchronize: Callable[[], None] | None = None
+        self._event: Callable[[], Any] | None = event_factory
+        self._synchronize: Callable[[], None] | None = synchronize
         self._handles: list[Any] = []
         self._finder: Any = None
         self.model: Any = None
@@ -118,7 +122,7 @@ class ComponentTimer(Instrument):
         from torch.nn.modules.module import register_module_forward_pre_hook
 
         self.model_kind = context.cfg.model
-        if context.device.type == "cuda":
+        if context.device.type == "cuda" and self._event is None:
             self.cuda = True
             self._event = lambda: torch.cuda.Event(enable_timing=True)
             self._synchronize = torch.cuda.synchronize
