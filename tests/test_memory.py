@@ -200,3 +200,13 @@ def test_trace_with_memory_prints_the_memory_view_beside_the_operators(
     out = capsys.readouterr().out
     assert "Memory allocated by each operator" in out and "Memory · where the bytes go" in out
     assert RunResult.load(tmp_path / "run").memory["saved_bytes_peak"] > 0
+
+
+def test_a_sweep_run_records_its_memory_peaks(tiny_corpus: Path, tmp_path: Path) -> None:
+    from lmprof.sweep.worker import run_one
+
+    cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, epochs=1, max_batches=2, bptt=8)
+    record = run_one(cfg, tmp_path / "one")
+    assert record["status"] == "ok"
+    assert record["memory"]["saved_bytes_peak"] > 0 and record["memory"]["rss_peak_bytes"] > 0
+    assert record["memory"]["param_bytes"] == predicted_param_bytes(cfg, record["ntokens"])
