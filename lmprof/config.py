@@ -23,6 +23,9 @@ DROPOUT_WARNING = "dropout option adds dropout after all but last recurrent laye
 # Upstream's TransformerEncoder (not batch_first) makes torch hint at a faster inference path: advice
 # about upstream's code, which lmprof runs as written, so it is left unsaid.
 NESTED_TENSOR_HINT = "enable_nested_tensor is True, but self.use_nested_tensor is False"
+# With --repeat, torch.profiler warns that each cycle's events are cleared: lmprof's trace adds up each
+# cycle's operator averages as it ends (instrument/trace.py), so nothing is lost and the warning misleads.
+PROFILER_CYCLE_WARNING = "Warning: Profiler clears events at the end of each cycle"
 
 
 def quiet_library_warnings() -> None:
@@ -31,6 +34,7 @@ def quiet_library_warnings() -> None:
 
     warnings.filterwarnings("ignore", message=DROPOUT_WARNING, category=UserWarning)
     warnings.filterwarnings("ignore", message=NESTED_TENSOR_HINT, category=UserWarning)
+    warnings.filterwarnings("ignore", message=PROFILER_CYCLE_WARNING, category=UserWarning)
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")

@@ -81,9 +81,13 @@ def test_trace_prints_no_usdt_lines(tiny_args: list[str], capfd: Any) -> None:
 
 def test_one_layer_sweep_says_the_dropout_note_once_and_no_userwarning(tiny_corpus: Path, tmp_path: Path,
                                                                          capfd: Any) -> None:
-    assert main(args_for(tiny_corpus, tmp_path / "s", "--nlayers", "1")) == 0
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # every warning reaches the list, unless lmprof's CLI silenced it
+        assert main(args_for(tiny_corpus, tmp_path / "s", "--nlayers", "1")) == 0
+    assert not [w for w in caught if "dropout option adds dropout" in str(w.message)]
     err = capfd.readouterr().err
-    assert "UserWarning" not in err
     assert err.count("note: --dropout 0.2 with --nlayers 1") == 1
     # and show on the sweep folder prints its tables and where the full page is
     assert main(["show", str(tmp_path / "s")]) == 0
@@ -256,3 +260,14 @@ def test_the_sweep_log_calls_a_one_epoch_run_above_the_vocabulary_not_converged(
     above = run.val_ppl[-1] is not None and view.vocab_size is not None and run.val_ppl[-1] > view.vocab_size
     assert (run.status == "not converged") == above
     assert ("GRU nhid=16: not converged: val ppl" in out) == above and ("GRU nhid=16: ok" in out) != above
+
+
+def test_trace_with_repeat_gives_no_profiler_warning(tiny_args: list[str], capfd: Any) -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # every warning reaches the list, unless lmprof's CLI silenced it
+        assert main(["trace", *tiny_args, "--wait", "0", "--warmup", "1", "--active", "1", "--repeat", "2",
+                     "--max-batches", "4"]) == 0
+    assert not [w for w in caught if "Profiler clears events" in str(w.message)]
+    assert "USDT" not in capfd.readouterr().err

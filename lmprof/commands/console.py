@@ -126,12 +126,13 @@ def sweep_progress(console: "Console") -> "Callable[[Any, int, int], list[Instru
     return watchers
 
 
-def progress_instruments(console: "Console") -> list[Instrument]:
+def progress_instruments(console: "Console", *, prefix: str = "") -> list[Instrument]:
+    """A live display of the run's stages: in a notebook cell, or on a terminal (``prefix``: what runs)."""
     from lmprof.commands import notebook_progress
 
     if notebook_progress.active():  # run from a notebook (lmprof.profile(...), %lmprof): a bar in the cell
         return [notebook_progress.NotebookProgress()]
-    return [StageProgress(console)] if console.is_terminal and sys.stdout.isatty() else []
+    return [StageProgress(console, prefix=prefix)] if console.is_terminal and sys.stdout.isatty() else []
 
 
 def print_files(console: "Console", run_dir: Path, files: dict[str, str]) -> None:
