@@ -210,3 +210,56 @@ def test_a_sweep_run_records_its_memory_peaks(tiny_corpus: Path, tmp_path: Path)
     assert record["status"] == "ok"
     assert record["memory"]["saved_bytes_peak"] > 0 and record["memory"]["rss_peak_bytes"] > 0
     assert record["memory"]["param_bytes"] == predicted_param_bytes(cfg, record["ntokens"])
+
+
+def hand_made_memory_result() -> RunResult:
+    """A run whose memory figures are known: measured saved bytes equal to the model's prediction."""
+    cfg = {"model": "LSTM", "emsize": 16, "nhid": 16, "nlayers": 2, "bptt": 8, "batch_size": 20, "dropout": 0.2,
+           "tied": False}
+    saved = predicted_saved_bytes(cfg, 100) or {}
+    return RunResult(config=cfg, metrics={"ntokens": 100}, memory={
+        "param_bytes": 3 * 2**20, "grad_bytes": 3 * 2**20, "optimizer_bytes": 0,
+        "saved_bytes_peak": 503_044, "saved_bytes_by_module": saved, "saved_bytes_per_batch": [503_044] * 4,
+        "rss_peak_bytes": 300 * 2**20, "rss_peak_scope": "phase",
+        "phases": {"forward": {"rss_peak_bytes": 290 * 2**20}}})
+
+
+def test_memory_view_renders_the_known_figures_at_a_fixed_width() -> None:
+    import io
+
+    from rich.console import Console
+
+    from lmprof.views.memory import memory_view
+
+    console = Console(width=100, record=True, file=io.StringIO(), color_system=None)
+    console.print(memory_view(hand_made_memory_result()))
+    lines = [line.rstrip() for line in console.export_text().splitlines()]
+    # params 3 MiB of 3 + 3 MiB + 491.3 KiB = 46.3%; logits 160 x 100 x 4 B = 64,000 B = 12.7% of 503,044
+    assert lines == [
+        "Memory · where the bytes go · peak RSS 300.0 MiB",
+        " part                                bytes  share",
+        " parameters                        3.0 MiB  46.3%  ████▋",
+        " gradients                         3.0 MiB  46.3%  ████▋",
+        " optimizer state                       0 B   0.0%",
+        " saved activations (peak batch)  491.3 KiB   7.4%  ▊",
+        "",
+        "Saved activations of one batch, by part of the model",
+        " part          measured  share             predicted",
+        " embedding      1.2 KiB   0.3%               1.2 KiB",
+        " dropout       20.0 KiB   4.1%  ▍           20.0 KiB",
+        " rnn          397.5 KiB  80.9%  ████████▏  397.5 KiB",
+        " decoder       10.0 KiB   2.0%  ▎           10.0 KiB",
+        " log_softmax   62.5 KiB  12.7%  █▎          62.5 KiB",
+        " loss               4 B   0.0%                   4 B",
+        "predicted / measured: 1.000 (the analytic model: lmprof explain memory)",
+        "logits 8 x 20 = 160 rows x 100 words x 4 B = 62.5 KiB, 13% of the saved activations",
+        "saved bytes per batch: flat at 491.3 KiB over 4 batches (the last chunk of an epoch may be shorter)",
+    ]
+
+
+def test_memory_view_of_a_run_without_memory_says_which_flag_records_it() -> None:
+    from lmprof.views.memory import memory_view, phase_memory_headers
+
+    empty = RunResult()
+    assert "lmprof profile --memory" in str(memory_view(empty))
+    assert phase_memory_headers(empty) == []
