@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -29,8 +30,14 @@ HOSTILE_SVGS = {
     "external href": '<svg><image href="https://evil.example/track.png"/><use href="//evil.example/x.svg#a"/></svg>',
     "external style": '<svg><style>@import url("https://evil.example/x.css");</style></svg>',
     "not an svg at all": '<html><body onload="alert(1)"><script>alert(1)</script></body></html>',
+    "animation that sets a handler": '<svg><set attributeName="onmouseover" to="alert(1)"/>'
+                                     '<animate attributeName="href" values="javascript:alert(1)"/></svg>',
+    "a fetch in a style attribute": '<svg><rect style="fill:url(https://evil.example/x)" width="5"/>'
+                                    '<rect fill="url(#nowhere)" width="5"/></svg>',
+    "an entity": '<!DOCTYPE svg [<!ENTITY x "&#60;script&#62;alert(1)&#60;/script&#62;">]><svg><text>&x;</text></svg>',
 }
-DANGEROUS_TAGS = {"script", "iframe", "object", "embed", "svg", "foreignobject", "link", "base", "form", "frame"}
+DANGEROUS_TAGS = {"script", "iframe", "object", "embed", "foreignobject", "link", "base", "form", "frame",
+                  "set", "animate", "image"}  # <style>: its text is checked for fetches
 
 
 class PageAudit(HTMLParser):
@@ -59,11 +66,11 @@ class PageAudit(HTMLParser):
                     self.images.append(plain)
                 if not plain.startswith(("data:image/", "#")):
                     self.problems.append(f"{name}={value!r} on <{tag}>")
-            if name == "style" and ("url(" in plain or "@import" in plain):
+            if name == "style" and (re.search(r"url\((?!#)", plain) or "@import" in plain):
                 self.problems.append(f"style={value!r}")
 
     def handle_data(self, data: str) -> None:
-        if self._in_style and ("@import" in data or "url(" in data.replace("url(#", "")):
+        if self._in_style and ("@import" in data or re.search(r"url\((?!#)", data)):
             self.problems.append("a fetch in the page's CSS")
 
     def handle_endtag(self, tag: str) -> None:
@@ -76,10 +83,20 @@ def audit(html: str) -> PageAudit:
     return page
 
 
+def audit_ready(payload: str) -> str:
+    """What the old report inlined: the file with <script> and <metadata> elements cut out by a regex."""
+    return re.sub(r"<(metadata|script)\b.*?</\1>", "", payload, flags=re.S | re.I)
+
+
 def test_the_audit_catches_each_kind_of_problem() -> None:
-    """The audit below can fail: an inlined payload of each kind is caught."""
-    for payload in HOSTILE_SVGS.values():
-        assert audit(payload).problems, payload
+    """The audit below can fail: each payload inlined raw, and as the old report inlined it, is caught."""
+    for name, payload in HOSTILE_SVGS.items():
+        if name == "an entity":
+            continue  # harmless raw in HTML; aimed at a sanitizer that parses XML and expands it after checking
+        if name != "script the regex reassembles":  # aimed at the regex: only its output holds a <script>
+            assert audit(payload).problems, name
+        if name != "script":  # the old regex did cut a plain <script> element
+            assert audit(audit_ready(payload)).problems, name
     assert not audit('<img src="data:image/svg+xml;base64,PHN2Zz4=" alt="x">').problems
 
 
@@ -110,7 +127,7 @@ def test_no_hostile_svg_reaches_the_report(hostile_folder: Path, tmp_path: Path,
     html = (folder / "report.html").read_text()
     page = audit(html)
     assert page.problems == []
-    assert len(page.images) == 2 and all(src.startswith("data:image/") for src in page.images)
+    assert 'data-source="flow"' in html and 'data-source="bptt"' in html  # both figures are on the page
     assert "<script" not in html.lower()  # result.json's strings are shown as text, escaped
 
 
@@ -119,7 +136,7 @@ def test_sweep_plots_from_the_folder_are_images(tmp_path: Path) -> None:
 
     (tmp_path / "val_ppl.svg").write_text(HOSTILE_SVGS["event handler"])
     html = figure_html(tmp_path, "val_ppl")
-    assert html.startswith('<img class="figure"') and audit(html).problems == []
+    assert html.startswith('<svg role="img"') and audit(html).problems == []
 
 
 # --- a run folder belongs to one run ------------------------------------------------------

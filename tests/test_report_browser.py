@@ -70,7 +70,7 @@ class Dom(HTMLParser):
             self.sections.append(str(a["id"]))
         if a.get("data-missing"):
             self.missing.append(str(a["data-missing"]))
-        if tag == "img" and a.get("data-source"):
+        if tag == "svg" and a.get("data-source"):
             self.svg_sources.append(str(a["data-source"]))
         if tag == "tr" and a.get("data-hot"):
             self.hot_rows += 1
@@ -97,7 +97,7 @@ def test_report_renders_in_chromium(browser: str, report: Path, tmp_path: Path) 
     dom.feed(done.stdout)
     assert dom.sections == ["config", "metrics", "phases", "lines", "ops", "flow", "bptt"]
     assert dom.missing == []
-    assert dom.svg_sources == ["flow", "bptt"]  # both diagrams, as images
+    assert dom.svg_sources == ["flow", "bptt"]  # both diagrams, inline
     assert dom.tags.get("table", 0) >= 7  # config, environment, epochs, parts, phases, train's lines, operators
     assert dom.hot_rows == 3
     assert console_lines(done.stderr) == []

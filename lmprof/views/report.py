@@ -4,8 +4,9 @@ The page is built from the same pieces as the terminal views (the phase rows,
 the line and operator rows of result.json, ``trace_hint``, ``flops_text``, the
 sweep's rich tables and ``summary_rows``) and filled into one Jinja2 template
 (``templates/report.html.j2``). Everything is inline: CSS, and the diagrams and
-plots as images with data: URIs (an SVG in an <img> can run no script and
-fetch nothing, so a run folder's files never act in the page). No script,
+plots as SVG kept to an allow-list of drawing elements (``svg_safe``: ids
+prefixed, no script, handler or link), PNGs and unparsable SVGs as <img>
+data: URIs, so a run folder's files never act in the page. No script,
 no font, nothing fetched: a classroom without a network
 opens it, and it prints. A section the folder lacks is left out, with one
 line naming the command that fills it.
@@ -117,14 +118,18 @@ def rich_html(renderable: "RenderableType", width: int = 100) -> str:
 
 
 def svg_image(svg: str, name: str) -> str:
-    """An SVG as an <img> with a data: URI: in an image, an SVG can neither run script nor fetch anything.
+    """An SVG for the page: inlined after an allow-list keeps only its drawing (``svg_safe``).
 
-    Run folders are handed around (a student's, a colleague's), so their SVG files are
-    untrusted markup; inlined, an event handler or a link in one would run in the report.
-    An image also keeps each figure's ids to itself.
+    Run folders are handed around (a student's, a colleague's), so their SVG files
+    are untrusted markup. One that is not a clean XML <svg> document goes in as an
+    <img> with a data: URI, where an SVG can neither run script nor fetch anything.
     """
-    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
-    return _image("svg+xml", data, name)
+    from lmprof.views.svg_safe import UnsafeSvg, sanitize
+
+    try:
+        return sanitize(svg, name)
+    except UnsafeSvg:
+        return _image("svg+xml", base64.b64encode(svg.encode("utf-8")).decode("ascii"), name)
 
 
 def _image(kind: str, data: str, name: str) -> str:
@@ -133,10 +138,10 @@ def _image(kind: str, data: str, name: str) -> str:
 
 
 def figure_html(folder: Path, stem: str) -> str:
-    """``stem.svg``, else ``stem.png``, as an image with a data: URI; "" when the folder has neither."""
+    """``stem.svg`` made safe (``svg_image``), else ``stem.png`` as a data: URI; "" when the folder has neither."""
     svg, png = folder / f"{stem}.svg", folder / f"{stem}.png"
     if svg.is_file():
-        return _image("svg+xml", base64.b64encode(svg.read_bytes()).decode("ascii"), stem)
+        return svg_image(svg.read_text(encoding="utf-8", errors="replace"), stem)
     if png.is_file():
         return _image("png", base64.b64encode(png.read_bytes()).decode("ascii"), stem)
     return ""
