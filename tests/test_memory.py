@@ -263,3 +263,19 @@ def test_memory_view_of_a_run_without_memory_says_which_flag_records_it() -> Non
     empty = RunResult()
     assert "lmprof profile --memory" in str(memory_view(empty))
     assert phase_memory_headers(empty) == []
+
+
+def test_a_sweep_shows_each_runs_memory_in_its_summary(tiny_corpus: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import csv
+
+    out = tmp_path / "sw"
+    assert main(["sweep", "--models", "LSTM", "--vary", "bptt=8,16", "--emsize", "16", "--nhid", "16", "--epochs",
+                 "1", "--max-batches", "2", "--data", str(tiny_corpus), "--out", str(out)]) == 0
+    capsys.readouterr()
+    rows = {r["value"]: r for r in csv.DictReader((out / "summary.csv").open())}
+    saved = {value: float(r["saved_bytes_peak"]) for value, r in rows.items()}
+    assert saved["16"] / saved["8"] == pytest.approx(2.0, rel=0.10)
+    assert all(float(r["rss_peak_bytes"]) > 0 for r in rows.values())
+    assert main(["report", str(out)]) == 0
+    assert "saved activations MiB" in (out / "report.html").read_text()

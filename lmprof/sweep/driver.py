@@ -107,7 +107,7 @@ class Driver:
             **{name: record.get(name) for name in (
                 "test_loss", "test_ppl", "nparams", "ntokens", "vocab_size", "wall_seconds", "host", "pid",
                 "device", "gpu", "cpu", "cuda_visible_devices", "threads", "scheduler", "job_id", "attempt",
-                "started", "finished")},
+                "started", "finished", "memory")},
             "executor": self.executor.name, "jobs": self.executor.jobs, "time": now(),
             "config": record.get("config"),
         })

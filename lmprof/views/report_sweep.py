@@ -28,6 +28,8 @@ SUMMARY_COLUMNS = (  # key of summary_rows, column title, format
     ("min_val_ppl", "min val ppl", lambda v: "—" if v is None else number(v)),
     ("test_ppl", "test ppl", lambda v: "—" if v is None else number(v)),
     ("nparams", "parameters", lambda v: "—" if v is None else f"{v:,}"),
+    ("saved_bytes_peak", "saved activations MiB", lambda v: "—" if v is None else f"{v / 2**20:.1f}"),
+    ("rss_peak_bytes", "peak RSS MiB", lambda v: "—" if v is None else f"{v / 2**20:.0f}"),
 )
 TIME_KEYS = ("total_seconds", "avg_epoch_seconds")  # hidden when runs of the sweep ran on different hardware
 

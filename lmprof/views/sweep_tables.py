@@ -59,6 +59,7 @@ class RunSeries:
     preclip_max: list[float | None] = field(default_factory=list)  # largest pre-clip gradient norm
     test_ppl: float | None = None
     nparams: int | None = None
+    memory: dict[str, Any] = field(default_factory=dict)  # the run's memory peaks (record.json's memory)
     jobs: int = 1  # runs at once when it was measured
     threads: int | None = None
     host: str | None = None
@@ -173,6 +174,7 @@ def sweep_view(plan_doc: dict[str, Any], rows: list[dict[str, Any]]) -> SweepVie
             series.status = str(row.get("status"))
             series.message = str(row.get("message") or "")
             series.test_ppl, series.nparams, series.host = row.get("test_ppl"), row.get("nparams"), row.get("host")
+            series.memory = row.get("memory") or {}
             series.hardware, series.executor = hardware_label(row), row.get("executor")
             series.started, series.finished = row.get("started"), row.get("finished")
             vocab = row.get("vocab_size") or vocab
@@ -229,6 +231,7 @@ def summary_rows(view: SweepView) -> list[dict[str, Any]]:
             "final_val_ppl": run.val_ppl[-1] if ok else None,
             "test_ppl": run.test_ppl if run.counts else None,
             "nparams": run.nparams, "parallel_jobs": run.jobs, "threads": run.threads,
+            "saved_bytes_peak": run.memory.get("saved_bytes_peak"), "rss_peak_bytes": run.memory.get("rss_peak_bytes"),
             "hardware": run.hardware, "host": run.host,
         })
     return out
