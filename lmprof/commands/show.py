@@ -39,7 +39,9 @@ def _show_sweep(folder: "Path") -> int:
     from lmprof.views.sweep_tables import sweep_tables, sweep_view
 
     console = make_console()
-    console.print(sweep_tables(sweep_view(*load_rows(folder))))
+    from lmprof.commands.profile import table_width
+
+    console.print(sweep_tables(sweep_view(*load_rows(folder))), width=table_width(console))
     console.print(f"\n[bold]Sweep folder[/bold] {folder}  (plots and every table on one page: "
                   f"lmprof report {folder})", highlight=False)
     return 0

@@ -146,7 +146,10 @@ def show(console: "Console", folder: Path, mixed_hardware: bool = False) -> None
 
     view = sweep_view(*load_rows(folder))
     console.print()
-    console.print(sweep_tables(view, mixed_hardware=mixed_hardware))
+    from lmprof.commands.profile import table_width
+
+    # piped (a log file): wide enough that a model's columns stay on one line each
+    console.print(sweep_tables(view, mixed_hardware=mixed_hardware), width=table_width(console))
     write_text_atomic(folder / SUMMARY_FILE, summary_csv(view))
     console.print(f"\n[bold]Sweep folder[/bold] {folder}")
     console.print(f"  results      {folder / RESULTS_FILE}", highlight=False)
