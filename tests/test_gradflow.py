@@ -241,7 +241,7 @@ def test_gradflow_from_a_run_measures_its_trained_weights(tiny_args: list[str], 
 
 def test_sweep_worker_records_clip_statistics_per_epoch(tiny_corpus: Path, tmp_path: Path) -> None:
     from lmprof.sweep.worker import run_one
-    from lmprof.views.sweep_tables import factor_table, sweep_view
+    from lmprof.views.sweep_tables import clip_table, sweep_view
 
     record = run_one(tiny(tiny_corpus, epochs=2, max_batches=3, clip=1e-4), tmp_path / "run")
     assert record["status"] == "ok"
@@ -254,6 +254,6 @@ def test_sweep_worker_records_clip_statistics_per_epoch(tiny_corpus: Path, tmp_p
              "clipped_fraction": e["clipped_fraction"], "preclip_norm_max": e["preclip_norm_max"]}
             for e in record["epochs"]]
     view = sweep_view(plan, rows)
-    table = factor_table(view, view.tables[0])
-    assert [c.header for c in table.columns][-1] == "LSTM clipped"
-    assert list(table.columns[-1].cells)[0].startswith("100% (")
+    table = clip_table(view, view.tables[0])
+    assert [c.header for c in table.columns] == ["base", "epoch", "LSTM clipped"]
+    assert [cell.split(" (")[0] for cell in table.columns[-1].cells] == ["100%", "100%"]

@@ -44,7 +44,8 @@ def sweep_page(folder: Path, mixed_hardware: bool = False) -> Page:
 
     from lmprof.sweep import load_rows
     from lmprof.views.plots import FIGURES, sweep_figures
-    from lmprof.views.sweep_tables import factor_table, notes, summary_rows, sweep_view
+    from lmprof.views.sweep_tables import (clip_table, factor_table, has_clip_stats, notes, summary_rows,
+                                           sweep_view)
 
     plan, rows = load_rows(folder)
     view = sweep_view(plan, rows)
@@ -60,7 +61,9 @@ def sweep_page(folder: Path, mixed_hardware: bool = False) -> Page:
         if ", " in row["factor"]:  # the base run, listed once: say which tables it stands in
             cells[0] = f"{cells[0]} (base run: in the {row['factor']} tables)"
     sections.append(Section("tables", "Tables", data={
-        "tables": rich_html(Group(*(factor_table(view, t, mixed_hardware) for t in view.tables)), width=110),
+        "tables": rich_html(Group(*(part for t in view.tables for part in (
+            factor_table(view, t, mixed_hardware), *([clip_table(view, t)] if has_clip_stats(view, t) else [])))),
+            width=110),
         "notes": notes(view, mixed_hardware), "summary_columns": [title for _, title, _ in SUMMARY_COLUMNS],
         "summary": summary}))
     redraw = view.mixed() and mixed_hardware

@@ -262,12 +262,9 @@ def factor_table(view: SweepView, table: FactorTable, mixed_hardware: bool = Fal
     t = Table(title=title, title_justify="left", show_lines=False)
     t.add_column(table.factor, justify="right", style="bold")
     t.add_column("epoch", justify="right")
-    clip_stats = any(f is not None for k in table_keys(table) for f in view.runs[k].clipped)
     for model in table.models:
         t.add_column(f"{model} s", justify="right")
         t.add_column(f"{model} val ppl", justify="right")
-        if clip_stats:
-            t.add_column(f"{model} clipped", justify="right")
     for value, keys in table.rows:
         runs = [view.runs[keys[m]] for m in table.models]
         for epoch in range(1, view.epochs + 1):
@@ -280,9 +277,8 @@ def factor_table(view: SweepView, table: FactorTable, mixed_hardware: bool = Fal
                               f"[red]{_ppl(run.val_ppl[i])} diverged[/red]" if last and run.diverged
                               else f"[yellow]{_ppl(run.val_ppl[i])} not converged[/yellow]"
                               if last and run.not_converged else _ppl(run.val_ppl[i])]
-                    cells += [_clip_cell(run, i)] if clip_stats else []
                 else:
-                    cells += ["", _missing(run, epoch)] + ([""] if clip_stats else [])
+                    cells += ["", _missing(run, epoch)]
             t.add_row(*cells)
         summary: dict[str, list[str]] = {"total": [], "average": [], "min / max": [], "test": []}
         for run in runs:
@@ -296,8 +292,6 @@ def factor_table(view: SweepView, table: FactorTable, mixed_hardware: bool = Fal
                                    excluded or (_ppl(mean(steady)) + spikes if steady else "—")]
             summary["min / max"] += ["", excluded or f"{_ppl(min(ppl))} / {_ppl(max(ppl))}"]
             summary["test"] += ["", excluded or _ppl(run.test_ppl)]
-            for name in summary if clip_stats else ():
-                summary[name].append("")
         names = list(summary)
         for name in names:
             t.add_row("", f"[dim]{name}[/dim]", *summary[name], end_section=name == names[-1])
@@ -305,8 +299,35 @@ def factor_table(view: SweepView, table: FactorTable, mixed_hardware: bool = Fal
     for model in table.models:
         ok = [view.runs[keys[model]] for _, keys in table.rows if view.runs[keys[model]].counts]
         cells += [seconds(mean(s for r in ok for s in r.train_seconds)) if ok else "—",
-                  _ppl(mean(r.finite_ppl[-1] for r in ok)) if ok else "—"] + ([""] if clip_stats else [])
+                  _ppl(mean(r.finite_ppl[-1] for r in ok)) if ok else "—"]
     t.add_row(*[f"[bold]{c}[/bold]" if c else c for c in cells])
+    return t
+
+
+def has_clip_stats(view: SweepView, table: FactorTable) -> bool:
+    return any(f is not None for k in table_keys(table) for f in view.runs[k].clipped)
+
+
+def clip_table(view: SweepView, table: FactorTable) -> "Table":
+    """Beside a factor's perplexities: per epoch and model, the share of batches clipped and the largest norm.
+
+    Its own narrow table, the factor table's rows in the same order, so neither outgrows a terminal.
+    """
+    from rich.table import Table
+
+    t = Table(title=f"{view.name}: {table.factor}: batches clipped (largest pre-clip gradient norm)",
+              title_justify="left", show_lines=False)
+    t.add_column(table.factor, justify="right", style="bold")
+    t.add_column("epoch", justify="right")
+    for model in table.models:
+        t.add_column(f"{model} clipped", justify="right")
+    for row, (value, keys) in enumerate(table.rows):
+        runs = [view.runs[keys[m]] for m in table.models]
+        for epoch in range(1, view.epochs + 1):
+            cells = [_clip_cell(run, run.epochs.index(epoch)) if epoch in run.epochs else _missing(run, epoch)
+                     for run in runs]
+            t.add_row(value if epoch == 1 else "", str(epoch), *cells,
+                      end_section=epoch == view.epochs and row < len(table.rows) - 1)
     return t
 
 
@@ -415,6 +436,10 @@ def sweep_tables(view: SweepView, mixed_hardware: bool = False) -> "RenderableTy
     from rich.console import Group
     from rich.text import Text
 
-    parts: list[Any] = [factor_table(view, table, mixed_hardware) for table in view.tables]
+    parts: list[Any] = []
+    for table in view.tables:
+        parts.append(factor_table(view, table, mixed_hardware))
+        if has_clip_stats(view, table):
+            parts.append(clip_table(view, table))
     parts += [Text(line, style="dim") for line in notes(view, mixed_hardware)]
     return Group(*parts)
