@@ -112,6 +112,14 @@ class OpRow:
 
 
 @dataclass
+class ComponentRow:
+    label: str  # as the component table names it: "decoder (Linear)"
+    forward: list[float | None]  # seconds per training step, each run (None: the run has no such component)
+    backward: list[float | None]
+    ratios: list[float | None]  # forward + backward per step, against the first run
+
+
+@dataclass
 class Comparison:
     names: list[str]  # each run's folder name; the first is the baseline
     run_dirs: list[str]
@@ -128,6 +136,7 @@ class Comparison:
     notes: list[str] = field(default_factory=list)  # what could not be compared, and why
     drift_margin: float = DRIFT_MARGIN
     confidence: float = CONFIDENCE
+    components: list[ComponentRow] = field(default_factory=list)  # when every run has --components
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data with stable keys (``lmprof compare --json``)."""
@@ -222,7 +231,7 @@ def compare(results: Sequence[RunResult], notes: Sequence[str] = (), *,
         config=differences([r.config for r in runs], exclude=PLACE_KEYS), environment=environment,
         comparable_on_time=comparable, outcomes=outcome_rows(runs), phases=phases,
         flops=flop_rows(runs, phases), lines=line_diffs(runs), ops=ops, op_unit=op_unit,
-        notes=all_notes, drift_margin=drift_margin)
+        notes=all_notes, drift_margin=drift_margin, components=component_rows_compared(runs))
 
 
 def _hardware(result: RunResult) -> str | None:
@@ -441,3 +450,21 @@ def op_rows(runs: list[RunResult], shown: int = OPS_SHOWN) -> tuple[list[OpRow],
         values = [t.get(name) for t in per_step]
         rows.append(OpRow(name, values, [ratio(v, values[0]) for v in values]))
     return rows, "self CUDA" if by_cuda else "self CPU"
+
+
+def component_rows_compared(runs: list[RunResult]) -> list[ComponentRow]:
+    """When every run timed its components: each component's forward and backward per step, side by side."""
+    from lmprof.views.components import component_rows
+
+    if not all(r.components.get("rows") for r in runs):
+        return []
+    tables = [{row["label"]: row for row in component_rows(r)} for r in runs]
+    labels = list(dict.fromkeys(label for t in tables for label in t))  # the first run's order first
+    rows = []
+    for label in labels:
+        cells = [t.get(label) for t in tables]
+        totals = [c["total"] if c else None for c in cells]
+        rows.append(ComponentRow(label, [c["forward"] if c else None for c in cells],
+                                 [c["backward"] if c else None for c in cells],
+                                 [ratio(v, totals[0]) for v in totals]))
+    return rows

@@ -282,3 +282,20 @@ def test_report_has_the_component_table(lstm_run: RunResult, tmp_path: Path) -> 
     for label in ("encoder (Embedding)", "drop (Dropout), 2nd call", "decoder (Linear)", BETWEEN):
         assert label in section
     assert "Backward runs the components in reverse" in section
+
+
+def test_compare_shows_components_side_by_side(lstm_run: RunResult) -> None:
+    from lmprof.compare import compare
+    from lmprof.views.compare import grids
+
+    faster = RunResult.from_dict(json.loads(lstm_run.to_json()))
+    for row in faster.components["rows"]:
+        row["forward_seconds"] /= 2
+        row["backward_seconds"] /= 2
+    faster.components["phases"] = {k: v / 2 for k, v in faster.components["phases"].items()}
+    c = compare([lstm_run, faster])
+    decoder = next(r for r in c.components if r.label == "decoder (Linear)")
+    assert decoder.ratios[0] == pytest.approx(1.0) and decoder.ratios[1] == pytest.approx(0.5)
+    assert decoder.forward[1] == pytest.approx(decoder.forward[0] / 2)
+    grid = next(g for g in grids(c) if g.id == "components")
+    assert grid.columns[:3] == ["component", "A forward", "A backward"] and grid.rows[4][-1] == "0.50×"

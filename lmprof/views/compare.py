@@ -179,7 +179,26 @@ def grids(c: Comparison) -> list[Grid]:
     out += [line_grid(c, fn) for fn in c.lines]
     if c.ops:
         out.append(ops_grid(c))
+    if c.components:
+        out.append(component_grid(c))
     return out
+
+
+def component_grid(c: Comparison) -> Grid:
+    """Each model component's forward and backward per training step, and the total's ratio to A."""
+    others = letters(c)[1:]
+    rows = []
+    for row in c.components:
+        cells = [row.label]
+        for x, (f, b) in enumerate(zip(row.forward, row.backward)):
+            cells += [time_or_dash(f), time_or_dash(b)] + ([times(row.ratios[x])] if x else [])
+        rows.append(cells)
+    columns = ["component"] + [col for x in letters(c) for col in
+                               (f"{x} forward", f"{x} backward", *([f"{x}/A"] if x in others else []))]
+    return Grid("components", "Model components: time per training step", columns, rows,
+                [False] + [True] * (len(columns) - 1),
+                "Mean per training step, as lmprof profile --components measured each run; no verdict "
+                "(per-step samples are kept for phases only).")
 
 
 def summary(c: Comparison) -> list[str]:
