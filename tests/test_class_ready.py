@@ -271,3 +271,19 @@ def test_trace_with_repeat_gives_no_profiler_warning(tiny_args: list[str], capfd
                      "--max-batches", "4"]) == 0
     assert not [w for w in caught if "Profiler clears events" in str(w.message)]
     assert "USDT" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("flags, said", [
+    ({"model": "LSTM", "nlayers": 1}, "--nlayers 1"),
+    ({"models": ["GRU"], "nlayers": 2, "vary": ["nlayers=1,2"]}, "one layer (--vary nlayers)"),
+    ({"models": ["GRU"], "nlayers": 2, "vary": ["nhid=1,2"]}, None),
+    ({"model": "Transformer", "nlayers": 1}, None),
+    ({"model": "LSTM", "nlayers": 1, "dropout": 0.0}, None),
+])
+def test_the_dropout_note_names_where_one_layer_meets_dropout(flags: dict[str, Any], said: str | None) -> None:
+    import argparse
+
+    from lmprof.commands.console import dropout_note
+
+    note = dropout_note(argparse.Namespace(**{"epochs": 1, "dropout": 0.2, **flags}))
+    assert (note is None) if said is None else (note is not None and f"--dropout 0.2 with {said}:" in note)

@@ -151,9 +151,14 @@ def dropout_note(args: Any) -> str | None:
         return None  # a command that trains nothing (a drawing) needs no note
     models = getattr(args, "models", None) or [getattr(args, "model", None)]
     dropout, nlayers = getattr(args, "dropout", None), getattr(args, "nlayers", None)
-    if not (dropout and nlayers == 1 and any(m in RNN_KINDS for m in models)):
+    # a sweep's --vary nlayers=1,2 gives some of its runs one layer
+    varied = [v.split("=", 1)[1] for v in getattr(args, "vary", None) or []
+              if v.replace("-", "_").startswith("nlayers=")]
+    one_layer = nlayers == 1 or any(w.strip() == "1" for values in varied for w in values.split(","))
+    if not (dropout and one_layer and any(m in RNN_KINDS for m in models)):
         return None
-    return (f"note: --dropout {dropout:g} with --nlayers 1: PyTorch's recurrent layers drop only between "
+    where = "--nlayers 1" if nlayers == 1 else "one layer (--vary nlayers)"
+    return (f"note: --dropout {dropout:g} with {where}: PyTorch's recurrent layers drop only between "
             "layers, so there is none inside the RNN; the model's nn.Dropout on the embeddings and on the "
             "decoder's input still applies (PyTorch warns about this; lmprof says it once)")
 
