@@ -191,7 +191,7 @@ def speedup_figure(ladder: Ladder) -> "Figure":
     ax.set_yticks(list(ys), [r.name for r in rows])
     ax.invert_yaxis()
     ax.set_xlabel("× the reference (error bars: slowest–fastest repeat)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)  # the large bars (adaptive, combinations) sit low
     return fig
 
 
@@ -220,10 +220,15 @@ def svg_text(fig: "Figure") -> str:
 
 # --- the page ----------------------------------------------------------------------------------
 def speedlab_page(ladder: Ladder) -> "Page":
-    from lmprof.views.report import Page, Section, svg_image
+    import base64
 
-    figures = {"speedup": svg_image(svg_text(speedup_figure(ladder)), "speedup.svg"),
-               "speedup_vs_ppl": svg_image(svg_text(scatter_figure(ladder)), "speedup_vs_ppl.svg")}
+    from lmprof.views.report import Page, Section, _image
+
+    def image(fig: "Figure", name: str) -> str:  # an <img> with a data: URI, as the report embeds a figure
+        return _image("svg+xml", base64.b64encode(svg_text(fig).encode("utf-8")).decode("ascii"), name)
+
+    figures = {"speedup": image(speedup_figure(ladder), "speedup.svg"),
+               "speedup_vs_ppl": image(scatter_figure(ladder), "speedup_vs_ppl.svg")}
     sections = [Section(f"sl-{g.id}", g.title, data={"grid": g, "verdict_class": VERDICT_CLASS})
                 for g in ladder_grids(ladder)]
     sections.insert(0, Section("plots", "Speed-up and quality", data={"figures": figures}))

@@ -1,0 +1,245 @@
+"""speedlab: each variant trains, the exact ones equal the reference, the ladder's rows, views and CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from lmprof.config import RunConfig
+from lmprof.speedlab.ladder import (HELPS, HURTS, NO_GAIN, REFERENCE, Ladder, Plan, Row, best_set, judge,
+                                    loss_agreement, run_ladder, run_trial)
+from lmprof.speedlab.variants import BY_NAME, VARIANTS, adaptive_cutoffs, thread_candidates
+
+ROW_FIELDS = ("name", "tokens_per_s", "speedup", "speedup_range", "speedup_interval", "gflops", "share_of_peak",
+              "val_ppl", "ppl_diff", "losses", "max_loss_diff", "time_to_quality", "time_to_quality_speedup",
+              "verdict", "verdict_line")
+
+
+@pytest.fixture(scope="module")
+def small(tiny_corpus: Path) -> tuple[RunConfig, object, Plan]:
+    import torch
+
+    from lmprof.reference.data import Corpus
+
+    cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, bptt=8)
+    per_batch = cfg.bptt * cfg.batch_size
+    plan = Plan(budget_tokens=4 * per_batch, budget_batches=4, eval_every_tokens=2 * per_batch, overtime=1.0,
+                repeats=1)
+    torch.set_num_threads(1)
+    return cfg, Corpus(str(tiny_corpus)), plan
+
+
+def _trial(small: tuple[RunConfig, object, Plan], *names: str) -> object:
+    import torch
+
+    cfg, corpus, plan = small
+    return run_trial(cfg, torch.device("cpu"), corpus, [BY_NAME[n] for n in names], plan, None)
+
+
+@pytest.fixture(scope="module")
+def reference_trial(small: tuple[RunConfig, object, Plan]) -> object:
+    return _trial(small)
+
+
+@pytest.mark.parametrize("name", [v.name for v in VARIANTS if not v.cuda_only])
+def test_each_cpu_variant_trains_with_finite_losses(small, name: str) -> None:
+    trial = _trial(small, name)
+    assert trial.status == "ok"
+    assert len(trial.losses) == trial.budget_batches >= 2
+    assert all(math.isfinite(x) for x in trial.losses)
+    assert trial.budget_ppl is not None and math.isfinite(trial.budget_ppl)
+
+
+def test_reference_trial_equals_the_reference_train(small, reference_trial) -> None:
+    """The ladder's reference is the reference train() itself: same losses as calling it by hand."""
+    import torch
+    import torch.nn as nn
+
+    from lmprof.reference.loop import batchify, build_model, train
+
+    cfg, corpus, plan = small
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, len(corpus.dictionary), torch.device("cpu"))
+    losses: list[float] = []
+
+    def criterion(output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        loss = nn.NLLLoss()(output, targets)
+        losses.append(loss.item())
+        return loss
+
+    train(model, batchify(corpus.train, cfg.batch_size), cfg.replace(max_batches=4), criterion,  # type: ignore[arg-type]
+          len(corpus.dictionary), lr=cfg.lr, epoch=1, log=lambda line: None)
+    assert reference_trial.losses == losses
+
+
+@pytest.mark.parametrize("name", ["foreach", "set-to-none"])
+def test_exact_variants_are_bitwise_equal(small, reference_trial, name: str) -> None:
+    trial = _trial(small, name)
+    assert trial.losses == reference_trial.losses
+    assert loss_agreement(reference_trial.losses, trial.losses) == ("bitwise equal", 0.0)
+
+
+def test_fused_loss_within_1e5(small, reference_trial) -> None:
+    trial = _trial(small, "fused-loss")
+    assert max(abs(a - b) for a, b in zip(trial.losses, reference_trial.losses)) <= 1e-5
+
+
+def test_batch_variant_doubles_batch_and_scales_lr_by_sqrt2(small) -> None:
+    trial = _trial(small, "batch")
+    cfg, _, plan = small
+    assert trial.cfg.batch_size == 2 * cfg.batch_size and trial.cfg.lr == pytest.approx(cfg.lr * math.sqrt(2))
+    assert sum(trial.batch_tokens[:trial.budget_batches]) == plan.budget_tokens  # same tokens, half the steps
+
+
+def test_adaptive_softmax_has_no_full_decoder(small) -> None:
+    import torch
+
+    from lmprof.speedlab.variants import build_setup
+
+    cfg, corpus, _ = small
+    setup = build_setup(cfg, torch.device("cpu"), len(corpus.dictionary), corpus.train, corpus.valid,
+                        [BY_NAME["adaptive-softmax"]])
+    from lmprof.reference.loop import build_model
+
+    names = [n for n, _ in setup.model.named_parameters()]
+    assert not any("decoder" in n for n in names) and any(n.startswith("head.") for n in names)
+    reference = build_model(cfg, len(corpus.dictionary), torch.device("cpu"))
+    assert sum(p.numel() for p in setup.model.parameters()) < sum(p.numel() for p in reference.parameters())
+    assert int(torch.bincount(setup.train_ids)[0]) == int(torch.bincount(corpus.train).max())  # id 0: most frequent
+    assert adaptive_cutoffs(33278) == [1997, 9983]
+
+
+def test_speedlab_never_changes_the_reference_code(small) -> None:
+    import lmprof.reference.loop as loop
+    import lmprof.reference.model as model
+
+    functions = {name: getattr(loop, name) for name in ("train", "evaluate", "get_batch", "batchify",
+                                                         "repackage_hidden", "build_model")}
+    codes = {name: fn.__code__ for name, fn in functions.items()}
+    forward = model.RNNModel.forward.__code__
+    cfg, _, _ = small
+    run_ladder(cfg, variants=["foreach", "fused-loss", "bf16", "compile", "threads"], budget_batches=2,
+               repeats=1, eval_every=1, combine=False)
+    for name, fn in functions.items():
+        assert getattr(loop, name) is fn and fn.__code__ is codes[name], name
+    assert model.RNNModel.forward.__code__ is forward
+
+
+def test_ladder_json_has_one_row_per_variant(small) -> None:
+    cfg, _, _ = small
+    ladder = run_ladder(cfg, variants=["foreach", "set-to-none", "fused-loss", "tf32"], budget_batches=4,
+                        repeats=2, eval_every=2, combine=False)
+    data = json.loads(ladder.to_json())
+    assert data["format"] == "lmprof.speedlab/1"
+    rows = {r["name"]: r for r in data["rows"]}
+    assert list(rows) == [REFERENCE, "foreach", "set-to-none", "fused-loss", "tf32"]
+    for name in (REFERENCE, "foreach", "set-to-none", "fused-loss"):
+        for key in ROW_FIELDS:
+            assert key in rows[name], (name, key)
+        assert rows[name]["tokens_per_s"] > 0 and rows[name]["repeats"] == 2
+        assert set(rows[name]["gflops"]) == {"forward", "backward"}
+    assert rows["foreach"]["losses"] == "bitwise equal" and rows["foreach"]["ppl_diff"] == 0.0
+    assert rows[REFERENCE]["val_ppl"] == pytest.approx(data["target_ppl"])
+    assert rows["tf32"]["status"] == "skipped" and "CUDA only" in rows["tf32"]["reason"]
+    assert Ladder.from_dict(data).row("foreach").losses == "bitwise equal"  # round trip
+
+
+# --- pure logic, hand-made rows --------------------------------------------------------------
+def _row(name: str, ttq_speedup: float | None, speed_verdict: str = "faster", members: list[str] | None = None) -> Row:
+    row = Row(name, "", "", members or [name], "measured", speedup=1.5, speed_verdict=speed_verdict, ppl_diff=3.0,
+              losses="changed", time_to_quality_speedup=ttq_speedup, time_to_quality=1.0 if ttq_speedup else None)
+    row.verdict, row.verdict_line = judge(row, 0.15, 2.0)
+    return row
+
+
+def test_judge_calls_time_to_quality_not_speed() -> None:
+    assert _row("bf16", 1.5).verdict == HELPS
+    learns_less = _row("batch", 0.7)
+    assert learns_less.verdict == HURTS and "learns less per token" in learns_less.verdict_line
+    assert _row("foreach", 1.05, "within noise").verdict == NO_GAIN
+    never = _row("compile", None)
+    assert never.verdict == HURTS and "never reaches" in never.verdict_line
+
+
+def test_best_set_takes_helpers_best_first_and_skips_conflicts() -> None:
+    rows = [_row("fused-loss", 1.2), _row("adaptive-softmax", 3.0), _row("bf16", 1.4), _row("batch", 0.7)]
+    assert best_set(rows) == ["adaptive-softmax", "bf16"]  # fused-loss conflicts with the adaptive head
+
+
+def test_skip_reasons() -> None:
+    import torch
+
+    cpu = torch.device("cpu")
+    assert "CUDA only" in BY_NAME["cudagraphs"].skip_reason(RunConfig(), cpu)
+    assert BY_NAME["adaptive-softmax"].skip_reason(RunConfig(tied=True), cpu)
+    assert BY_NAME["bf16"].skip_reason(RunConfig(model="Transformer"), cpu)
+    assert BY_NAME["foreach"].skip_reason(RunConfig(), cpu) == ""
+    assert thread_candidates(16) == [1, 8, 16] and thread_candidates(1) == [1]
+
+
+# --- views and the command ---------------------------------------------------------------------
+def _hand_ladder() -> Ladder:
+    ref = Row(REFERENCE, "the reference", "", [], "measured", batch_size=20, lr=20.0, tokens_per_s=1000.0,
+              speedup=1.0, val_ppl=300.0, ppl_diff=0.0, losses="bitwise equal", time_to_quality=10.0,
+              time_to_quality_speedup=1.0, verdict="baseline", verdict_line="baseline", speed_verdict="baseline",
+              gflops={"forward": 50.0}, share_of_peak={"forward": 0.25})
+    rows = [ref, _row("bf16", 2.0), _row("batch", 0.5),
+            Row("tf32", "", "", ["tf32"], "skipped", "CUDA only: this run's device is cpu", verdict="skipped",
+                verdict_line="skipped: CUDA only")]
+    rows[1].val_ppl, rows[1].tokens_per_s = 303.0, 1500.0
+    return Ladder(config=RunConfig().to_dict(), environment={"cpu": "Test CPU", "threads": 2, "torch": "2.13.0"},
+                  budget_tokens=70000, budget_batches=100, eval_every_batches=10, valid_tokens=4000, repeats=3,
+                  overtime=2.0, target_ppl=300.0, peak={"gflops": 200.0}, rows=rows)
+
+
+def test_terminal_view_has_every_row_and_a_verdict_line() -> None:
+    import io
+
+    from rich.console import Console
+
+    from lmprof.views.speedlab import ladder_view
+
+    out = io.StringIO()
+    Console(file=out, width=160, color_system=None).print(ladder_view(_hand_ladder()))
+    text = out.getvalue()
+    assert "50 (25%)" in text  # forward GFLOP/s and its share of the peak
+    assert "bf16" in text and "helps: reaches the reference's ppl 2.00x sooner" in text
+    assert "learns less per token" in text and "skipped: CUDA only" in text
+    assert "+3.00" in text  # Δ ppl
+
+
+def test_page_embeds_figures_as_images(tmp_path: Path) -> None:
+    from lmprof.views.speedlab import speedlab_html
+
+    page = speedlab_html(_hand_ladder())
+    assert page.count('src="data:image/svg+xml;base64,') == 2
+    assert "<svg" not in page  # never inlined markup
+    assert 'data-grid="speed"' in page and 'data-grid="quality"' in page and "Square" not in page
+
+
+def test_cli_json_and_folders_that_compare_opens(tiny_corpus: Path, tmp_path: Path, capsys) -> None:
+    from lmprof.cli import main
+
+    out = tmp_path / "lab"
+    code = main(["speedlab", "--data", str(tiny_corpus), "--emsize", "16", "--nhid", "16", "--bptt", "8",
+                 "--budget-batches", "3", "--repeats", "1", "--eval-every", "1", "--variants", "foreach",
+                 "--out", str(out), "--json"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in data["rows"]] == [REFERENCE, "foreach"]
+    assert (out / "speedlab.html").is_file() and (out / "ladder.json").is_file()
+    assert main(["compare", str(out / REFERENCE), str(out / "foreach"), "--json"]) == 0
+    compared = json.loads(capsys.readouterr().out)
+    assert [p["name"] for p in compared["phases"]][:2] == ["forward", "backward"]
+
+
+def test_cli_unknown_variant_is_one_line(tiny_corpus: Path, tmp_path: Path, capsys) -> None:
+    from lmprof.cli import main
+
+    code = main(["speedlab", "--data", str(tiny_corpus), "--variants", "foreach,fp8", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown variant 'fp8'" in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()  # refused before anything was made
