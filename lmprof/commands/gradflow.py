@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help=f"batches to average over (default {FLOW_BATCHES})")
     flow.add_argument("--json", action="store_true",
                       help="print only the JSON object (per kind, one list per layer of norms, t = 1..bptt)")
+    for action in parser._actions:  # --out names where the plot goes here, not a run folder
+        if action.dest == "out":
+            action.help = "folder for gradflow.svg and gradflow.png (default: the --from run folder, else here)"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from lmprof.views.gradflow import flow_figure, flow_view
     from lmprof.views.plots import save
 
+    from lmprof.commands.common import apply_compute_flags
+
+    apply_compute_flags(args, cpu_only="gradient flow (the RNN unrolled step by step)")  # --threads; no GPU
     state_dict = None
     if args.run is not None:
         cfg, state_dict = load_run(args.run)
@@ -60,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         kinds = args.models or [cfg.model]
         folder = Path(args.out or ".")
     # With --json, standard output carries the JSON alone: everything else goes to stderr.
-    console = Console(highlight=False, stderr=args.json)
+    console = Console(highlight=False, stderr=args.json, force_jupyter=False)
     flow = gradient_flow(cfg, kinds=kinds, batches=args.batches, state_dict=state_dict)
     try:
         folder.mkdir(parents=True, exist_ok=True)
