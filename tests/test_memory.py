@@ -279,3 +279,22 @@ def test_a_sweep_shows_each_runs_memory_in_its_summary(tiny_corpus: Path, tmp_pa
     assert all(float(r["rss_peak_bytes"]) > 0 for r in rows.values())
     assert main(["report", str(out)]) == 0
     assert "saved activations MiB" in (out / "report.html").read_text()
+
+
+def test_memory_snapshot_writes_the_pickle_with_a_fake_cuda(tiny_corpus: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    calls: list[Any] = []
+    monkeypatch.setattr(torch.cuda.memory, "_record_memory_history",
+                        lambda *args, **kwargs: calls.append(("record", kwargs)))
+    monkeypatch.setattr(torch.cuda.memory, "_dump_snapshot",
+                        lambda path: Path(path).write_bytes(pickle.dumps({"segments": [], "device_traces": []})))
+    fake = FakeCuda()
+    instrument = MemoryInstrument(snapshot=True, cuda_factory=lambda device: CudaMemory(fake, device))
+    cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, epochs=1, max_batches=2, bptt=8)
+    result = run(cfg, command="profile", instruments=[instrument], log=lambda line: None, run_dir=tmp_path / "r")
+    snapshot = tmp_path / "r" / result.files["snapshot"]
+    assert pickle.loads(snapshot.read_bytes()) == {"segments": [], "device_traces": []}
+    assert [c[1] for c in calls] == [{"max_entries": 100_000}, {"enabled": None}]  # on, then off again
+    assert "cuda_peak_bytes" in result.memory and len(result.memory["cuda_allocated_per_batch"]) == 2

@@ -370,4 +370,4 @@ class MemoryInstrument(Instrument):
             torch.cuda.memory._dump_snapshot(str(tmp))
             os.replace(tmp, run_dir / SNAPSHOT_FILE)  # atomic: a reader never sees half a snapshot
             torch.cuda.memory._record_memory_history(enabled=None)
-            result.files["memory snapshot"] = SNAPSHOT_FILE
+            result.files["snapshot"] = SNAPSHOT_FILE  # for https://pytorch.org/memory_viz
