@@ -6,7 +6,10 @@ first step phase are set-up, the step phases form the batch loop inside
 train(), and the epoch loop closes after the phases of scope
 "epoch" (see ``lmprof.reference.loop.main``). The forward phase opens onto the model's own
 layers. Given a RunResult, each phase shows its time, share of the run's wall
-time and calls, on a heat scale with a legend. When --max-batches cut
+time and calls, on a heat scale with a legend. When the run timed its model
+components (``--components``), the forward box labels each layer with its
+forward time per step, and backward becomes a box of the same components in
+reverse order (autograd's), each with its backward time. When --max-batches cut
 training short, the colours show each phase's share of a full-epoch run
 (``lmprof.views.projection``), and the title and legend say so: a chart of
 50 batches shaded as measured would tell a student that evaluation dominates.
