@@ -92,8 +92,8 @@ EOF
 run=(--epochs 1 --max-batches "$batches" --emsize "$size" --nhid "$size" --bptt "$bptt" "${data_flag[@]}")
 
 # --- 1. train on the device, and its CPU twin: losses close, not equal (different kernels) -------
-if lm train train "${run[@]}" --device "$device" --out "$out/train"; then
-  if lm train-cpu train "${run[@]}" --device cpu --out "$out/train-cpu"; then
+if lm train train "${run[@]}" --device "$device" --out "$out/train" --force; then
+  if lm train-cpu train "${run[@]}" --device cpu --out "$out/train-cpu" --force; then
     seen=$(jq_py '"valid loss %.5f on the device, %.5f on the CPU" % (r[0]["metrics"]["epochs"][0]["val_loss"], r[1]["metrics"]["epochs"][0]["val_loss"])' "$out/train" "$out/train-cpu")
     close=$(jq_py 'abs(r[0]["metrics"]["epochs"][0]["val_loss"] - r[1]["metrics"]["epochs"][0]["val_loss"]) < 0.02 * r[1]["metrics"]["epochs"][0]["val_loss"]' "$out/train" "$out/train-cpu")
     [ "$close" = True ] && row ok "train + CPU twin" "$seen" || row FAILED "train + CPU twin" "not close: $seen"
@@ -104,7 +104,7 @@ else row FAILED "train + CPU twin" "$(tail -1 "$out/train.log")"; fi
 item_share='next((l["share"] for f in r[0]["lines"]["functions"] for l in f["lines"] if "loss.item()" in l.get("source", "")), None)'
 ok_default=0
 for sync in launch blocking; do
-  if lm "profile-$sync" profile --fn train --sync "$sync" "${run[@]}" --device "$device" --out "$out/profile-$sync"; then
+  if lm "profile-$sync" profile --fn train --sync "$sync" "${run[@]}" --device "$device" --out "$out/profile-$sync" --force; then
     share=$(jq_py "$item_share" "$out/profile-$sync")
     note=$(grep -cE 'asynchronous launches|blocking launches' "$out/profile-$sync.log")
     declare "share_$sync=$share"
@@ -133,7 +133,7 @@ if [ "$ok_default" = 1 ] && lm show show "$out/profile-launch"; then
 else row FAILED "phase table" "lmprof show failed"; fi
 
 # --- 4. trace: kernel rows in the operator table and in the trace JSON --------------------------
-if lm trace trace "${run[@]}" --device "$device" --out "$out/trace"; then
+if lm trace trace "${run[@]}" --device "$device" --out "$out/trace" --force; then
   ops=$(jq_py 'len(r[0]["ops"]["rows"])' "$out/trace")
   kernels=$(find "$out/trace" -name '*.pt.trace.json*' -exec zgrep -c '"cat": *"kernel"' {} + 2>/dev/null | awk -F: '{s += $NF} END {print s + 0}')
   if [ "$device" = cuda ]; then
@@ -164,7 +164,7 @@ EOF
 else row skipped "cuDNN off, same outputs" "needs CUDA"; fi
 
 # --- 6. a 2-run sweep ----------------------------------------------------------------------------
-if lm sweep sweep --models LSTM GRU "${run[@]}" --device "$device" --out "$out/sweep"; then
+if lm sweep sweep --models LSTM GRU "${run[@]}" --device "$device" --out "$out/sweep" --fresh; then
   rows=$(grep -cE '^\s*(LSTM|GRU)\b|│ *(LSTM|GRU) ' "$out/sweep.log")
   row ok "sweep LSTM GRU" "finished; $rows table lines name a model"
 else row FAILED "sweep LSTM GRU" "$(tail -1 "$out/sweep.log")"; fi

@@ -48,3 +48,11 @@ def test_cpu_half_runs_every_check_and_writes_the_summary(tiny_corpus: Path, tmp
         assert (out / folder / "result.json").is_file(), folder
     assert (out / "profile-launch" / "report.html").stat().st_size > 1000
     assert (out / "bptt.svg").is_file()
+
+
+def test_every_run_folder_may_be_written_again() -> None:
+    """A second gpu_check.sh into the same folder reruns each check (run folders belong to one run)."""
+    runs = [line for line in SCRIPT.read_text(encoding="utf-8").splitlines()
+            if line.lstrip().startswith(("if lm ", "if [")) and '--out "$out/' in line and "bptt.svg" not in line]
+    assert len(runs) >= 5
+    assert all("--force" in line or "--fresh" in line for line in runs), runs
