@@ -257,3 +257,16 @@ def test_sweep_worker_records_clip_statistics_per_epoch(tiny_corpus: Path, tmp_p
     table = clip_table(view, view.tables[0])
     assert [c.header for c in table.columns] == ["base", "epoch", "LSTM clipped"]
     assert [cell.split(" (")[0] for cell in table.columns[-1].cells] == ["100%", "100%"]
+
+
+def test_sweep_records_clip_statistics_unless_no_grad_stats(tiny_corpus: Path, tmp_path: Path) -> None:
+    from lmprof.cli import main
+
+    flags = ["--models", "LSTM", "--data", str(tiny_corpus), "--emsize", "16", "--nhid", "16", "--bptt", "8",
+             "--epochs", "1", "--max-batches", "2"]
+    for switch, want in (([], True), (["--no-grad-stats"], False)):
+        out = tmp_path / ("on" if want else "off")
+        assert main(["sweep", *flags, *switch, "--out", str(out)]) == 0
+        rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+        epoch = next(r for r in rows if r["kind"] == "epoch")
+        assert (epoch["clipped_fraction"] is not None) is want

@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     own.add_argument("--grid", action="store_true",
                      help="run every combination of the factors (default: one factor at a time around the base)")
     own.add_argument("--fresh", action="store_true", help="forget this sweep folder's results and start over")
+    own.add_argument("--grad-stats", action=argparse.BooleanOptionalAction, default=True,
+                     help="record each epoch's pre-clip gradient norms and the share of batches clipped "
+                          "(default: on; under 2%% of the time)")
     own.add_argument("--jobs", type=int, default=1, metavar="N",
                      help="run N configurations at once in separate processes, CPU threads divided among them")
     own.add_argument("--executor", choices=EXECUTOR_NAMES, default=None,
@@ -92,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
 
     console = make_console()
     plan = build_plan(base, args.models or [base.model], [parse_vary(v) for v in args.vary], grid=args.grid)
+    for planned in plan.runs if not args.grad_stats else ():
+        planned.config.extra["grad_stats"] = False  # the worker reads it; not part of a run's key
     resources = Resources(args.gpus_per_run, args.cpus_per_run, args.max_parallel, args.time_min)
     options = {name: getattr(args, name) for name in EXECUTOR_OPTIONS}
     executor = make_executor(args.executor, args.jobs, resources, options,
@@ -105,7 +110,14 @@ def run(args: argparse.Namespace) -> int:
     def log(line: str) -> None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
-    outcome = run_sweep(plan, folder, executor, fresh=args.fresh, log=log)
+    from contextlib import nullcontext
+
+    from lmprof.commands.console import sweep_runs_progress
+
+    # runs elsewhere (processes, a cluster): a line counting finished runs; inline runs show their own stages
+    counting = nullcontext(None) if getattr(executor, "watchers", None) else sweep_runs_progress(console, executor.name)
+    with counting as on_run_end:
+        outcome = run_sweep(plan, folder, executor, fresh=args.fresh, log=log, on_run_end=on_run_end)
     show(console, folder, mixed_hardware=args.mixed_hardware)
     if args.report:
         from lmprof.commands.report import write_report
