@@ -51,6 +51,7 @@ diagrams: $(STAMP) graphviz
 # Speed and overhead of every instrument, side by side (not part of make test; run on an idle machine).
 bench: $(STAMP) graphviz
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/bench_speedlab.py  # speedlab's goal: the best combination's time to quality (minutes)
 
 test: $(STAMP) browser graphviz
 	$(PY) -m pytest

@@ -33,6 +33,7 @@ TOPICS: dict[str, str] = {
     "perplexity": "exp(mean NLL); a uniform guess scores the vocabulary size",
     "test_set": "why a held-out test set, read once by the best checkpoint",
     "profiling": "reading line and phase tables, GPU timing, traces",
+    "speed": "from the phase table to a speed-up: hypothesis, FLOPs, measurement",
 }
 
 

@@ -62,7 +62,8 @@ def speed_grid(ladder: Ladder) -> Grid:
     columns = ["variant", "tokens/s", "×ref", "repeats", "95% interval", "speed", "fwd GFLOP/s (peak)",
                "bwd GFLOP/s (peak)", "setup/compile"]
     peak = ladder.peak.get("gflops")
-    caption = (f"Warm batches of the budget (the first batch is left out; its extra cost is the compile column). "
+    caption = (f"Warm batches of the budget (the first batch is left out; its extra cost, in the first repeat, is the "
+               f"compile column; setup: the threads probe). "
                f"×ref: the median over {ladder.repeats} repeats of tokens/s over the reference's in the same repeat; "
                f"repeats: slowest–fastest; the interval bootstraps every warm batch's time per token. speed says "
                f"faster or slower only beyond the {ladder.drift_margin:.0%} run-to-run drift (lmprof compare's rule). "

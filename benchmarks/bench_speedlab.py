@@ -1,0 +1,72 @@
+"""speedlab's goal, measured: does the best honest combination reach the reference's ppl 2x sooner?
+
+    python benchmarks/bench_speedlab.py                       default config, 100 batches, 3 repeats
+    python benchmarks/bench_speedlab.py --budget-batches 40 --repeats 1     a quicker look
+
+It runs the whole ladder (``lmprof.speedlab.ladder.run_ladder``) on the
+embedded corpus, then prints one JSON object: per variant, tokens/s against
+the reference (median and slowest-fastest repeat), the share of this
+machine's float32 matmul peak in forward and backward, the ppl difference,
+and the time-to-quality ratio; and whether the goal (the best combination
+reaches the reference's validation ppl at least GOAL times sooner in wall
+time) is met. A report, not a timed assert: the figure depends on the
+machine. The JSON is also written to benchmarks/results/speedlab-<date>-<host>.json.
+Run it on an otherwise idle machine (it trains for several minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+GOAL = 2.0  # the best combination's time-to-quality speed-up over the reference
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def summary(ladder: Any) -> dict[str, Any]:
+    """The figures the goal is judged on, one entry per measured row."""
+    rows = {}
+    for r in ladder.rows:
+        if r.status == "skipped":
+            rows[r.name] = {"skipped": r.reason}
+            continue
+        rows[r.name] = {"tokens_per_s": r.tokens_per_s, "speedup": r.speedup, "speedup_range": r.speedup_range,
+                        "share_of_peak": r.share_of_peak, "ppl_diff": r.ppl_diff, "losses": r.losses,
+                        "time_to_quality_s": r.time_to_quality, "time_to_quality_speedup": r.time_to_quality_speedup,
+                        "verdict": r.verdict}
+    helped = [r for r in ladder.rows if r.name != "reference" and r.time_to_quality_speedup]
+    best = max(helped, key=lambda r: r.time_to_quality_speedup, default=None)
+    return {"machine": {k: ladder.environment.get(k) for k in ("cpu", "gpu", "device", "threads", "torch")},
+            "budget_tokens": ladder.budget_tokens, "repeats": ladder.repeats, "target_ppl": ladder.target_ppl,
+            "matmul_peak_gflops": ladder.peak.get("gflops"), "rows": rows,
+            "best": best.name if best else None,
+            "best_time_to_quality_speedup": best.time_to_quality_speedup if best else None,
+            "goal": GOAL, "goal_met": bool(best and best.time_to_quality_speedup >= GOAL),
+            "wall_seconds": ladder.wall_seconds}
+
+
+def main() -> int:
+    from lmprof.config import RunConfig
+    from lmprof.speedlab.ladder import run_ladder
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget-batches", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--variants", default=None, help="comma-separated (default: all that apply)")
+    args = parser.parse_args()
+    ladder = run_ladder(RunConfig(), variants=args.variants.split(",") if args.variants else None,
+                        budget_batches=args.budget_batches, repeats=args.repeats)
+    out = summary(ladder)
+    text = json.dumps(out, indent=1)
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"speedlab-{time.strftime('%Y%m%d')}-{socket.gethostname()}.json").write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
