@@ -298,3 +298,20 @@ def test_memory_snapshot_writes_the_pickle_with_a_fake_cuda(tiny_corpus: Path, t
     assert pickle.loads(snapshot.read_bytes()) == {"segments": [], "device_traces": []}
     assert [c[1] for c in calls] == [{"max_entries": 100_000}, {"enabled": None}]  # on, then off again
     assert "cuda_peak_bytes" in result.memory and len(result.memory["cuda_allocated_per_batch"]) == 2
+
+
+def test_an_error_inside_forward_leaves_no_hook_behind(tiny_corpus: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: Any, input: Any, hidden: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(RNNModel, "forward", broken)
+    cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, epochs=1, max_batches=2, bptt=8)
+    instrument = MemoryInstrument()
+    with pytest.raises(RuntimeError, match="boom"):
+        run(cfg, command="profile", instruments=[instrument], log=lambda line: None, run_dir=tmp_path / "r")
+    assert instrument.rec is not None and instrument.rec.hooks is None
+    x = torch.ones(3, requires_grad=True)
+    (x * x).sum()  # saves x twice: a leftover pack hook would count it
+    assert dict(instrument.rec.counter.packed_bytes) == {}
+    assert RunResult.load(tmp_path / "r").memory["saved_bytes_per_batch"] == []

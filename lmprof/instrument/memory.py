@@ -356,6 +356,9 @@ class MemoryInstrument(Instrument):
 
     def stop(self) -> None:
         if self.rec is not None:
+            if self.rec.hooks is not None:  # stopped inside forward or loss (an error, Ctrl-C): hooks off
+                self.rec.hooks.__exit__(None, None, None)
+                self.rec.hooks = None
             self.rec.uninstall()
             self.rec.proc.close()
 
