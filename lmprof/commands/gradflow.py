@@ -7,7 +7,7 @@
 Runs forward and backward through the unrolled model (the one `lmprof diagram
 bptt` draws, outputs equal to the fused kernel's) on real batches, without
 updating the weights; the loss is the last time step's. Writes gradflow.svg
-and gradflow.png (in --out, or the run folder with --from, else here).
+and gradflow.png (in --out, or the run folder with --from, else runs/gradflow-<models>-<time>).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="print only the JSON object (per kind, one list per layer of norms, t = 1..bptt)")
     for action in parser._actions:  # --out names where the plot goes here, not a run folder
         if action.dest == "out":
-            action.help = "folder for gradflow.svg and gradflow.png (default: the --from run folder, else here)"
+            action.help = ("folder for gradflow.svg and gradflow.png (default: the --from run folder, "
+                           "else runs/gradflow-<models>-<time>)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +65,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = config_from_args(args)
         kinds = args.models or [cfg.model]
-        folder = Path(args.out or ".")
+        if args.out:
+            folder = Path(args.out)
+        else:
+            from lmprof.runner import default_run_dir
+
+            folder = default_run_dir("gradflow", cfg.replace(model="-".join(kinds)))
     # With --json, standard output carries the JSON alone: everything else goes to stderr.
     console = Console(highlight=False, stderr=args.json, force_jupyter=False)
     flow = gradient_flow(cfg, kinds=kinds, batches=args.batches, state_dict=state_dict)
