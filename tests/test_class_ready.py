@@ -287,3 +287,20 @@ def test_the_dropout_note_names_where_one_layer_meets_dropout(flags: dict[str, A
 
     note = dropout_note(argparse.Namespace(**{"epochs": 1, "dropout": 0.2, **flags}))
     assert (note is None) if said is None else (note is not None and f"--dropout 0.2 with {said}:" in note)
+
+
+def test_run_sweep_reports_each_finished_run_for_the_runs_counter(tiny_corpus: Path, tmp_path: Path) -> None:
+    from lmprof.config import RunConfig
+    from lmprof.sweep import build_plan, parse_vary, run_sweep
+    from lmprof.sweep.executors import InlineExecutor
+
+    calls: list[tuple[int, int]] = []
+    base = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, bptt=8, epochs=1, max_batches=2)
+    plan = build_plan(base, ["LSTM", "GRU"], [parse_vary("nhid=16")])
+    run_sweep(plan, tmp_path / "s", InlineExecutor(), log=lambda line: None,
+              on_run_end=lambda done, to_run: calls.append((done, to_run)))
+    assert calls == [(0, 2), (1, 2), (2, 2)]
+    calls.clear()
+    run_sweep(plan, tmp_path / "s", InlineExecutor(), log=lambda line: None,
+              on_run_end=lambda done, to_run: calls.append((done, to_run)))
+    assert calls == [(0, 0)]  # a rerun has nothing left to run

@@ -8,8 +8,9 @@ log file reads exactly like upstream's.
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from lmprof.instrument.base import Instrument, RunContext
 
@@ -124,6 +125,29 @@ def sweep_progress(console: "Console") -> "Callable[[Any, int, int], list[Instru
         return [StageProgress(console, prefix=f"run {i}/{n} {task.label}")]
 
     return watchers
+
+
+@contextmanager
+def sweep_runs_progress(console: "Console", executor_name: str) -> "Iterator[Callable[[int, int], None] | None]":
+    """For runs in other processes or on a cluster: one line counting finished runs, with the time so far.
+
+    Yields the ``on_run_end(finished, to_run)`` callback for ``run_sweep`` (None when piped: the
+    epoch lines are the progress there).
+    """
+    if not (console.is_terminal and sys.stdout.isatty()):
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("runs"), TimeElapsedColumn(), console=console, transient=True)
+    task = progress.add_task(f"sweep ({executor_name}): runs finished", total=None)
+
+    def on_run_end(finished: int, to_run: int) -> None:
+        progress.update(task, completed=finished, total=to_run)
+
+    with progress:
+        yield on_run_end
 
 
 def progress_instruments(console: "Console", *, prefix: str = "") -> list[Instrument]:

@@ -88,6 +88,7 @@ class Driver:
         self.executor = executor
         self.log = log
         self.outcome_statuses: dict[str, str] = {}
+        self.on_run_end: Callable[[], None] | None = None
         self._warned: set[str] = set()
         self._runs = {run.key: run for run in plan.runs}
 
@@ -125,6 +126,8 @@ class Driver:
                      f"(traceback in {Path(task.run_dir) / 'record.json'})")
         else:
             self.log(f"{run.label}: {status}: {record.get('message')}")
+        if self.on_run_end is not None:
+            self.on_run_end()
 
     def _harvest(self, task: Task, record: dict[str, Any]) -> None:
         """Append the record's epochs that results.jsonl lacks; check the ones it has."""
@@ -189,8 +192,11 @@ def make_tasks(plan: Plan, folder: Path, runs: list[PlannedRun], executor: Execu
 
 
 def run_sweep(plan: Plan, folder: str | Path, executor: Executor, *, fresh: bool = False,
-              log: Log = print) -> SweepOutcome:
-    """Run what the plan lacks in ``folder``; rows go to results.jsonl as epochs finish."""
+              log: Log = print, on_run_end: Callable[[int, int], None] | None = None) -> SweepOutcome:
+    """Run what the plan lacks in ``folder``; rows go to results.jsonl as epochs finish.
+
+    ``on_run_end(finished, to_run)`` is called once before the first run and after each (a progress display).
+    """
     folder = Path(folder)
     prepare_folder(folder)
     with SweepLock(folder):
@@ -205,6 +211,9 @@ def run_sweep(plan: Plan, folder: str | Path, executor: Executor, *, fresh: bool
         log(f"sweep {plan.name}: {len(plan.runs)} runs x {plan.base.epochs} epochs, {outcome.already_done} "
             f"already done, {len(tasks)} to run ({executor.describe(tasks)}) -> {folder}")
         driver = Driver(plan, store, executor, log)
+        if on_run_end is not None:
+            driver.on_run_end = lambda: on_run_end(len(driver.outcome_statuses), len(tasks))
+            driver.on_run_end()
         try:
             executor.run(tasks, driver)
         except KeyboardInterrupt:
