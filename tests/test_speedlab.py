@@ -243,3 +243,17 @@ def test_cli_unknown_variant_is_one_line(tiny_corpus: Path, tmp_path: Path, caps
     err = capsys.readouterr().err
     assert code == 2 and "unknown variant 'fp8'" in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()  # refused before anything was made
+
+
+def test_overtime_trains_on_until_the_target_or_the_limit(small) -> None:
+    import torch
+
+    cfg, corpus, plan = small
+    longer = Plan(plan.budget_tokens, plan.budget_batches, plan.eval_every_tokens, overtime=2.0, repeats=1)
+    never = run_trial(cfg, torch.device("cpu"), corpus, [], longer, target_ppl=1.0)  # a ppl no model reaches
+    assert len(never.batch_ends) == 2 * never.budget_batches and never.time_to_quality is None
+    assert len(never.losses) == never.budget_batches  # losses and budget ppl stay the budget's
+    assert never.budget_ppl == next(c["val_ppl"] for c in never.checkpoints if c["tokens"] == plan.budget_tokens)
+    easy = run_trial(cfg, torch.device("cpu"), corpus, [], longer, target_ppl=1e9)  # reached at the first check
+    assert len(easy.batch_ends) == easy.budget_batches  # no overtime once reached
+    assert easy.time_to_quality == easy.checkpoints[0]["seconds"]

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from rich.console import RenderableType
 
-    from lmprof.views.report import Page
+    from lmprof.views.html import Page
 
 TEMPLATE = "speedlab.html.j2"
 VERDICT_CLASS = {HELPS: "faster", HURTS: "slower", NO_GAIN: "noise", SKIPPED: "noise", DIVERGED: "slower",
@@ -201,9 +201,14 @@ def scatter_figure(ladder: Ladder) -> "Figure":
     rows = [r for r in measured(ladder) if r.name != REFERENCE and r.speedup is not None and r.ppl_diff is not None]
     fig, ax = _figure("Speed-up vs quality after the same tokens")
     colours = {HELPS: "#2c7a4b", HURTS: "#b3261e", NO_GAIN: "#777"}
+    same_ppl: dict[float, list[Row]] = {}  # bitwise-equal variants share a ppl: one label for the cluster
     for r in rows:
         ax.scatter([r.ppl_diff], [r.speedup], color=colours.get(r.verdict, "#777"), s=36, zorder=3)
-        ax.annotate(r.name, (r.ppl_diff, r.speedup), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        same_ppl.setdefault(round(r.ppl_diff or 0.0, 2), []).append(r)
+    for group in same_ppl.values():
+        top = max(group, key=lambda r: r.speedup or 0.0)
+        ax.annotate(", ".join(r.name for r in group), (top.ppl_diff, top.speedup), textcoords="offset points",
+                    xytext=(5, 4), fontsize=8)
     ax.axhline(1.0, color="#444", lw=1)
     ax.axvline(0.0, color="#444", lw=1)
     ax.set_xlabel("val ppl − the reference's (left is better)")
@@ -223,7 +228,7 @@ def svg_text(fig: "Figure") -> str:
 def speedlab_page(ladder: Ladder) -> "Page":
     import base64
 
-    from lmprof.views.report import Page, Section, _image
+    from lmprof.views.html import Page, Section, image_html as _image
 
     def image(fig: "Figure", name: str) -> str:  # an <img> with a data: URI, as the report embeds a figure
         return _image("svg+xml", base64.b64encode(svg_text(fig).encode("utf-8")).decode("ascii"), name)
@@ -247,6 +252,6 @@ def speedlab_page(ladder: Ladder) -> "Page":
 
 def speedlab_html(ladder: Ladder) -> str:
     """The ladder as one self-contained HTML page, in the report's style."""
-    from lmprof.views.report import render
+    from lmprof.views.html import render
 
     return render(speedlab_page(ladder), TEMPLATE)
