@@ -257,3 +257,22 @@ def test_overtime_trains_on_until_the_target_or_the_limit(small) -> None:
     easy = run_trial(cfg, torch.device("cpu"), corpus, [], longer, target_ppl=1e9)  # reached at the first check
     assert len(easy.batch_ends) == easy.budget_batches  # no overtime once reached
     assert easy.time_to_quality == easy.checkpoints[0]["seconds"]
+
+
+def test_an_interrupted_ladder_keeps_the_finished_trainings(small, monkeypatch) -> None:
+    import lmprof.speedlab.ladder as ladder
+
+    real, calls = ladder.run_trial, []
+
+    def stop_at_the_third(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 3:  # reference and foreach finished; Ctrl-C during set-to-none
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ladder, "run_trial", stop_at_the_third)
+    cfg, _, _ = small
+    lab = ladder.run_ladder(cfg, variants=["foreach", "set-to-none"], budget_batches=2, repeats=2, eval_every=1)
+    assert lab.interrupted and [r.name for r in lab.rows] == [REFERENCE, "foreach"]
+    assert lab.row("foreach").repeats == 1 and lab.row("foreach").losses == "bitwise equal"
+    assert "interrupted" in lab.notes[0]

@@ -57,11 +57,12 @@ def run(args: argparse.Namespace) -> int:
     from lmprof.errors import UsageError
     from lmprof.fsutil import write_text_atomic
     from lmprof.runner import default_run_dir, prepare_run_dir
-    from lmprof.speedlab.ladder import choose, run_ladder
+    from lmprof.speedlab.ladder import check_options, choose, run_ladder
 
     cfg = config_from_args(args)
     names = [n.strip() for n in args.variants.split(",") if n.strip()] if args.variants else None
     choose(names)  # an unknown name fails before anything trains
+    check_options(cfg, args.repeats, args.eval_every, args.valid_tokens, args.overtime)
     for flag, value in (("--budget-batches", args.budget_batches), ("--budget-tokens", args.budget_tokens)):
         if value is not None and value <= 0:
             raise UsageError(f"{flag} must be a positive integer, got {value}")
@@ -81,9 +82,14 @@ def run(args: argparse.Namespace) -> int:
     from lmprof.views.speedlab import ladder_view, speedlab_html
 
     write_text_atomic(folder / "speedlab.html", speedlab_html(ladder))
+    status = 0
+    if ladder.interrupted:
+        from lmprof.errors import interrupted_exit_status
+
+        status = interrupted_exit_status()  # after the files: what finished is kept
     if args.json:
         print(ladder.to_json())
-        return 0
+        return status
     from lmprof.commands.console import make_console, print_files
 
     console = make_console()
@@ -92,4 +98,4 @@ def run(args: argparse.Namespace) -> int:
     console.print(ladder_view(ladder))
     print_files(console, Path(folder), {"ladder": "ladder.json", "page": "speedlab.html",
                                         "runs": "reference"})
-    return 0
+    return status

@@ -214,6 +214,13 @@ def run_trial(cfg: RunConfig, device: "torch.device", corpus: Any, variants: lis
     return trial
 
 
+def check_options(cfg: RunConfig, repeats: int, eval_every: int, valid_tokens: int, overtime: float) -> None:
+    """UsageError (one line, exit 2) for a ladder option out of range, before anything is made or trained."""
+    if repeats < 1 or eval_every < 1 or valid_tokens < 2 * cfg.eval_batch_size or overtime < 1:
+        raise UsageError("--repeats and --eval-every must be 1 or more, --valid-tokens at least "
+                         f"{2 * cfg.eval_batch_size}, --overtime at least 1")
+
+
 # --- the ladder --------------------------------------------------------------------------------
 def run_ladder(cfg: RunConfig, *, variants: Sequence[str] | None = None, budget_batches: int | None = None,
                budget_tokens: int | None = None, repeats: int = REPEATS, eval_every: int = EVAL_EVERY,
@@ -229,9 +236,7 @@ def run_ladder(cfg: RunConfig, *, variants: Sequence[str] | None = None, budget_
     from lmprof.runner import environment, resolve_device
 
     cfg.validate()
-    if repeats < 1 or eval_every < 1 or valid_tokens < 2 * cfg.eval_batch_size or overtime < 1:
-        raise UsageError("--repeats and --eval-every must be 1 or more, --valid-tokens at least "
-                         f"{2 * cfg.eval_batch_size}, --overtime at least 1")
+    check_options(cfg, repeats, eval_every, valid_tokens, overtime)
     per_batch = cfg.bptt * cfg.batch_size
     if budget_tokens is None:
         budget_tokens = per_batch * (budget_batches or 100)
@@ -249,40 +254,53 @@ def run_ladder(cfg: RunConfig, *, variants: Sequence[str] | None = None, budget_
     runnable = [v for v in wanted if not v.skip_reason(cfg, device)]
     trials: dict[str, list[Trial]] = {REFERENCE: [], **{v.name: [] for v in runnable}}
     target: float | None = None
-    for k in range(repeats):
-        for name in trials:
-            progress(f"repeat {k + 1}/{repeats} · {name}")
-            members = [] if name == REFERENCE else [BY_NAME[name]]
-            trials[name].append(run_trial(cfg, device, corpus, members, plan, target, with_flops=k == 0,
-                                          valid_tokens=valid_tokens))
-            if name == REFERENCE and target is None:
-                target = trials[REFERENCE][0].budget_ppl
+    notes: list[str] = []
+    interrupted = False
+    try:
+        for k in range(repeats):
+            for name in trials:
+                progress(f"repeat {k + 1}/{repeats} · {name}")
+                members = [] if name == REFERENCE else [BY_NAME[name]]
+                trials[name].append(run_trial(cfg, device, corpus, members, plan, target, with_flops=k == 0,
+                                              valid_tokens=valid_tokens))
+                if name == REFERENCE and target is None:
+                    target = trials[REFERENCE][0].budget_ppl
+    except KeyboardInterrupt:  # keep what was measured: the finished trials become the rows
+        if not trials[REFERENCE]:
+            raise
+        interrupted = True
+        notes.append("interrupted (Ctrl-C or SIGTERM): the rows hold the trainings that finished; "
+                     "a row with fewer repeats has a wider spread, and there is no combination round")
     peak = matmul_peak(device)
+    done = [v for v in runnable if trials[v.name]]
     rows = [make_row(REFERENCE, [], trials[REFERENCE], trials[REFERENCE], peak, drift_margin, overtime, target)]
     rows += [make_row(v.name, [v.name], trials[v.name], trials[REFERENCE], peak, drift_margin, overtime, target)
-             for v in runnable]
+             for v in done]
     rows += [Row(v.name, v.summary, v.why, [v.name], "skipped", v.skip_reason(cfg, device), verdict=SKIPPED,
                  verdict_line=f"skipped: {v.skip_reason(cfg, device)}") for v in wanted if v not in runnable]
-    notes: list[str] = []
     best = best_set(rows, drift_margin)
-    if combine and len(best) >= 2:
+    if combine and len(best) >= 2 and not interrupted:
         name = "+".join(best)
         pair: dict[str, list[Trial]] = {REFERENCE: [], name: []}
-        for k in range(repeats):  # the combination against fresh reference runs, interleaved again
-            for who in pair:
-                progress(f"repeat {k + 1}/{repeats} · {who} (combination round)")
-                members = [] if who == REFERENCE else [BY_NAME[n] for n in best]
-                pair[who].append(run_trial(cfg, device, corpus, members, plan, target, with_flops=k == 0,
-                                           valid_tokens=valid_tokens))
-        combo = make_row(name, best, pair[name], pair[REFERENCE], peak, drift_margin, overtime, target,
-                     loss_reference=trials[REFERENCE][0])
-        rows.append(combo)
-        trials[name] = pair[name]
-    elif combine:
+        try:
+            for k in range(repeats):  # the combination against fresh reference runs, interleaved again
+                for who in pair:
+                    progress(f"repeat {k + 1}/{repeats} · {who} (combination round)")
+                    members = [] if who == REFERENCE else [BY_NAME[n] for n in best]
+                    pair[who].append(run_trial(cfg, device, corpus, members, plan, target, with_flops=k == 0,
+                                               valid_tokens=valid_tokens))
+        except KeyboardInterrupt:
+            interrupted = True
+            notes.append("interrupted in the combination round: the single variants' rows are complete")
+        if pair[name]:
+            rows.append(make_row(name, best, pair[name], pair[REFERENCE], peak, drift_margin, overtime, target,
+                                 loss_reference=trials[REFERENCE][0]))
+            trials[name] = pair[name]
+    elif combine and not interrupted:
         notes.append("combination: " + (f"only {best[0]} helped, so it is the best set" if best else
                                          "no variant helped on time to quality, so there is nothing to combine"))
     return Ladder(config=cfg.to_dict(), environment=environment(device), budget_tokens=budget_tokens,
                   budget_batches=plan.budget_batches, eval_every_batches=eval_every, valid_tokens=valid_tokens,
                   repeats=repeats, overtime=overtime, target_ppl=target, peak=peak, rows=rows,
                   combination=best if len(best) >= 2 else [], notes=notes, drift_margin=drift_margin,
-                  wall_seconds=time.perf_counter() - started, trials=trials)
+                  wall_seconds=time.perf_counter() - started, interrupted=interrupted, trials=trials)

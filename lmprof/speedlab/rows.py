@@ -112,6 +112,7 @@ class Ladder:
     notes: list[str] = field(default_factory=list)
     drift_margin: float = DRIFT_MARGIN
     wall_seconds: float = 0.0
+    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM: the rows hold what finished
     trials: dict[str, list[Trial]] = field(default_factory=dict, repr=False)  # kept in memory, not in the JSON
 
     def to_dict(self) -> dict[str, Any]:
