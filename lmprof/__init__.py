@@ -22,7 +22,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from lmprof.version import __version__
 __all__ = ["RunConfig", "RunResult", "run", "UsageError", "__version__", "train", "profile", "trace", "load",
            "sweep", "compare", "diagram", "explain", "load_ipython_extension"]
 _API = ("train", "profile", "trace", "load", "sweep", "diagram", "explain")
@@ -44,6 +44,7 @@ def __getattr__(name: str) -> Any:
         from lmprof.config import RunConfig
         return RunConfig
     if name == "RunResult":
+        import lmprof.views.notebook  # noqa: F401  (registers its notebook display)
         from lmprof.result import RunResult
         return RunResult
     if name == "run":

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
+import lmprof.views.notebook  # noqa: F401  (registers how a RunResult and a Comparison show in a notebook)
+
 if TYPE_CHECKING:
     from lmprof.compare import Comparison
     from lmprof.result import RunResult
@@ -220,9 +222,11 @@ class SweepResult:
     log: str = ""
 
     def _repr_html_(self) -> str:
+        from lmprof.sweep import load_rows
         from lmprof.views.notebook import sweep_html
 
-        return sweep_html(self.folder)
+        plan, rows = load_rows(self.folder)
+        return sweep_html(plan, rows, self.folder)
 
     def __repr__(self) -> str:
         return f"SweepResult({str(self.folder)!r})"
@@ -295,9 +299,10 @@ class Explanation:
     numbers: dict[str, Any]
 
     def _repr_html_(self) -> str:
+        from lmprof.explain import topic_module
         from lmprof.views.notebook import explanation_html
 
-        return explanation_html(self.topic, self.numbers)
+        return explanation_html(topic_module(self.topic).render(self.numbers))
 
     def __repr__(self) -> str:
         return f"Explanation({self.topic!r}, numbers={sorted(self.numbers)})"

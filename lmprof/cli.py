@@ -13,7 +13,7 @@ import importlib
 import sys
 from typing import Any, Sequence
 
-from lmprof import __version__
+from lmprof.version import __version__
 from lmprof.errors import UsageError, did_you_mean, interrupted_exit_status, stop_requests_as_interrupts
 
 # name -> (module, one-line help), in the order a newcomer meets them

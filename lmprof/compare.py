@@ -147,11 +147,11 @@ class Comparison:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, allow_nan=False)
 
-    def _repr_html_(self) -> str:
-        """In a notebook: the comparison's tables, as its HTML page shows them."""
-        from lmprof.views.notebook import comparison_html
+    def _repr_html_(self) -> str | None:
+        """In a notebook: the comparison's tables, as its HTML page shows them (``lmprof.views.notebook``)."""
+        from lmprof.display import html
 
-        return comparison_html(self)
+        return html(self)
 
     def __repr__(self) -> str:
         return f"Comparison({' vs '.join(self.names)}: {len(self.phases)} phases, {len(self.notes)} note(s))"

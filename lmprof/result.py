@@ -90,11 +90,11 @@ class RunResult:
                 f"nhid {c.get('nhid', '?')}, {len(self.epochs)} epoch(s), {self.status}{tail}, "
                 f"folder {self.run_dir or '(unsaved)'!r})")
 
-    def _repr_html_(self) -> str:
-        """In a notebook: the summary, the phase table with bars, FLOP/s and the hot lines (the report's pieces)."""
-        from lmprof.views.notebook import run_html
+    def _repr_html_(self) -> str | None:
+        """In a notebook: the summary, the phase table with bars, FLOP/s and the hot lines (``lmprof.views.notebook``)."""
+        from lmprof.display import html
 
-        return run_html(self)
+        return html(self)
 
     def to_json(self) -> str:
         return json.dumps(json_safe(asdict(self)), indent=1, allow_nan=False, default=_plain)

@@ -20,7 +20,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from lmprof import __version__
+from lmprof.version import __version__
 from lmprof.config import RunConfig
 from lmprof.corpora import synth
 from lmprof.corpora.check import CorpusSize, check_corpus

@@ -206,7 +206,7 @@ def test_sweep_help_names_the_non_linearities(capsys: Any) -> None:
 
 
 def test_the_report_caption_names_the_flow_chart_file_that_exists(tiny_args: list[str], tmp_path: Path) -> None:
-    from lmprof.views.report import folder_report
+    from lmprof.commands.report import folder_report
 
     assert main(["profile", *tiny_args]) == 0
     run_dir = Path(tiny_args[-1])

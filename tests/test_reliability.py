@@ -12,7 +12,7 @@ import pytest
 
 from lmprof.cli import main
 from lmprof.result import RunResult
-from lmprof.views.report import folder_report
+from lmprof.commands.report import folder_report
 
 # --- reports never run a folder's markup ------------------------------------------------
 
@@ -132,7 +132,7 @@ def test_no_hostile_svg_reaches_the_report(hostile_folder: Path, tmp_path: Path,
 
 
 def test_sweep_plots_from_the_folder_are_images(tmp_path: Path) -> None:
-    from lmprof.views.report import figure_html
+    from lmprof.views.html import figure_html
 
     (tmp_path / "val_ppl.svg").write_text(HOSTILE_SVGS["event handler"])
     html = figure_html(tmp_path, "val_ppl")

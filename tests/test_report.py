@@ -12,7 +12,9 @@ import pytest
 from lmprof.cli import main
 from lmprof.config import RunConfig
 from lmprof.result import RunResult
-from lmprof.views.report import REPORT_FILE, folder_report, highlighted_lines, run_report
+from lmprof.commands.report import folder_report
+from lmprof.views.html import highlighted_lines
+from lmprof.views.report import REPORT_FILE, run_report
 
 NETWORK = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//|@import|url\(\s*["']?(?:https?:)?//""", re.I)
 TINY_SVG = """<?xml version="1.0" encoding="UTF-8" standalone="no"?>

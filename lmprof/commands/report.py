@@ -26,10 +26,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(as lmprof sweep --mixed-hardware)")
 
 
+def is_sweep_folder(folder: Path) -> bool:
+    from lmprof.result import RESULT_FILE
+    from lmprof.sweep.driver import SWEEP_FILE
+
+    return (folder / SWEEP_FILE).is_file() and not (folder / RESULT_FILE).is_file()
+
+
+def folder_report(folder: str | Path, *, mixed_hardware: bool = False) -> str:
+    """The HTML of a run folder's or a sweep folder's report (UsageError for anything else)."""
+    from lmprof.result import RESULT_FILE, RunResult
+    from lmprof.views.html import render
+    from lmprof.views.report import run_report
+
+    path = Path(folder)
+    if path.is_dir() and is_sweep_folder(path):
+        from lmprof.sweep import load_rows
+        from lmprof.views.report_sweep import sweep_page
+
+        plan, rows = load_rows(path)
+        return render(sweep_page(plan, rows, path, mixed_hardware))
+    if path.is_dir() and not (path / RESULT_FILE).exists():
+        raise UsageError(f"{folder} is not a run folder (no {RESULT_FILE}) nor a sweep folder (no sweep.json): "
+                         "give a folder that lmprof profile, train, trace or sweep wrote")
+    return run_report(RunResult.load(path))
+
+
 def write_report(run_dir: str | Path, output: str | Path | None = None, *, mixed_hardware: bool = False) -> Path:
     """Render RUN's report and write it atomically; return its path (``--report`` on other commands calls this)."""
     from lmprof.fsutil import write_text_atomic
-    from lmprof.views.report import REPORT_FILE, folder_report
+    from lmprof.views.report import REPORT_FILE
 
     folder = Path(run_dir)
     if not folder.is_dir():

@@ -15,7 +15,7 @@ from lmprof.instrument import memory_model
 from lmprof.instrument.memory import MemoryRecorder, param_bytes
 from lmprof.phases import listening, phase
 from lmprof.reference.loop import build_model
-from lmprof.views.ops import _bytes as size
+from lmprof.views.format import size
 
 BASE = {"model": "LSTM", "emsize": 200, "nhid": 200, "nlayers": 2, "bptt": 35, "batch_size": 20, "dropout": 0.2}
 VOCABULARY = 10_000

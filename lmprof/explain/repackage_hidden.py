@@ -17,7 +17,7 @@ from lmprof.instrument.memory import MemoryRecorder
 from lmprof.phases import listening, phase
 from lmprof.reference.loop import batchify, get_batch, repackage_hidden
 from lmprof.reference.model import RNNModel
-from lmprof.views.ops import _bytes as size
+from lmprof.views.format import size
 
 
 def graph_nodes(tensor: torch.Tensor) -> int:

@@ -68,15 +68,13 @@ def prepare_folder(folder: Path) -> None:
 
 def clear_folder(folder: Path) -> None:
     """--fresh: forget every row and run of this sweep (only what a sweep writes)."""
-    from lmprof.sweep.slurm import JOBS_FILE, SUBMITIT_FOLDER
-
-    for name in (RESULTS_FILE, SWEEP_FILE, SUMMARY_FILE, JOBS_FILE):
+    # An executor's own files (slurm's job map, submitit's folder) are its to clear: Executor.prepare(folder, fresh).
+    for name in (RESULTS_FILE, SWEEP_FILE, SUMMARY_FILE):
         (folder / name).unlink(missing_ok=True)
     for path in folder.iterdir():
         if path.suffix in PLOT_SUFFIXES:
             path.unlink()
-    for name in (RUNS_FOLDER, SUBMITIT_FOLDER):
-        shutil.rmtree(folder / name, ignore_errors=True)
+    shutil.rmtree(folder / RUNS_FOLDER, ignore_errors=True)
 
 
 class Driver:

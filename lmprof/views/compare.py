@@ -3,7 +3,7 @@
 ``grids(comparison)`` turns a Comparison into plain tables of strings (one
 ``Grid`` each: what differs, outcome, phases, predicted vs measured, lines,
 operators); ``compare_view`` renders them with rich, ``compare_html`` fills
-them into the report's page kit (``lmprof.views.report``), so both show the
+them into the report's page kit (``lmprof.views.html``), so both show the
 same numbers. Nothing here prints or trains.
 
     >>> Console(width=140).print(compare_view(compare(load_runs(["runs/a", "runs/b"])[0])))  # doctest: +SKIP
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from lmprof.result import RunResult
-    from lmprof.views.report import Page, Section
+    from lmprof.views.html import Page, Section
 
 TEMPLATE = "compare.html.j2"
 VERDICT_STYLE = {FASTER: "bold green", SLOWER: "bold red", NOISE: "dim", NOT_COMPARABLE: "yellow",
@@ -247,7 +247,7 @@ def compare_view(c: Comparison) -> "RenderableType":
 def flow_sections(c: Comparison, results: Sequence["RunResult"]) -> list["Section"]:
     """Each other run's flow chart against the baseline, coloured by ratio and verdict (``diagram flow --vs``)."""
     from lmprof.views.flowchart_compare import vs_chart
-    from lmprof.views.report import Section, drawn_figure
+    from lmprof.views.html import Section, drawn_figure
 
     sections = []
     for i in range(1, len(results)):
@@ -264,7 +264,7 @@ def flow_sections(c: Comparison, results: Sequence["RunResult"]) -> list["Sectio
 
 def compare_page(c: Comparison, results: Sequence["RunResult"] = ()) -> "Page":
     """The page's sections: every grid, the flow charts when ``results`` (the compared runs) are given, the notes."""
-    from lmprof.views.report import Page, Section
+    from lmprof.views.html import Page, Section
 
     # ids prefixed: the report's own sections (phases, lines, ops) are drawn by the template it shares
     sections = [Section(f"cmp-{g.id}", g.title, data={"grid": g, "verdict_class": VERDICT_CLASS}) for g in grids(c)]
@@ -279,6 +279,6 @@ def compare_page(c: Comparison, results: Sequence["RunResult"] = ()) -> "Page":
 
 def compare_html(c: Comparison, results: Sequence["RunResult"] = ()) -> str:
     """The comparison as one self-contained HTML page, in the report's style (with flow charts given ``results``)."""
-    from lmprof.views.report import render
+    from lmprof.views.html import render
 
     return render(compare_page(c, results), TEMPLATE)

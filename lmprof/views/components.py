@@ -87,7 +87,7 @@ def component_table(result: "RunResult") -> "RenderableType":
     from rich.table import Table
     from rich.text import Text
 
-    from lmprof.views.tables import BAR_WIDTH, bar
+    from lmprof.views.format import BAR_WIDTH, bar
 
     rows = component_rows(result)
     if not rows:

@@ -16,7 +16,7 @@ import html
 from typing import TYPE_CHECKING, Any
 
 from lmprof.instrument.memory_model import FLOAT, predicted_saved_bytes
-from lmprof.views.ops import _bytes as size  # one byte formatter for every view
+from lmprof.views.format import size  # one byte formatter for every view
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -110,7 +110,7 @@ def memory_view(result: "RunResult") -> "RenderableType":
     from rich.table import Table
     from rich.text import Text
 
-    from lmprof.views.tables import bar
+    from lmprof.views.format import bar
 
     m = result.memory
     if not m:
@@ -181,7 +181,7 @@ def stacked_bar_html(result: "RunResult") -> str:
 
 def report_html(result: "RunResult") -> str:
     """The report's memory section: the stacked bar, the terminal's tables, per-batch series."""
-    from lmprof.views.report import rich_html, svg_image
+    from lmprof.views.html import rich_html, svg_image
 
     m = result.memory
     pieces = [stacked_bar_html(result), rich_html(memory_view(result))]

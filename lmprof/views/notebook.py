@@ -15,10 +15,14 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lmprof.compare import Comparison
+from lmprof.display import register_html
+from lmprof.result import RunResult
+
 if TYPE_CHECKING:
-    from lmprof.compare import Comparison
-    from lmprof.result import RunResult
-    from lmprof.views.report import Page
+    from rich.console import RenderableType
+
+    from lmprof.views.html import Page
 
 SCOPE = "lmprof-nb"
 # Sections a notebook cell leaves out: the settings and the large drawings (lmprof.diagram.* draws them).
@@ -80,7 +84,7 @@ def _matching_brace(text: str, start: int) -> int:
 
 def page_fragment(page: "Page", template: str | None = None) -> str:
     """A report page as one self-contained ``div``: scoped style, the header and measured sections."""
-    from lmprof.views.report import render
+    from lmprof.views.html import render
 
     page.sections = [s for s in page.sections if not s.missing and s.id not in LEFT_OUT]
     html = render(page, template) if template else render(page)
@@ -92,30 +96,34 @@ def page_fragment(page: "Page", template: str | None = None) -> str:
     return f'<div class="{SCOPE}"><style>{css}</style>{body}</div>'
 
 
-def run_html(result: "RunResult") -> str:
+def run_html(result: RunResult) -> str:
     """What a RunResult shows in a notebook cell."""
     from lmprof.views.report import run_page
 
     return page_fragment(run_page(result, Path(result.run_dir or ".")))
 
 
-def sweep_html(folder: Path) -> str:
-    """What a sweep shows in a notebook cell: its tables and plots."""
+def sweep_html(plan: dict[str, Any], rows: list[dict[str, Any]], folder: Path) -> str:
+    """What a sweep shows in a notebook cell: its tables and plots (``lmprof.sweep.load_rows`` gives plan and rows)."""
     from lmprof.views.report_sweep import sweep_page
 
-    return page_fragment(sweep_page(folder))
+    return page_fragment(sweep_page(plan, rows, folder))
 
 
-def comparison_html(comparison: "Comparison") -> str:
+def comparison_html(comparison: Comparison) -> str:
     """What ``lmprof.compare(a, b)`` shows in a notebook cell: the compare page's tables."""
     from lmprof.views.compare import TEMPLATE, compare_page
 
     return page_fragment(compare_page(comparison), TEMPLATE)
 
 
-def explanation_html(topic: str, numbers: dict[str, Any]) -> str:
-    """A walkthrough as the terminal shows it, in a cell."""
-    from lmprof.explain import topic_module
-    from lmprof.views.report import rich_html
+def explanation_html(page: "RenderableType") -> str:
+    """A walkthrough's page (its topic's ``render(numbers)``) as the terminal shows it, in a cell."""
+    from lmprof.views.html import rich_html
 
-    return f'<div class="{SCOPE}">{rich_html(topic_module(topic).render(numbers), width=100)}</div>'
+    return f'<div class="{SCOPE}">{rich_html(page, width=100)}</div>'
+
+
+# RunResult and Comparison live below the views; they find their notebook display here.
+register_html(RunResult, run_html)
+register_html(Comparison, comparison_html)

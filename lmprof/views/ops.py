@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lmprof.views.format import size
+
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
@@ -85,9 +87,9 @@ def memory_table(result: "RunResult", row_limit: int = 15) -> "RenderableType":
         table.add_column("with children", justify="right")
     for row in rows[:row_limit]:
         cells = [row["name"]] + ([row.get("input_shapes", "")] if ops.get("group_by_shape") else [])
-        cells += [str(row["calls"]), _bytes(row[key])]
+        cells += [str(row["calls"]), size(row[key])]
         if not on_cuda:
-            cells.append(_bytes(row.get("cpu_memory_bytes", 0)))
+            cells.append(size(row.get("cpu_memory_bytes", 0)))
         table.add_row(*cells)
     return table
 
@@ -155,15 +157,6 @@ def trace_hint(result: "RunResult") -> str:
 def _ms(seconds: float) -> str:
     ms = seconds * 1e3
     return f"{ms:.1f} ms" if ms >= 10 else f"{ms:.2f} ms" if ms >= 0.1 else f"{ms * 1e3:.0f} µs"
-
-
-def _bytes(n: int) -> str:
-    size, sign = float(abs(n)), "-" if n < 0 else ""
-    for unit in ("B", "KiB", "MiB"):
-        if size < 1024:
-            return f"{sign}{size:.0f} {unit}" if unit == "B" else f"{sign}{size:.1f} {unit}"
-        size /= 1024
-    return f"{sign}{size:.2f} GiB"
 
 
 def _rate(gflops: float) -> str:

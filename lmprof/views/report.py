@@ -16,152 +16,20 @@ line naming the command that fills it.
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import shlex
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lmprof import __version__
-from lmprof.errors import UsageError
-from lmprof.result import RESULT_FILE, RunResult
-
-if TYPE_CHECKING:
-    from rich.console import RenderableType
+from lmprof.result import RunResult
+from lmprof.views.format import bar_width, duration, number, percent
+from lmprof.views.html import Page, Section, config_rows, drawn_figure, figure_html, highlighted_lines, render
 
 REPORT_FILE = "report.html"
-TEMPLATE = "report.html.j2"
 OPS_SHOWN = 15
 DIAGRAM_TITLES = {"flow": "Flow chart, shaded by measured time", "bptt": "Unrolled BPTT graph"}
 
 
-@dataclass
-class Section:
-    id: str
-    title: str
-    missing: str = ""  # the command that fills it, when the folder lacks it
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Page:
-    title: str
-    subtitle: str
-    kind: str  # "run" or "sweep"
-    headline: list[tuple[str, str]]
-    sections: list[Section]
-    code_css: str = ""
-    generated: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M"))
-    version: str = __version__
-
-
-# --- formatting ------------------------------------------------------------------------
-def duration(seconds: float | None) -> str:
-    """As the terminal tables write it (3.21 s, 45.6 ms, 310 µs); "—" when not measured."""
-    from lmprof.views.rows import duration as table_duration
-
-    return "—" if seconds is None else table_duration(seconds)
-
-
-def number(value: float | None, digits: int = 2) -> str:
-    """Perplexities and losses: a stored null is a NaN or infinite value."""
-    return "not finite" if value is None else f"{value:,.{digits}f}"
-
-
-def percent(share: float | None) -> str:
-    return "—" if share is None else f"{share:.1%}"
-
-
-def bar_width(share: float | None) -> float:
-    """A CSS width in percent of the bar's track: the share of the whole, clamped to 0..100."""
-    return round(100 * min(max(share or 0.0, 0.0), 1.0), 2)
-
-
-def highlighted_lines(sources: list[str]) -> list[str]:
-    """Python source lines as HTML, lexed as one block (so a docstring colours right), split per line.
-
-    The spans carry pygments' short class names, styled by ``code_css()`` in the page.
-    """
-    from pygments.lexers import PythonLexer
-    from pygments.token import STANDARD_TYPES
-
-    lines: list[list[str]] = [[]]
-    for ttype, value in PythonLexer(stripnl=False, ensurenl=False).get_tokens("\n".join(sources)):
-        while ttype not in STANDARD_TYPES and ttype.parent is not None:
-            ttype = ttype.parent
-        css = STANDARD_TYPES.get(ttype, "")
-        for i, piece in enumerate(value.split("\n")):
-            if i:
-                lines.append([])
-            if piece:
-                lines[-1].append(f'<span class="{css}">{html.escape(piece)}</span>' if css else html.escape(piece))
-    out = ["".join(parts) for parts in lines]
-    return (out + [""] * len(sources))[:len(sources)]
-
-
-def code_css() -> str:
-    from pygments.formatters import HtmlFormatter
-
-    return str(HtmlFormatter(style="friendly").get_style_defs(".src"))
-
-
-def rich_html(renderable: "RenderableType", width: int = 100) -> str:
-    """A rich renderable exactly as the terminal shows it, as a <pre> with inline styles."""
-    from rich.console import Console
-
-    console = Console(record=True, file=io.StringIO(), width=width, color_system="truecolor", force_jupyter=False)
-    console.print(renderable)
-    return console.export_html(inline_styles=True, code_format='<pre class="rich">{code}</pre>')
-
-
-def svg_image(svg: str, name: str) -> str:
-    """An SVG for the page: inlined after an allow-list keeps only its drawing (``svg_safe``).
-
-    Run folders are handed around (a student's, a colleague's), so their SVG files
-    are untrusted markup. One that is not a clean XML <svg> document goes in as an
-    <img> with a data: URI, where an SVG can neither run script nor fetch anything.
-    """
-    from lmprof.views.svg_safe import UnsafeSvg, sanitize
-
-    try:
-        return sanitize(svg, name)
-    except UnsafeSvg:
-        return _image("svg+xml", base64.b64encode(svg.encode("utf-8")).decode("ascii"), name)
-
-
-def _image(kind: str, data: str, name: str) -> str:
-    return (f'<img class="figure" role="img" data-source="{html.escape(name)}" alt="{html.escape(name)}" '
-            f'src="data:image/{kind};base64,{data}">')
-
-
-def figure_html(folder: Path, stem: str) -> str:
-    """``stem.svg`` made safe (``svg_image``), else ``stem.png`` as a data: URI; "" when the folder has neither."""
-    svg, png = folder / f"{stem}.svg", folder / f"{stem}.png"
-    if svg.is_file():
-        return svg_image(svg.read_text(encoding="utf-8", errors="replace"), stem)
-    if png.is_file():
-        return _image("png", base64.b64encode(png.read_bytes()).decode("ascii"), stem)
-    return ""
-
-
 # --- a run folder ----------------------------------------------------------------------
-def config_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every setting, marked where it differs from upstream's (or lmprof's) default."""
-    from lmprof.config import RunConfig
-
-    defaults = RunConfig().to_dict()
-    rows = []
-    for name, value in config.items():
-        if name == "extra" and not value:
-            continue
-        changed = name in defaults and value != defaults[name] and name not in ("data", "save", "out")
-        rows.append({"name": name, "value": "—" if value is None else str(value), "changed": changed})
-    return rows
-
-
 def _epoch_rows(result: RunResult) -> list[dict[str, str]]:
     return [{"epoch": str(e.get("epoch", "")), "lr": f"{e.get('lr', 0):g}", "batches": str(e.get("batches", "")),
              "tokens": f"{e.get('tokens', 0):,}", "train": duration(e.get("train_seconds")),
@@ -243,20 +111,6 @@ def _ops_data(result: RunResult) -> dict[str, Any]:
             "more_share": percent(sum(r.get(key) or 0.0 for r in rest)), "hint": trace_hint(result)}
 
 
-def drawn_figure(graph: Any, name: str) -> str:
-    """A graphviz graph rendered now, as an SVG image for a page ("" when no Graphviz renderer is here)."""
-    import tempfile
-
-    from lmprof.views.render import render as render_graph
-
-    with tempfile.TemporaryDirectory() as tmp:  # render() writes files: here, only its own temporary ones
-        try:
-            picture = render_graph(graph, Path(tmp) / f"{name}.svg", "svg").picture
-        except UsageError:  # no Graphviz renderer on this machine: the page names the command instead
-            return ""
-        return svg_image(picture.read_text(encoding="utf-8"), name)
-
-
 def _drawn_flow_chart(result: RunResult) -> str:
     """The flow chart drawn now from the run's phase times, when the folder has no flow.svg ("" if it cannot be)."""
     from lmprof.views.flowchart import flow_chart
@@ -332,35 +186,6 @@ def run_page(result: RunResult, run_dir: Path) -> Page:
 
 
 # --- the page --------------------------------------------------------------------------
-def render(page: Page, template: str = TEMPLATE) -> str:
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
-    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
-                      autoescape=select_autoescape(["html", "j2"]), undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
-    page.code_css = page.code_css or code_css()
-    return env.get_template(template).render(page=page)
-
-
 def run_report(result: RunResult, run_dir: str | Path | None = None) -> str:
     """The HTML of one RunResult's report; figures are looked for in ``run_dir`` (default: its run_dir)."""
     return render(run_page(result, Path(run_dir or result.run_dir or ".")))
-
-
-def is_sweep_folder(folder: Path) -> bool:
-    from lmprof.sweep.driver import SWEEP_FILE
-
-    return (folder / SWEEP_FILE).is_file() and not (folder / RESULT_FILE).is_file()
-
-
-def folder_report(folder: str | Path, *, mixed_hardware: bool = False) -> str:
-    """The HTML of a run folder's or a sweep folder's report (UsageError for anything else)."""
-    path = Path(folder)
-    if path.is_dir() and is_sweep_folder(path):
-        from lmprof.views.report_sweep import sweep_page
-
-        return render(sweep_page(path, mixed_hardware))
-    if path.is_dir() and not (path / RESULT_FILE).exists():
-        raise UsageError(f"{folder} is not a run folder (no {RESULT_FILE}) nor a sweep folder (no sweep.json): "
-                         "give a folder that lmprof profile, train, trace or sweep wrote")
-    return run_report(RunResult.load(path))

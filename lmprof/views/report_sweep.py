@@ -1,7 +1,8 @@
 """The sweep folder's page of the report: plan, summary and per-epoch tables, plots.
 
-Shares the page pieces (Section, Page, figures, number formats) with
-``lmprof.views.report``, which renders it.
+Built from the page kit every page shares (``lmprof.views.html``); it takes the
+sweep's plan and rows as loaded (``lmprof.sweep.load_rows``), and reads from the
+folder only the plot files it holds.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from lmprof.views.report import Page, Section, config_rows, figure_html, number, rich_html, svg_image
+from lmprof.views.format import number
+from lmprof.views.html import Page, Section, config_rows, figure_html, rich_html, svg_image
 
 
 def _plain(value: Any) -> str:
@@ -34,7 +36,7 @@ SUMMARY_COLUMNS = (  # key of summary_rows, column title, format
 TIME_KEYS = ("total_seconds", "avg_epoch_seconds")  # hidden when runs of the sweep ran on different hardware
 
 
-def sweep_page(folder: Path, mixed_hardware: bool = False) -> Page:
+def sweep_page(plan: dict[str, Any], rows: list[dict[str, Any]], folder: Path, mixed_hardware: bool = False) -> Page:
     """The sweep's plan, its summary and per-epoch tables, and its plots (the folder's, else drawn now).
 
     As in ``lmprof sweep``, timings of runs from different hardware are not put side by
@@ -42,12 +44,10 @@ def sweep_page(folder: Path, mixed_hardware: bool = False) -> Page:
     """
     from rich.console import Group
 
-    from lmprof.sweep import load_rows
     from lmprof.views.plots import FIGURES, sweep_figures
     from lmprof.views.sweep_tables import (clip_table, factor_table, has_clip_stats, notes, summary_rows,
                                            sweep_view)
 
-    plan, rows = load_rows(folder)
     view = sweep_view(plan, rows)
     hide_times = view.mixed() and not mixed_hardware
     varied = {f["name"] for f in plan.get("factors", [])}

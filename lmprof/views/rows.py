@@ -4,8 +4,7 @@
 renders the same rows, so both show the same numbers. Each function takes a
 RunResult (or one function record of ``result.lines``) and returns plain data.
 
-    >>> pick_unit(0.0042), in_unit(0.0042, "ms"), duration(12.5)
-    ('ms', '4.20', '12.50 s')
+Durations are written by ``lmprof.views.format`` (imported here for the views that read rows).
 """
 
 from __future__ import annotations
@@ -14,12 +13,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lmprof.phases import STEP_PHASES, UNCOVERED
+from lmprof.views.format import UNIT_LABEL, UNIT_SCALE, duration, in_unit, pick_unit  # noqa: F401  (re-read by views)
 
 if TYPE_CHECKING:
     from lmprof.result import RunResult
 
-UNIT_SCALE = {"s": 1.0, "ms": 1e3, "us": 1e6}
-UNIT_LABEL = {"s": "s", "ms": "ms", "us": "µs"}
 HOT_LINES = 3  # the hottest lines of a function stand out
 CUDA_CLOCK = "cuda events"
 
@@ -34,27 +32,6 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("checkpoint save/load", ("checkpoint_save", "checkpoint_load")),
     (UNCOVERED, (UNCOVERED,)),
 )
-
-
-# --- units ---------------------------------------------------------------------------
-
-def pick_unit(seconds: float, unit: str | None = "auto") -> str:
-    """s, ms or us: the given one, or (auto) the largest in which ``seconds`` is at least 1."""
-    if unit and unit != "auto":
-        return unit
-    return "s" if seconds >= 1 else "ms" if seconds >= 1e-3 else "us"
-
-
-def in_unit(seconds: float, unit: str) -> str:
-    """A number in ``unit`` with three or four significant figures: 1234, 123.4, 12.34, 1.23."""
-    value = seconds * UNIT_SCALE[unit]
-    return f"{value:.0f}" if value >= 1000 else f"{value:.1f}" if value >= 100 else f"{value:.2f}"
-
-
-def duration(seconds: float) -> str:
-    """A duration in the unit that reads best: 3.21 s, 45.6 ms, 310 µs."""
-    unit = pick_unit(seconds)
-    return f"{in_unit(seconds, unit)} {UNIT_LABEL[unit]}"
 
 
 def interrupted(result: "RunResult") -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lmprof.phases import UNCOVERED
+from lmprof.views.format import BAR_WIDTH, bar
 from lmprof.views.rows import (  # noqa: F401  (re-exported: the report reads the rows from here)
     CUDA_CLOCK, HOT_LINES, PARTS, UNIT_LABEL, UNIT_SCALE, LineRow, LineTableData, coverage, duration, in_unit,
     interrupted, line_table_data, phase_caption, phase_table_rows, pick_unit, run_description, summary_parts,
@@ -25,15 +26,6 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from lmprof.result import RunResult
-
-BAR_WIDTH = 10
-
-
-def bar(share: float, width: int = BAR_WIDTH) -> str:
-    """A bar in eighths of a character: 0.5 -> five full blocks of ten."""
-    eighths = round(max(0.0, min(share, 1.0)) * width * 8)
-    full, rest = divmod(eighths, 8)
-    return "█" * full + (" ▏▎▍▌▋▊▉"[rest] if rest else "")
 
 
 # --- line tables ---------------------------------------------------------------------
