@@ -285,7 +285,7 @@ def run_results(ladder: Ladder) -> dict[str, "Any"]:
                   if s]
         status = "diverged" if t.status == "diverged" else "ok"
         out[name.replace("+", "_")] = RunResult(
-            command="speedlab", config={**t.cfg.to_dict(), "extra": {"speedlab_variant": name}},
+            command="speedlab", config=t.cfg.to_dict(),
             environment=ladder.environment, phases=phases,
             metrics={"status": status, "epochs": [epoch], "train_tokens": tokens, "speedlab_variant": name,
                      "notes": t.notes})
