@@ -60,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
     from lmprof.speedlab.ladder import check_options, choose, run_ladder
 
     cfg = config_from_args(args)
+    if args.max_batches or args.dry_run:  # the budget decides how long each variant trains
+        raise UsageError("speedlab trains each variant for --budget-batches or --budget-tokens; "
+                         "--max-batches and --dry-run do not apply here")
     names = [n.strip() for n in args.variants.split(",") if n.strip()] if args.variants else None
     choose(names)  # an unknown name fails before anything trains
     check_options(cfg, args.repeats, args.eval_every, args.valid_tokens, args.overtime)
