@@ -2,7 +2,7 @@
 
     python benchmarks/bench_sweep.py [--epochs 3 --max-batches 50 --repeats 3]
 
-The sweep's extras all fall between epochs (record.json written atomically,
+The sweep's extras all fall between epochs (result.json saved atomically,
 a row appended and fsynced): the training seconds of an epoch should be the
 same, and the wall time per epoch should differ by milliseconds. Run it on
 an otherwise idle machine; the numbers are this machine's, not a constant.

@@ -10,7 +10,7 @@ The CLI builds one from arguments; library users build one directly:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lmprof.errors import UsageError, did_you_mean
@@ -68,7 +68,6 @@ class RunConfig:
     device: str = "auto"  # auto (accelerator if present, else cpu), cpu, cuda, mps
     threads: int | None = None  # torch CPU threads; None: torch's default
     synth_seed: int = 0  # seed of the embedded corpus (when data is None)
-    extra: dict[str, Any] = field(default_factory=dict)  # what a command adds (e.g. --fn)
 
     eval_batch_size = 10  # upstream's constant (not a flag)
 

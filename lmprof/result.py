@@ -51,6 +51,7 @@ class RunResult:
     components: dict[str, Any] = field(default_factory=dict)  # time per model component, forward and backward
     memory: dict[str, Any] = field(default_factory=dict)  # saved activations, params/grads/optimizer, RSS, CUDA
     gradients: dict[str, Any] = field(default_factory=dict)  # pre-clip norms and clip statistics per epoch
+    sweep: dict[str, Any] = field(default_factory=dict)  # a sweep's run: its place in the sweep, where it ran, its error
     files: dict[str, str] = field(default_factory=dict)  # role -> file name in the run folder
     run_dir: str = ""  # where the folder was when last saved or loaded
     schema_version: int = SCHEMA_VERSION

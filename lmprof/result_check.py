@@ -123,7 +123,7 @@ DOCUMENT = record({
     "schema_version": INT,
     "command": STR,
     "config": record({"model": STR, "emsize": INT, "nhid": INT, "nlayers": INT, "bptt": INT, "batch_size": INT,
-                      "epochs": INT, "lr": NUM, "clip": NUM, "dropout": NUM, "data": OPT_STR, "extra": record()}),
+                      "epochs": INT, "lr": NUM, "clip": NUM, "dropout": NUM, "data": OPT_STR}),
     "environment": record(),
     "metrics": record({"status": STR, "message": OPT_STR, "epochs": items(EPOCH), "test_loss": OPT_NUM,
                        "test_ppl": OPT_NUM, "wall_seconds": OPT_NUM, "pid": OPT_INT, "host": OPT_STR}),
@@ -134,6 +134,9 @@ DOCUMENT = record({
     "ops": record({"rows": items(OP_ROW), "steps": OPT_INT, "trace_dir": file_name,
                    "trace_files": items(file_name), "sort_by": STR}),
     "flops": record(), "components": record(), "memory": record(), "gradients": record(),
+    "sweep": record({"run": STR, "key": OPT_STR, "vocab_size": OPT_INT, "started": OPT_STR, "finished": OPT_STR,
+                     "host": OPT_STR, "pid": OPT_INT, "scheduler": OPT_STR, "job_id": OPT_STR, "attempt": OPT_INT,
+                     "epochs": items(record({"epoch": INT}, required=("epoch",)))}),
     "files": values(file_name),
 }, required=("config",))
 

@@ -161,6 +161,7 @@ def run(
     run_dir: str | Path | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     force: bool = False,
+    sweep: dict[str, Any] | None = None,
 ) -> RunResult:
     """Train as upstream does, watched by ``instruments``; write and return the RunResult.
 
@@ -168,6 +169,7 @@ def run(
     (a sweep records rows as they finish; raising LossNotFinite there stops the run as diverged).
     ``force`` lets the run replace an earlier run's folder (``prepare_run_dir``). A file that
     cannot be written (a full disk) ends the run with a UsageError saying what was kept.
+    ``sweep``: a sweep worker's section of result.json (the same dict: what the worker adds is saved too).
     """
     cfg.validate()
     data_path = Path(cfg.data) if cfg.data else synth.default_corpus(cfg.synth_seed)
@@ -184,7 +186,7 @@ def run(
         torch.set_num_threads(cfg.threads)
     # config.data stays as the user gave it (None: the embedded corpus); the folder read is in metrics
     result = RunResult(command=command, config={**cfg.to_dict(), "save": save_path},
-                       environment=environment(device), run_dir=str(folder))
+                       environment=environment(device), run_dir=str(folder), sweep=sweep if sweep is not None else {})
     # pid and host while running: a reader can tell a live run from one that was killed (SIGKILL, a crash)
     result.metrics = {"status": "running", "epochs": [], "corpus": str(data_path), "corpus_tokens": vars(size),
                       "pid": os.getpid(), "host": socket.gethostname()}

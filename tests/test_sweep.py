@@ -164,14 +164,14 @@ def _csv(path: Path) -> list[dict[str, str]]:
 
 
 def test_perplexity_above_the_vocabulary_stops_the_run(tiny_corpus, tmp_path) -> None:
-    cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, epochs=3, max_batches=4, bptt=8,
-                    extra={"vocab_size": 10, "sweep_run": "LSTM tiny-vocab", "sweep_key": "k"})
-    record = run_one(cfg, tmp_path / "run")
+    cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, epochs=3, max_batches=4, bptt=8)
+    record = run_one(cfg, tmp_path / "run", {"vocab_size": 10, "run": "LSTM tiny-vocab", "key": "k"})
     # worse than uniform at epochs 1 and 2: stopped there, epoch 3 never runs
     assert record["status"] == "diverged" and len(record["epochs"]) == 2
     assert "above the vocabulary size 10" in record["message"]
-    assert json.loads((tmp_path / "run" / "record.json").read_text())["status"] == "diverged"
-    assert RunResult.load(tmp_path / "run").status == "diverged"
+    saved = RunResult.load(tmp_path / "run")  # one file: the record is result.json's sweep section
+    assert saved.status == "diverged" and saved.sweep["run"] == "LSTM tiny-vocab" and saved.sweep["key"] == "k"
+    assert [e["epoch"] for e in saved.sweep["epochs"]] == [1, 2] and not (tmp_path / "run" / "record.json").exists()
 
 
 def test_run_one_turns_a_failure_into_a_record_and_is_picklable(tmp_path) -> None:
@@ -181,7 +181,7 @@ def test_run_one_turns_a_failure_into_a_record_and_is_picklable(tmp_path) -> Non
     assert record["status"] == "failed" and record["error"]["type"] == "UsageError"
     assert "does not exist" in record["error"]["message"] and "Traceback" in record["error"]["traceback"]
     assert record["host"] and record["attempt"] == 1
-    assert json.loads((tmp_path / "run" / "record.json").read_text())["error"]["type"] == "UsageError"
+    assert RunResult.load(tmp_path / "run").sweep["error"]["type"] == "UsageError"
 
 
 def test_jobs_run_in_processes_with_threads_divided(tiny_corpus, tmp_path, capsys) -> None:

@@ -9,7 +9,6 @@ not silently run it again.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import secrets
 from datetime import datetime
@@ -18,6 +17,7 @@ from typing import Any, Iterator
 import pytest
 
 from lmprof.cli import main
+from lmprof.sweep.worker import read_record
 from tests.sweep_cli import args_for, rows
 
 CRASH_ON_SEED_4242 = '''
@@ -27,12 +27,12 @@ try:
 except Exception:  # a Ray process that is not a worker of this project
     worker = None
 if worker is not None:
-    real_write = worker.write_record
-    def write_then_crash(run_dir, record):
-        real_write(run_dir, record)
-        if record["epochs"] and record["config"]["seed"] == 4242:
+    real_save = worker.save_record
+    def save_then_crash(folder, result):
+        real_save(folder, result)
+        if result.epochs and result.config["seed"] == 4242:
             os._exit(1)
-    worker.write_record = write_then_crash
+    worker.save_record = save_then_crash
 '''
 
 
@@ -136,6 +136,6 @@ def test_ctrl_c_interrupts_the_ray_runs_which_write_their_record(
     assert main(args_for(tiny_corpus, out, *RAY, models=("LSTM",)) + long_run) == 130
     runs = rows(out, "run")
     assert runs and all(r["status"] == "interrupted" for r in runs)
-    records = [json.loads(p.read_text()) for p in (out / "runs").glob("*/record.json")]
+    records = [read_record(p) or {} for p in (out / "runs").iterdir()]
     assert any(r["status"] == "interrupted" and r["epochs"] for r in records)  # Ray's cancel reached the run
     assert all(r["epochs_done"] < 300 for r in runs)

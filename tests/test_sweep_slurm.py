@@ -182,12 +182,12 @@ lmprof.runner.run = broken_run
 DYING_RUN = '''
 import os
 from lmprof.sweep import worker
-real_write = worker.write_record
-def write_then_die(run_dir, record):
-    real_write(run_dir, record)
-    if record["epochs"]:
+real_save = worker.save_record
+def save_then_die(folder, result):
+    real_save(folder, result)
+    if result.epochs:
         os._exit(137)
-worker.write_record = write_then_die
+worker.save_record = save_then_die
 '''
 
 

@@ -95,8 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
     console = make_console()
     plan = build_plan(base, args.models or [base.model], [parse_vary(v) for v in args.vary], grid=args.grid)
-    for planned in plan.runs if not args.grad_stats else ():
-        planned.config.extra["grad_stats"] = False  # the worker reads it; not part of a run's key
+    plan.grad_stats = args.grad_stats  # the worker reads it; not part of a run's key
     resources = Resources(args.gpus_per_run, args.cpus_per_run, args.max_parallel, args.time_min)
     options = {name: getattr(args, name) for name in EXECUTOR_OPTIONS}
     executor = make_executor(args.executor, args.jobs, resources, options,
@@ -134,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     failed = [label for label, status in outcome.statuses.items() if status == "failed"]
     if failed:
         console.print(f"[red]{len(failed)} run(s) failed[/red]: {', '.join(failed)}; "
-                      "see record.json in their run folders, then rerun to retry them")
+                      "see result.json (its sweep section) in their run folders, then rerun to retry them")
         return 1
     return 0
 

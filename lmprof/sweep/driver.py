@@ -3,7 +3,7 @@
 The sweep folder:
     sweep.json       the plan (models, factors, runs, table layout)
     results.jsonl    one row per run and epoch, one per ended run (see store.py)
-    runs/<label>-<key>/  each run's folder: result.json, record.json, train.log, model.pt
+    runs/<label>-<key>/  each run's folder: result.json (its sweep section: the run's place), train.log, model.pt
     summary.csv, *.png, *.svg   written by the command from these
     submitit/, slurm_jobs.json  --executor slurm's job files and its run -> job map (see slurm.py)
 
@@ -121,7 +121,7 @@ class Driver:
             self.log(f"{run.label}: ok, test ppl {record.get('test_ppl') or float('nan'):.2f}")
         elif status == "failed":
             self.log(f"{run.label}: failed: {record.get('message')} "
-                     f"(traceback in {Path(task.run_dir) / 'record.json'})")
+                     f"(traceback in {Path(task.run_dir) / 'result.json'}, under sweep.error)")
         else:
             self.log(f"{run.label}: {status}: {record.get('message')}")
         if self.on_run_end is not None:
@@ -183,9 +183,9 @@ def make_tasks(plan: Plan, folder: Path, runs: list[PlannedRun], executor: Execu
     tasks = []
     for run in runs:
         run_dir = folder / RUNS_FOLDER / run.folder_name
-        cfg = run.config.replace(out=str(run_dir), threads=shared.threads, device=shared.device,
-                                 extra={**run.config.extra, "vocab_size": vocab})
-        tasks.append(Task(label=run.label, key=run.key, config=cfg, run_dir=run_dir))
+        cfg = run.config.replace(out=str(run_dir), threads=shared.threads, device=shared.device)
+        sweep = {"run": run.label, "key": run.key, "vocab_size": vocab, "grad_stats": plan.grad_stats}
+        tasks.append(Task(label=run.label, key=run.key, config=cfg, run_dir=run_dir, sweep=sweep))
     return tasks
 
 

@@ -2,8 +2,8 @@
 
 An executor gets the tasks still to run and an ``Events`` object (the
 driver): it calls ``events.progress(task)`` whenever that task may have
-finished an epoch (the driver then reads the task's record.json and appends
-the new rows) and ``events.finished(task, record)`` when the run has ended.
+finished an epoch (the driver then reads the run's record from its
+result.json and appends the new rows) and ``events.finished(task, record)`` when the run has ended.
 Workers write only their own run folder; the driver alone writes
 results.jsonl. A record with status "interrupted" stops the sweep.
 
@@ -25,7 +25,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
@@ -69,8 +69,9 @@ class Resources:
 class Task:
     label: str
     key: str
-    config: RunConfig  # the run's full config: threads set, vocab_size in extra
+    config: RunConfig  # the run's full config: threads set
     run_dir: Path
+    sweep: dict[str, Any] = field(default_factory=dict)  # run_one's ``sweep``: run, key, vocab_size, grad_stats
 
 
 class Events(Protocol):
@@ -119,7 +120,7 @@ class InlineExecutor(Executor):
                 events.progress(task)
 
             watchers = self.watchers(task, i, len(tasks)) if self.watchers else []
-            record = run_one(task.config, task.run_dir, on_record=epoch_finished, watchers=watchers)
+            record = run_one(task.config, task.run_dir, task.sweep, on_record=epoch_finished, watchers=watchers)
             events.finished(task, record)
             if record["status"] == "interrupted":
                 return
@@ -148,7 +149,7 @@ class LocalProcessExecutor(Executor):
             while pending or running:
                 while pending and len(running) < self.jobs:
                     task = pending.pop(0)
-                    process = context.Process(target=_child, args=(task.config, str(task.run_dir), os.getpid()),
+                    process = context.Process(target=_child, args=(task.config, str(task.run_dir), task.sweep, os.getpid()),
                                               name=f"lmprof-sweep {task.label}", daemon=True)
                     process.start()
                     running[task] = process
@@ -237,7 +238,7 @@ def cluster_threads(base: RunConfig, resources: Resources, executor: str, gpus: 
     return base.replace(threads=threads or cpus)
 
 
-def _child(config: RunConfig, run_dir: str, parent_pid: int) -> None:
+def _child(config: RunConfig, run_dir: str, sweep: dict[str, Any], parent_pid: int) -> None:
     """A worker process: one run, then exit. It dies with the driver rather than outlive it."""
     def watch_parent() -> None:
         while os.getppid() == parent_pid:
@@ -255,7 +256,7 @@ def _child(config: RunConfig, run_dir: str, parent_pid: int) -> None:
     try:
         from lmprof.sweep.worker import run_one
 
-        run_one(config, run_dir)
+        run_one(config, run_dir, sweep)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
 

@@ -37,7 +37,7 @@ VARIABLE: dict[str, Callable[[str], Any]] = {
     "tied": lambda v: _boolean(v), "use_optimizer": lambda v: _boolean(v),
 }
 # Fields that do not change a run's numbers: left out of its key.
-NOT_IN_KEY = ("out", "save", "threads", "log_interval", "extra")
+NOT_IN_KEY = ("out", "save", "threads", "log_interval")
 
 
 def _boolean(text: str) -> bool:
@@ -124,6 +124,7 @@ class Plan:
     grid: bool
     runs: list[PlannedRun]  # unique by key, in the order they run
     groups: list[Group]
+    grad_stats: bool = True  # every run records its pre-clip gradient norms (lmprof sweep --no-grad-stats: off)
 
     @property
     def name(self) -> str:
@@ -166,7 +167,7 @@ def build_plan(base: RunConfig, models: list[str], factors: list[Factor], grid: 
     names = [f.name for f in factors]
     if len(set(names)) != len(names):
         raise UsageError("--vary names a factor twice: give all its values once, e.g. --vary nhid=200,400")
-    base = base.replace(out=None, save=None, extra={})
+    base = base.replace(out=None, save=None)
 
     # Each table: (factor column, [(value as shown, changes to the base)]).
     layout: list[tuple[str, list[tuple[str, dict[str, Any]]]]]
@@ -196,7 +197,7 @@ def build_plan(base: RunConfig, models: list[str], factors: list[Factor], grid: 
 
 
 def _planned(base: RunConfig, model: str, changes: dict[str, Any], factors: list[Factor]) -> PlannedRun:
-    cfg = base.replace(model=model, extra={}, **changes)
+    cfg = base.replace(model=model, **changes)
     try:
         cfg.validate()
     except UsageError as e:
@@ -205,6 +206,4 @@ def _planned(base: RunConfig, model: str, changes: dict[str, Any], factors: list
     # Every varied factor's value, so one label names one configuration.
     settings = {f.name: getattr(cfg, f.name) for f in factors}
     label = " ".join([model, *(f"{k}={format_value(v)}" for k, v in settings.items())])
-    key = run_key(cfg)
-    cfg.extra = {"sweep_run": label, "sweep_key": key}
-    return PlannedRun(key=key, label=label, model=model, settings=settings, config=cfg)
+    return PlannedRun(key=run_key(cfg), label=label, model=model, settings=settings, config=cfg)

@@ -3,7 +3,7 @@
     lmprof sweep --models LSTM GRU --vary nhid=200,400,600 --executor ray \\
         --ray-address auto --gpus-per-run 1 --cpus-per-run 4
 
-Each task calls ``run_one(config, run_dir)`` and asks Ray for whole GPUs
+Each task calls ``run_one(config, run_dir, sweep)`` and asks Ray for whole GPUs
 (``num_gpus``: Ray sets CUDA_VISIBLE_DEVICES, so a run owns its GPU) and for
 its CPUs (``num_cpus``, also its torch thread count). ``max_retries=0``: a
 crashed run is reported as failed, not silently run again (Ray's default
@@ -46,7 +46,7 @@ LOCAL_CLUSTER_ENV = {
 }
 
 
-def run_in_ray(config: RunConfig, run_dir: str) -> dict[str, Any]:
+def run_in_ray(config: RunConfig, run_dir: str, sweep: dict[str, Any]) -> dict[str, Any]:
     """The Ray task: run_one, with the task id as the record's job id (a picklable top-level function)."""
     import ray
 
@@ -54,8 +54,7 @@ def run_in_ray(config: RunConfig, run_dir: str) -> dict[str, Any]:
 
     task_id = ray.get_runtime_context().get_task_id()
     # max_retries=0: each run has one attempt.
-    extra = {**config.extra, "scheduler": "ray", "scheduler_job_id": task_id, "attempt": 1}
-    return run_one(config.replace(extra=extra), run_dir)
+    return run_one(config, run_dir, {**sweep, "scheduler": "ray", "job_id": task_id, "attempt": 1})
 
 
 class RayExecutor(Executor):
@@ -168,7 +167,7 @@ class RayExecutor(Executor):
                 while pending and len(running) < (self.resources.max_parallel or len(pending) + len(running)):
                     task = pending.pop(0)
                     cfg = remote_config(task, self.resources.gpus)
-                    running[remote.remote(cfg, cfg.out)] = task
+                    running[remote.remote(cfg, cfg.out, task.sweep)] = task
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=self.poll_seconds)
                 for task in running.values():
                     events.progress(task)

@@ -3,7 +3,7 @@
     lmprof sweep --models LSTM GRU --vary nhid=200,400,600 --executor slurm \\
         --partition gpu --gpus-per-run 1 --cpus-per-run 4 --time-min 120 --setup "module load cuda"
 
-Each run is one element of the array: ``run_one(config, run_dir)`` in a job
+Each run is one element of the array: ``run_one(config, run_dir, sweep)`` in a job
 of its own, which writes only its run folder. This process (the driver)
 polls the run folders for finished epochs, asks ``sacct`` (through
 submitit) which jobs ended, and alone appends to results.jsonl.
@@ -196,7 +196,7 @@ class SlurmExecutor(Executor):
         executor.update_parameters(**self._parameters(cpus))
         configs = [remote_config(task, self.gpus) for task in tasks]
         try:
-            jobs = executor.map_array(run_one, configs, [cfg.out for cfg in configs])
+            jobs = executor.map_array(run_one, configs, [cfg.out for cfg in configs], [task.sweep for task in tasks])
         except (FailedJobError, FailedSubmissionError) as e:
             reason = " ".join(str(e).split())[:300] or "no message"
             raise UsageError(f"sbatch refused the job array: {reason} (check --partition, --gres, "

@@ -1,11 +1,14 @@
-"""run_one(config, out_dir) -> record: the one worker every executor calls.
+"""run_one(config, out_dir, sweep) -> record: the one worker every executor calls.
 
 It trains one configuration through ``lmprof.runner.run`` (so a sweep's
 numbers are ``lmprof train``'s), and never raises for the run's own
 troubles: a NaN loss, a divergence, an exception or a Ctrl-C all end as a
 record with a status and, for a failure, the error's type, message and
-traceback. The record is written atomically to ``record.json`` in the run
-folder after every epoch and at the end; the worker writes nothing else
+traceback. The record lives in the run's own result.json: the runner's
+metrics, environment, memory and gradients, plus a ``sweep`` section (the
+run's label and key, where and when it ran, its error, each epoch's finish
+time and clip statistics); ``read_record`` reads it back as one dict. It is
+saved atomically after every epoch and at the end; the worker writes nothing
 outside that folder, so any number of workers (processes, cluster jobs) can
 run at once. Only the sweep's driver appends to ``results.jsonl``.
 
@@ -22,22 +25,22 @@ it "not converged" and leave it out of averages, as a diverged one.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import socket
 import traceback
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from lmprof.config import RunConfig
 from lmprof.errors import LossNotFinite
-from lmprof.fsutil import write_text_atomic
 from lmprof.instrument.gradients import CLIP_FIELDS, GradStats, clip_summary
 from lmprof.instrument.memory import MemoryInstrument
 
-RECORD_FILE = "record.json"
+if TYPE_CHECKING:
+    from lmprof.result import RunResult
+
 LOG_FILE = "train.log"
 MEMORY_FIELDS = ("saved_bytes_peak", "param_bytes", "rss_peak_bytes", "cuda_peak_bytes")  # a record's memory
 STATUSES = ("running", "ok", "diverged", "failed", "interrupted")
@@ -94,26 +97,47 @@ def now() -> str:
 
 
 def read_record(run_dir: str | Path) -> dict[str, Any] | None:
-    """The record a worker last wrote, or None when there is none (yet) or it cannot be read."""
+    """The run's record as its worker last saved it (result.json), or None when there is none (yet) or it is unreadable."""
+    from lmprof.errors import UsageError
+    from lmprof.result import RunResult
+
     try:
-        doc = json.loads((Path(run_dir) / RECORD_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        result = RunResult.load(run_dir)
+    except (UsageError, OSError, ValueError):
         return None
-    return doc if isinstance(doc, dict) else None
+    return record_of(result) if result.sweep else None
 
 
-def write_record(run_dir: str | Path, record: dict[str, Any]) -> None:
-    from lmprof.result import json_safe  # NaN/inf -> null, as result.json stores them
+def save_record(folder: Path, result: "RunResult") -> None:
+    """The run's record on disk: its result.json, sweep section included (one place, so a test can cut a run short)."""
+    result.save(folder)
 
-    write_text_atomic(Path(run_dir) / RECORD_FILE, json.dumps(json_safe(record), indent=1, default=str) + "\n")
+
+def record_of(result: "RunResult") -> dict[str, Any]:
+    """One dict with what the driver reads of a run: result.json's metrics and environment, and its sweep section."""
+    sweep, metrics, env = result.sweep, result.metrics, result.environment
+    extras = {e.get("epoch"): e for e in sweep.get("epochs", [])}  # finished_at and clip statistics per epoch
+    record: dict[str, Any] = {
+        **{k: v for k, v in sweep.items() if k != "epochs"},
+        "status": metrics.get("status", "failed"), "message": metrics.get("message") or "",
+        "error": sweep.get("error"), "config": result.config,
+        "epochs": [{**e, **extras.get(e.get("epoch"), {})} for e in metrics.get("epochs", [])],
+        **{k: metrics.get(k) for k in ("test_loss", "test_ppl", "nparams", "ntokens", "wall_seconds")},
+        **{k: env.get(k) for k in ("threads", "device", "gpu", "cpu")},
+    }
+    if result.memory:
+        record["memory"] = {k: result.memory[k] for k in MEMORY_FIELDS if k in result.memory}
+    if result.gradients:
+        record["gradients"] = result.gradients
+    return record
 
 
-def _placement(extra: dict[str, Any]) -> dict[str, Any]:
+def _placement(given: dict[str, Any]) -> dict[str, Any]:
     """Where the run ran: what honest timing comparisons need.
 
     Under SLURM the job id is the one ``squeue``/``sacct``/``scancel`` use
     (``<array id>_<index>`` for an element of a job array) and the attempt
-    counts requeues (after a preemption). A Ray task passes its own in ``extra``.
+    counts requeues (after a preemption). A Ray task passes its own in ``given`` (run_one's ``sweep``).
     """
     array_job, array_task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
     slurm_job = f"{array_job}_{array_task}" if array_job and array_task else os.environ.get("SLURM_JOB_ID")
@@ -123,92 +147,100 @@ def _placement(extra: dict[str, Any]) -> dict[str, Any]:
         "scheduler": "slurm" if slurm_job else None, "job_id": slurm_job,
         "attempt": int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) + 1,
     }
-    if extra.get("scheduler"):
-        placement.update(scheduler=extra["scheduler"], job_id=extra.get("scheduler_job_id"),
-                         attempt=extra.get("attempt", 1))
+    if given.get("scheduler"):
+        placement.update(scheduler=given["scheduler"], job_id=given.get("job_id"), attempt=given.get("attempt", 1))
     return placement
 
 
 def run_one(
     config: RunConfig,
     out_dir: str | Path,
+    sweep: dict[str, Any] | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     watchers: Sequence[Any] = (),
 ) -> dict[str, Any]:
-    """Train one configuration into ``out_dir``; return (and write) its record. Picklable, top level.
+    """Train one configuration into ``out_dir``; return (and save in its result.json) its record. Picklable, top level.
 
-    ``config.extra`` may carry ``vocab_size`` (the driver counts it once per
-    sweep); without it the worker counts it. ``on_record(record)`` is called
-    after each epoch's record is on disk (the inline executor's live rows).
+    ``sweep``: the run's ``run`` label and ``key``, the ``vocab_size`` (the driver
+    counts it once per sweep; without it the worker counts it), ``grad_stats``
+    and ``memory`` (both on by default), and a cluster's ``scheduler``,
+    ``job_id`` and ``attempt``. ``on_record(record)`` is called after each
+    epoch's record is on disk (the inline executor's live rows).
     ``watchers``: more instruments that only watch (the inline executor's progress display).
     """
     from lmprof.config import quiet_library_warnings
+    from lmprof.result import RunResult
 
     quiet_library_warnings()  # a spawned worker: the driver has said the note once already
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    extra = dict(config.extra)
-    record: dict[str, Any] = {
-        "run": extra.get("sweep_run", config.model), "key": extra.get("sweep_key"), "status": "running",
-        "message": "", "error": None, "config": config.to_dict(), "vocab_size": extra.get("vocab_size"),
-        "epochs": [], "started": now(), "finished": None, **_placement(extra),
-    }
-    write_record(folder, record)
-
+    given = dict(sweep or {})
     # Gradient statistics are on in every sweep (they cost under 2%): the clip columns of the tables.
-    grad_stats = [GradStats()] if extra.get("grad_stats", True) else []
+    grad_stats = [GradStats()] if given.pop("grad_stats", True) else []
     # Memory too (about 1%): each run's peak saved activations and RSS sit beside its time.
-    memory = [MemoryInstrument()] if extra.get("memory", True) else []
+    memory = [MemoryInstrument()] if given.pop("memory", True) else []
+    section: dict[str, Any] = {
+        "run": given.get("run", config.model), "key": given.get("key"), "vocab_size": given.get("vocab_size"),
+        "started": now(), "finished": None, **_placement(given), "error": None, "epochs": [],
+    }
+    # Until the runner writes its own (with this same section), the run's file says it started.
+    result = RunResult(command="sweep", config=config.to_dict(), metrics={"status": "running", "epochs": []},
+                       sweep=section, run_dir=str(folder))
+    save_record(folder, result)
 
     def epoch_done(epoch: dict[str, Any]) -> None:
         clip = {k: v for k, v in grad_stats[0].epochs[-1].items() if k in CLIP_FIELDS} if grad_stats and \
             grad_stats[0].epochs and grad_stats[0].epochs[-1]["epoch"] == epoch["epoch"] else {}
-        record["epochs"].append({**epoch, **clip, "finished_at": now()})
-        write_record(folder, record)
+        section["epochs"].append({"epoch": epoch["epoch"], "finished_at": now(), **clip})
+        saved = RunResult.load(folder)  # the runner's file, this epoch in it; the runner's own saves share `section`
+        saved.sweep = section
+        save_record(folder, saved)
         if on_record is not None:
-            on_record(record)
-        history = [e.get("val_ppl") for e in record["epochs"]]
-        if record["vocab_size"] and is_diverged(history, record["vocab_size"], final=epoch["epoch"] == config.epochs):
-            raise PerplexityAboveVocabulary(epoch["epoch"], epoch["val_ppl"], record["vocab_size"])
+            on_record(record_of(saved))
+        history = [e.get("val_ppl") for e in saved.epochs]
+        if section["vocab_size"] and is_diverged(history, section["vocab_size"], final=epoch["epoch"] == config.epochs):
+            raise PerplexityAboveVocabulary(epoch["epoch"], epoch["val_ppl"], section["vocab_size"])
 
     try:
         from lmprof.runner import run
 
-        if not record["vocab_size"]:
-            record["vocab_size"] = vocabulary_size(config)
+        if not section["vocab_size"]:
+            section["vocab_size"] = vocabulary_size(config)
         with open(folder / LOG_FILE, "a", encoding="utf-8") as log_file:
-            log_file.write(f"# {record['run']}: started {record['started']} on {record['host']}\n")
+            log_file.write(f"# {section['run']}: started {section['started']} on {section['host']}\n")
 
             def log(line: str) -> None:
                 log_file.write(line + "\n")
                 log_file.flush()
 
-            # force: the folder is this run's own (record.json); a rerun replaces a cut-off attempt
+            # force: the folder is this run's own; a rerun replaces a cut-off attempt
             result = run(config, command="sweep", log=log, run_dir=folder, on_epoch=epoch_done, force=True,
-                         instruments=[*grad_stats, *memory, *watchers])
+                         instruments=[*grad_stats, *memory, *watchers], sweep=section)
         metrics = result.metrics
-        if result.memory:
-            record["memory"] = {k: result.memory[k] for k in MEMORY_FIELDS if k in result.memory}
-        if result.gradients:
-            record["gradients"] = result.gradients
-            if metrics.get("status") == "diverged" and clip_summary(result.gradients):
-                metrics["message"] = f"{metrics.get('message') or 'diverged'}; {clip_summary(result.gradients)}"
-        record.update(
-            status=metrics.get("status", "failed"), message=metrics.get("message") or "",
-            test_loss=metrics.get("test_loss"), test_ppl=metrics.get("test_ppl"),
-            nparams=metrics.get("nparams"), ntokens=metrics.get("ntokens"),
-            wall_seconds=metrics.get("wall_seconds"), threads=result.environment.get("threads"),
-            device=result.environment.get("device"), gpu=result.environment.get("gpu"),
-            cpu=result.environment.get("cpu"))
+        if result.gradients and metrics.get("status") == "diverged" and clip_summary(result.gradients):
+            metrics["message"] = f"{metrics.get('message') or 'diverged'}; {clip_summary(result.gradients)}"
     except KeyboardInterrupt:
         # Ctrl-C outside the epoch loop (which upstream catches itself): still a record, not a traceback.
-        record.update(status="interrupted", message="interrupted by Ctrl-C")
+        result = _saved_or(result, folder)
+        result.metrics.update(status="interrupted", message="interrupted by Ctrl-C")
     except Exception as e:  # the worker's contract: every failure becomes a record
-        record.update(status="failed", message=f"{e.__class__.__name__}: {e}",
-                      error={"type": e.__class__.__name__, "message": str(e),
-                             "traceback": traceback.format_exc()})
-    if record["status"] == "interrupted" and not record["message"]:
-        record["message"] = "interrupted by Ctrl-C (upstream's loop stops training, then tests)"
-    record["finished"] = now()
-    write_record(folder, record)
-    return record
+        result = _saved_or(result, folder)
+        result.metrics.update(status="failed", message=f"{e.__class__.__name__}: {e}")
+        section["error"] = {"type": e.__class__.__name__, "message": str(e), "traceback": traceback.format_exc()}
+    if result.status == "interrupted" and not result.metrics.get("message"):
+        result.metrics["message"] = "interrupted by Ctrl-C (upstream's loop stops training, then tests)"
+    section["finished"] = now()
+    result.sweep = section
+    save_record(folder, result)
+    return record_of(result)
+
+
+def _saved_or(started: "RunResult", folder: Path) -> "RunResult":
+    """What the runner last saved of this run (its epochs, its status), else the worker's own first file."""
+    from lmprof.errors import UsageError
+    from lmprof.result import RunResult
+
+    try:
+        return RunResult.load(folder)
+    except (UsageError, OSError, ValueError):
+        return started

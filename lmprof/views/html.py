@@ -136,8 +136,6 @@ def config_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
     defaults = RunConfig().to_dict()
     rows = []
     for name, value in config.items():
-        if name == "extra" and not value:
-            continue
         changed = name in defaults and value != defaults[name] and name not in ("data", "save", "out")
         rows.append({"name": name, "value": "—" if value is None else str(value), "changed": changed})
     return rows

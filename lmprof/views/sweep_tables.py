@@ -59,7 +59,7 @@ class RunSeries:
     preclip_max: list[float | None] = field(default_factory=list)  # largest pre-clip gradient norm
     test_ppl: float | None = None
     nparams: int | None = None
-    memory: dict[str, Any] = field(default_factory=dict)  # the run's memory peaks (record.json's memory)
+    memory: dict[str, Any] = field(default_factory=dict)  # the run's memory peaks (result.json's memory, via the sweep's rows)
     jobs: int = 1  # runs at once when it was measured
     threads: int | None = None
     host: str | None = None
