@@ -11,6 +11,7 @@ full disk, Ctrl-C), so a failed write leaves nothing behind.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from contextlib import contextmanager
@@ -18,14 +19,13 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 
-def _read_umask() -> int:
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read at the first write (not at import) and once: os.umask is process-wide,
+    so reading it per write would race with other threads."""
     mask = os.umask(0)  # the only way to read it is to set it; put it straight back
     os.umask(mask)
     return mask
-
-
-# Read once: os.umask is process-wide, so reading it per write would race with other threads.
-_UMASK = _read_umask()
 
 
 @contextmanager
@@ -39,7 +39,7 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

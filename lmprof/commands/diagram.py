@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 from lmprof.commands.common import add_compute_flags
 from lmprof.config import RNN_KINDS, RunConfig
 from lmprof.errors import UsageError
+from lmprof.views.diagram_formats import FORMATS
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from lmprof.result import RunResult
 
-FORMATS = ("svg", "png", "pdf", "dot")  # lmprof.views.render.FORMATS (not imported: --help stays light)
 PROFILE_BATCHES = 20  # --profile: training batches of the short run
 MAX_STEPS = 150  # bptt x nlayers: beyond this the graph takes too long to lay out and to read
 # Small on purpose: the drawing shows the structure, and every box stays readable.

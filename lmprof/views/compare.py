@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from lmprof.compare import (BASELINE, FASTER, NO_SAMPLES, NOISE, NOT_COMPARABLE, SLOWER, STEP_ROW, Comparison,
                             FunctionDiff)
-from lmprof.views.rows import duration
+from lmprof.views.format import duration, ratio as times  # "times": the name the compare and speedlab grids use
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -43,17 +43,8 @@ class Grid:
 
 
 # --- formatting ----------------------------------------------------------------------------
-def times(r: float | None) -> str:
-    """A ratio as a factor: 1.32×; — when one side is missing."""
-    return "—" if r is None else f"{r:.2f}×"
-
-
 def interval(bounds: list[float] | None) -> str:
     return "—" if bounds is None else f"{bounds[0]:.2f}–{bounds[1]:.2f}"
-
-
-def time_or_dash(seconds: float | None) -> str:
-    return "—" if seconds is None else duration(seconds)
 
 
 def value(v: Any) -> str:
@@ -109,7 +100,7 @@ def phase_grid(c: Comparison) -> Grid:
     for p in c.phases:
         cells = [p.name if p.name != STEP_ROW else "whole step"]  # names, as result.json and --json call them
         for median, spread in zip(p.medians, p.spreads):
-            cells.append(time_or_dash(median) + (f" ±{spread / 2 / median:.0%}" if spread is not None and median
+            cells.append(duration(median) + (f" ±{spread / 2 / median:.0%}" if spread is not None and median
                                                  else ""))
         for i in range(1, len(c.names)):
             cells += [times(p.ratios[i]), interval(p.intervals[i]), p.verdicts[i]]
@@ -145,9 +136,9 @@ def line_grid(c: Comparison, fn: FunctionDiff) -> Grid:
     others = letters(c)[1:]
     rows = []
     for d in fn.rows:
-        cells = [d.source, time_or_dash(d.per_hit[0])]
+        cells = [d.source, duration(d.per_hit[0])]
         for v, r in zip(d.per_hit[1:], d.ratios[1:]):
-            cells += [time_or_dash(v), times(r)]
+            cells += [duration(v), times(r)]
         rows.append(cells)
     columns = ["statement", "A per hit"] + [col for x in others for col in (f"{x} per hit", f"{x}/A")]
     return Grid(f"lines-{fn.name}", f"Lines of {fn.name}: the statements whose time per hit changed most", columns,
@@ -158,9 +149,9 @@ def ops_grid(c: Comparison) -> Grid:
     others = letters(c)[1:]
     rows = []
     for o in c.ops:
-        cells = [o.name, time_or_dash(o.per_step[0])]
+        cells = [o.name, duration(o.per_step[0])]
         for v, r in zip(o.per_step[1:], o.ratios[1:]):
-            cells += [time_or_dash(v), times(r)]
+            cells += [duration(v), times(r)]
         rows.append(cells)
     columns = ["operator", "A per step"] + [col for x in others for col in (f"{x} per step", f"{x}/A")]
     return Grid("ops", f"Top operators by {c.op_unit} time per traced step", columns, rows,
@@ -191,7 +182,7 @@ def component_grid(c: Comparison) -> Grid:
     for row in c.components:
         cells = [row.label]
         for x, (f, b) in enumerate(zip(row.forward, row.backward)):
-            cells += [time_or_dash(f), time_or_dash(b)] + ([times(row.ratios[x])] if x else [])
+            cells += [duration(f), duration(b)] + ([times(row.ratios[x])] if x else [])
         rows.append(cells)
     columns = ["component"] + [col for x in letters(c) for col in
                                (f"{x} forward", f"{x} backward", *([f"{x}/A"] if x in others else []))]

@@ -22,9 +22,8 @@ from typing import Any
 
 from lmprof.errors import UsageError
 from lmprof.fsutil import write_bytes_atomic, write_text_atomic
+from lmprof.views.diagram_formats import FORMATS, PURE_FORMATS
 
-FORMATS = ("svg", "png", "pdf", "dot")
-PURE_FORMATS = ("svg", "png")  # what graphviz-pure renders
 INSTALL_HINT = ("install Graphviz (apt install graphviz, brew install graphviz, conda install graphviz) "
                 "or `pip install graphviz-pure` for svg and png")
 RENDER_TIMEOUT_S = 120
