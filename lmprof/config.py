@@ -40,34 +40,51 @@ def quiet_library_warnings() -> None:
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
+def setting(default: Any, help: str, *, flag: str | None = None, metavar: str | None = None,
+            choices: tuple[str, ...] | None = None, upstream: bool = True, cli: bool = True) -> Any:
+    """A RunConfig field and its command-line flag: the one place a setting is described.
+
+    ``flag``: the flag's spelling when it is not ``--name`` (upstream's own, e.g.
+    ``--log-interval``); ``upstream``: one of upstream's flags (False: lmprof's own);
+    ``cli``: False for a setting no flag sets. ``lmprof.commands.common`` builds the
+    flags from these, and the API's keyword checks read that parser.
+    """
+    return dataclasses.field(default=default, metadata={
+        "help": help, "flag": flag, "metavar": metavar, "choices": choices, "upstream": upstream, "cli": cli})
+
+
 @dataclass
 class RunConfig:
-    # --- upstream's flags, upstream's defaults ---
-    data: str | None = None  # corpus folder (train/valid/test.txt); None: lmprof's embedded corpus
-    model: str = "LSTM"  # RNN_TANH, RNN_RELU, LSTM, GRU or Transformer
-    emsize: int = 200  # size of word embeddings
-    nhid: int = 200  # hidden units per layer (feed-forward size for the Transformer)
-    nlayers: int = 2  # number of layers
-    lr: float = 20.0  # initial learning rate
-    clip: float = 0.25  # gradient clipping (max global norm)
-    epochs: int = 40  # upper epoch limit
-    batch_size: int = 20  # training columns; evaluation uses 10
-    bptt: int = 35  # sequence length: steps unrolled per batch
-    dropout: float = 0.2  # dropout applied to layers (0 = no dropout)
-    tied: bool = False  # tie the word embedding and softmax weights
-    seed: int = 1111  # random seed
-    log_interval: int = 200  # report interval, in batches
-    save: str | None = None  # where to save the best model; None: model.pt in the run folder
-    nhead: int = 2  # heads in the Transformer's attention
-    dry_run: bool = False  # stop each epoch after one batch
-    use_optimizer: bool = False  # AdamW instead of plain SGD
-    accel: bool = False  # upstream's switch for an accelerator; lmprof: same as --device auto
+    # --- upstream's flags, upstream's defaults (word_language_model/main.py) ---
+    data: str | None = setting(None, "corpus folder with train.txt, valid.txt, test.txt "
+                                     "(default: lmprof's embedded corpus)")
+    model: str = setting("LSTM", "type of network (RNN_TANH, RNN_RELU, LSTM, GRU, Transformer)")
+    emsize: int = setting(200, "size of word embeddings")
+    nhid: int = setting(200, "number of hidden units per layer")  # the feed-forward size for the Transformer
+    nlayers: int = setting(2, "number of layers")
+    lr: float = setting(20.0, "initial learning rate")
+    clip: float = setting(0.25, "gradient clipping")  # the max global norm
+    epochs: int = setting(40, "upper epoch limit")
+    batch_size: int = setting(20, "batch size", metavar="N")  # training columns; evaluation uses 10
+    bptt: int = setting(35, "sequence length")  # steps unrolled per batch
+    dropout: float = setting(0.2, "dropout applied to layers (0 = no dropout)")
+    tied: bool = setting(False, "tie the word embedding and softmax weights")
+    seed: int = setting(1111, "random seed")
+    log_interval: int = setting(200, "report interval", flag="--log-interval", metavar="N")  # in batches
+    save: str | None = setting(None, "path to save the final model (default: model.pt in the run folder)")
+    nhead: int = setting(2, "the number of heads in the encoder/decoder of the transformer model")
+    dry_run: bool = setting(False, "verify the code and the model", flag="--dry-run")  # one batch per epoch
+    use_optimizer: bool = setting(False, "use AdamW instead of plain SGD", flag="--use-optimizer")
+    accel: bool = setting(False, "use an accelerator when present (same as --device auto)")
     # --- lmprof's own ---
-    max_batches: int | None = None  # stop each epoch's training after this many batches
-    out: str | None = None  # the run folder; None: runs/<command>-<model>-<time>
-    device: str = "auto"  # auto (accelerator if present, else cpu), cpu, cuda, mps
-    threads: int | None = None  # torch CPU threads; None: torch's default
-    synth_seed: int = 0  # seed of the embedded corpus (when data is None)
+    max_batches: int | None = setting(None, "stop each epoch's training after N batches (quick runs)",
+                                      metavar="N", upstream=False)
+    out: str | None = setting(None, "run folder (default: runs/<command>-<model>-<time>)", metavar="DIR",
+                              upstream=False)
+    device: str = setting("auto", "auto: the accelerator when present, else cpu", choices=DEVICES, upstream=False)
+    threads: int | None = setting(None, "torch CPU threads (default: torch's choice for this machine)",
+                                  metavar="N", upstream=False)
+    synth_seed: int = setting(0, "seed of the embedded corpus (when data is None)", upstream=False, cli=False)
 
     eval_batch_size = 10  # upstream's constant (not a flag)
 
@@ -113,6 +130,11 @@ class RunConfig:
         """Build from a dict, ignoring keys this version does not know (older/newer files)."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+    @classmethod
+    def flag_fields(cls) -> list[dataclasses.Field[Any]]:
+        """The fields a command-line flag sets, upstream's first (in upstream's order), then lmprof's."""
+        return [f for f in dataclasses.fields(cls) if f.metadata.get("cli", False)]
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
