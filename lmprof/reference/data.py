@@ -37,16 +37,26 @@ class Corpus:
         self.test = self.tokenize(os.path.join(path, "test.txt"))
 
     def tokenize(self, path: str) -> torch.Tensor:
-        """Tokenize a text file into one 1-D int64 tensor of word ids.
-
-        Upstream reads the file twice (first to grow the dictionary, then to
-        look ids up); one pass gives the same ids, since a word's id is fixed
-        the moment it is first added.
-        """
-        add_word = self.dictionary.add_word
-        ids: list[int] = []
+        """Tokenize a text file into one 1-D int64 tensor of word ids, in upstream's two passes."""
+        assert os.path.exists(path)
+        # Pass 1: grow the dictionary. A word's id is the count of distinct words seen
+        # before it, across train, valid and test, so every file shares one vocabulary.
         with open(path, "r", encoding="utf8") as f:
             for line in f:
                 words = line.split() + ["<eos>"]
-                ids.extend(add_word(word) for word in words)
-        return torch.tensor(ids, dtype=torch.int64)
+                for word in words:
+                    self.dictionary.add_word(word)
+
+        # Pass 2: look every word up. One small tensor per line, joined at the end:
+        #   "the cat <eos>" "sat <eos>"  ->  [4, 9, 0] [17, 0]  ->  [4, 9, 0, 17, 0]
+        with open(path, "r", encoding="utf8") as f:
+            idss = []
+            for line in f:
+                words = line.split() + ["<eos>"]
+                ids = []
+                for word in words:
+                    ids.append(self.dictionary.word2idx[word])
+                idss.append(torch.tensor(ids).type(torch.int64))
+            ids = torch.cat(idss)
+
+        return ids
