@@ -32,13 +32,15 @@ PHASES: tuple[Phase, ...] = (
     Phase("batchify", "batchify", "run"),
     Phase("model_build", "build model", "run"),
     Phase("data", "get_batch", "step"),
-    Phase("repackage", "zero_grad, repackage_hidden", "step"),
+    Phase("zero_grad", "zero_grad", "step"),
+    Phase("repackage", "repackage_hidden", "step"),  # recurrent models only
     Phase("forward", "forward", "step"),
     Phase("loss", "loss", "step"),
     Phase("backward", "backward (BPTT)", "step"),
     Phase("clip", "clip gradients", "step"),
     Phase("update", "update parameters", "step"),
-    Phase("logging", "loss.item() and logging", "step"),
+    # loss.item() copies the loss to the host: on a GPU the host waits there for the step's queued kernels.
+    Phase("logging", "loss.item() (waits for the device), logging", "step"),
     Phase("evaluate_valid", "evaluate on validation", "epoch"),
     Phase("checkpoint_save", "save best / anneal lr", "epoch"),
     Phase("checkpoint_load", "load best", "run"),

@@ -45,14 +45,14 @@ train · lmprof/reference/loop.py:10 · 8.00 s total, 80.0% of the run · 1 call
 
 PHASE_TABLE = """\
 Phases · clock: host
- phase                               calls     total      mean  share
- read corpus (Dictionary, tokenize)      1  500.0 ms  500.0 ms   5.0%  ▌
- forward                                 4    2.00 s  500.0 ms  20.0%  ██
- backward (BPTT)                         4    5.00 s    1.25 s  50.0%  █████
- loss.item() and logging                 4    1.00 s  250.0 ms  10.0%  █
- evaluate on validation                  1  250.0 ms  250.0 ms   2.5%  ▎
- evaluate on test                        1  750.0 ms  750.0 ms   7.5%  ▊
- (outside phases)                           500.0 ms             5.0%  ▌
+ phase                                        calls     total      mean  share
+ read corpus (Dictionary, tokenize)               1  500.0 ms  500.0 ms   5.0%  ▌
+ forward                                          4    2.00 s  500.0 ms  20.0%  ██
+ backward (BPTT)                                  4    5.00 s    1.25 s  50.0%  █████
+ loss.item() (waits for the device), logging      4    1.00 s  250.0 ms  10.0%  █
+ evaluate on validation                           1  250.0 ms  250.0 ms   2.5%  ▎
+ evaluate on test                                 1  750.0 ms  750.0 ms   7.5%  ▊
+ (outside phases)                                    500.0 ms             5.0%  ▌
 Phases cover 94.1% of train()'s wall time; shares are of the whole run's wall time."""
 
 SUMMARY = """\

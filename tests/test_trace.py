@@ -49,7 +49,7 @@ def test_trace_writes_one_trace_file_with_phase_spans_around_operators(traced: P
     spans = [e for e in events if e.get("cat") == "user_annotation"]
     names = [e["name"] for e in spans]
     # default schedule: 1 step waited, 1 warm-up, 3 recorded; each recorded step has its phases
-    for phase in ("data", "repackage", "forward", "loss", "backward", "clip", "update", "logging"):
+    for phase in ("data", "zero_grad", "repackage", "forward", "loss", "backward", "clip", "update", "logging"):
         assert names.count(phase) == 3, phase
     assert sorted(n for n in names if n.startswith("ProfilerStep#")) == ["ProfilerStep#2", "ProfilerStep#3",
                                                                           "ProfilerStep#4"]

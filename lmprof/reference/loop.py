@@ -138,18 +138,19 @@ def train(
             data, targets = get_batch(train_data, i, cfg.bptt)
         # Starting each batch, we detach the hidden state from how it was previously produced.
         # If we didn't, the model would try backpropagating all the way to start of the dataset.
-        with phase("repackage"):
+        with phase("zero_grad"):
             if optimizer is not None:
                 optimizer.zero_grad()
             else:
                 model.zero_grad()
-            if cfg.model != "Transformer":
-                hidden = repackage_hidden(hidden)
-        with phase("forward"):
-            if cfg.model == "Transformer":
+        if cfg.model == "Transformer":
+            with phase("forward"):
                 output = model(data)
                 output = output.view(-1, ntokens)
-            else:
+        else:
+            with phase("repackage"):
+                hidden = repackage_hidden(hidden)
+            with phase("forward"):
                 output, hidden = model(data, hidden)
         with phase("loss"):
             loss = criterion(output, targets)
