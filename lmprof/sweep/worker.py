@@ -188,37 +188,9 @@ def run_one(
                        sweep=section, run_dir=str(folder))
     save_record(folder, result)
 
-    def epoch_done(epoch: dict[str, Any]) -> None:
-        clip = {k: v for k, v in grad_stats[0].epochs[-1].items() if k in CLIP_FIELDS} if grad_stats and \
-            grad_stats[0].epochs and grad_stats[0].epochs[-1]["epoch"] == epoch["epoch"] else {}
-        section["epochs"].append({"epoch": epoch["epoch"], "finished_at": now(), **clip})
-        saved = RunResult.load(folder)  # the runner's file, this epoch in it; the runner's own saves share `section`
-        saved.sweep = section
-        save_record(folder, saved)
-        if on_record is not None:
-            on_record(record_of(saved))
-        history = [e.get("val_ppl") for e in saved.epochs]
-        if section["vocab_size"] and is_diverged(history, section["vocab_size"], final=epoch["epoch"] == config.epochs):
-            raise PerplexityAboveVocabulary(epoch["epoch"], epoch["val_ppl"], section["vocab_size"])
-
     try:
-        from lmprof.runner import run
-
-        if not section["vocab_size"]:
-            section["vocab_size"] = vocabulary_size(config)
-        with open(folder / LOG_FILE, "a", encoding="utf-8") as log_file:
-            log_file.write(f"# {section['run']}: started {section['started']} on {section['host']}\n")
-
-            def log(line: str) -> None:
-                log_file.write(line + "\n")
-                log_file.flush()
-
-            # force: the folder is this run's own; a rerun replaces a cut-off attempt
-            result = run(config, command="sweep", log=log, run_dir=folder, on_epoch=epoch_done, force=True,
-                         instruments=[*grad_stats, *memory, *watchers], sweep=section)
-        metrics = result.metrics
-        if result.gradients and metrics.get("status") == "diverged" and clip_summary(result.gradients):
-            metrics["message"] = f"{metrics.get('message') or 'diverged'}; {clip_summary(result.gradients)}"
+        epoch_done = _epoch_keeper(config, folder, section, grad_stats, on_record)
+        result = _train(config, folder, section, [*grad_stats, *memory, *watchers], epoch_done)
     except KeyboardInterrupt:
         # Ctrl-C outside the epoch loop (which upstream catches itself): still a record, not a traceback.
         result = _saved_or(result, folder)
@@ -233,6 +205,50 @@ def run_one(
     result.sweep = section
     save_record(folder, result)
     return record_of(result)
+
+
+def _epoch_keeper(config: RunConfig, folder: Path, section: dict[str, Any], grad_stats: list[GradStats],
+                  on_record: Callable[[dict[str, Any]], None] | None) -> Callable[[dict[str, Any]], None]:
+    """The runner's ``on_epoch``: the epoch's finish time and clip statistics saved, then the divergence rule."""
+    from lmprof.result import RunResult
+
+    def epoch_done(epoch: dict[str, Any]) -> None:
+        clip = {k: v for k, v in grad_stats[0].epochs[-1].items() if k in CLIP_FIELDS} if grad_stats and \
+            grad_stats[0].epochs and grad_stats[0].epochs[-1]["epoch"] == epoch["epoch"] else {}
+        section["epochs"].append({"epoch": epoch["epoch"], "finished_at": now(), **clip})
+        saved = RunResult.load(folder)  # the runner's file, this epoch in it; the runner's own saves share `section`
+        saved.sweep = section
+        save_record(folder, saved)
+        if on_record is not None:
+            on_record(record_of(saved))
+        history = [e.get("val_ppl") for e in saved.epochs]
+        if section["vocab_size"] and is_diverged(history, section["vocab_size"], final=epoch["epoch"] == config.epochs):
+            raise PerplexityAboveVocabulary(epoch["epoch"], epoch["val_ppl"], section["vocab_size"])
+
+    return epoch_done
+
+
+def _train(config: RunConfig, folder: Path, section: dict[str, Any], instruments: list[Any],
+           epoch_done: Callable[[dict[str, Any]], None]) -> "RunResult":
+    """``lmprof.runner.run`` into the run's folder, its log into train.log; a divergence's message cites the clip."""
+    from lmprof.runner import run
+
+    if not section["vocab_size"]:
+        section["vocab_size"] = vocabulary_size(config)
+    with open(folder / LOG_FILE, "a", encoding="utf-8") as log_file:
+        log_file.write(f"# {section['run']}: started {section['started']} on {section['host']}\n")
+
+        def log(line: str) -> None:
+            log_file.write(line + "\n")
+            log_file.flush()
+
+        # force: the folder is this run's own; a rerun replaces a cut-off attempt
+        result = run(config, command="sweep", log=log, run_dir=folder, on_epoch=epoch_done, force=True,
+                     instruments=instruments, sweep=section)
+    metrics = result.metrics
+    if result.gradients and metrics.get("status") == "diverged" and clip_summary(result.gradients):
+        metrics["message"] = f"{metrics.get('message') or 'diverged'}; {clip_summary(result.gradients)}"
+    return result
 
 
 def _saved_or(started: "RunResult", folder: Path) -> "RunResult":
