@@ -20,7 +20,6 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from lmprof.version import __version__
 from lmprof.config import RunConfig
 from lmprof.corpora import synth
 from lmprof.corpora.check import CorpusSize, check_corpus
@@ -28,6 +27,7 @@ from lmprof.errors import UsageError
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.phases import Fanout, listening
 from lmprof.result import RunResult
+from lmprof.version import __version__
 
 Log = Callable[[str], None]
 
@@ -184,14 +184,7 @@ def run(
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    # config.data stays as the user gave it (None: the embedded corpus); the folder read is in metrics
-    result = RunResult(command=command, config={**cfg.to_dict(), "save": save_path},
-                       environment=environment(device), run_dir=str(folder), sweep=sweep if sweep is not None else {})
-    # pid and host while running: a reader can tell a live run from one that was killed (SIGKILL, a crash)
-    result.metrics = {"status": "running", "epochs": [], "corpus": str(data_path), "corpus_tokens": vars(size),
-                      "pid": os.getpid(), "host": socket.gethostname()}
-    result.files["checkpoint"] = os.path.relpath(save_path, folder)
-    result.save(folder)
+    result = _first_result(cfg, command, device, folder, data_path, size, save_path, sweep)
 
     def keep_epoch(record: dict[str, Any]) -> None:
         result.metrics["epochs"].append(record)
@@ -201,20 +194,11 @@ def run(
 
     context = RunContext(cfg=cfg, device=device, run_dir=folder, batches_per_epoch=batches_per_epoch(cfg, size),
                          full_batches_per_epoch=full_batches_per_epoch(cfg, size))
-    recorders = []
     started: list[Instrument] = []
     start = time.perf_counter()
     try:
         with ExitStack() as stack:
-            for instrument in instruments:
-                instrument.start(context)
-                started.append(instrument)
-                stack.callback(instrument.stop)
-                rec = instrument.recorder()
-                if rec is not None:
-                    recorders.append(rec)
-            if recorders:
-                stack.enter_context(listening(recorders[0] if len(recorders) == 1 else Fanout(*recorders)))
+            _start_watching(stack, instruments, context, started)
             outcome = main(cfg, str(data_path), save_path, device, log=log, on_epoch=keep_epoch)
     except KeyboardInterrupt:
         result.metrics["status"] = "interrupted"
@@ -236,6 +220,35 @@ def run(
     if unsaved:
         raise UsageError(unsaved_message(result, folder, unsaved))
     return result
+
+
+def _first_result(cfg: RunConfig, command: str, device: Any, folder: Path, data_path: Path, size: CorpusSize,
+                  save_path: str, sweep: dict[str, Any] | None) -> RunResult:
+    """The run's result.json before training: its config, environment and a "running" status, saved."""
+    # config.data stays as the user gave it (None: the embedded corpus); the folder read is in metrics
+    result = RunResult(command=command, config={**cfg.to_dict(), "save": save_path},
+                       environment=environment(device), run_dir=str(folder), sweep=sweep if sweep is not None else {})
+    # pid and host while running: a reader can tell a live run from one that was killed (SIGKILL, a crash)
+    result.metrics = {"status": "running", "epochs": [], "corpus": str(data_path), "corpus_tokens": vars(size),
+                      "pid": os.getpid(), "host": socket.gethostname()}
+    result.files["checkpoint"] = os.path.relpath(save_path, folder)
+    result.save(folder)
+    return result
+
+
+def _start_watching(stack: ExitStack, instruments: Sequence[Instrument], context: RunContext,
+                    started: list[Instrument]) -> None:
+    """Start each instrument (stopped when ``stack`` closes) and install their recorders for the markers."""
+    recorders = []
+    for instrument in instruments:
+        instrument.start(context)
+        started.append(instrument)
+        stack.callback(instrument.stop)
+        rec = instrument.recorder()
+        if rec is not None:
+            recorders.append(rec)
+    if recorders:
+        stack.enter_context(listening(recorders[0] if len(recorders) == 1 else Fanout(*recorders)))
 
 
 def _close(result: RunResult, folder: Path, started: Sequence[Instrument], start: float) -> OSError | None:
