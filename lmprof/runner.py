@@ -186,12 +186,9 @@ def run(
         torch.set_num_threads(cfg.threads)
     result = _first_result(cfg, command, device, folder, data_path, size, save_path, sweep)
 
-    def keep_epoch(record: dict[str, Any]) -> None:
-        result.metrics["epochs"].append(record)
-        result.save(folder)  # an interrupted run keeps every finished epoch
-        if on_epoch is not None:
-            on_epoch(record)
+    from lmprof.epoch_records import EpochRecords
 
+    records = EpochRecords(result, folder, cfg.bptt, on_epoch)
     context = RunContext(cfg=cfg, device=device, run_dir=folder, batches_per_epoch=batches_per_epoch(cfg, size),
                          full_batches_per_epoch=full_batches_per_epoch(cfg, size))
     started: list[Instrument] = []
@@ -199,7 +196,7 @@ def run(
     try:
         with ExitStack() as stack:
             _start_watching(stack, instruments, context, started)
-            outcome = main(cfg, str(data_path), save_path, device, log=log, on_epoch=keep_epoch)
+            main(cfg, str(data_path), save_path, device, log=log, watch=records)
     except KeyboardInterrupt:
         result.metrics["status"] = "interrupted"
         _close(result, folder, started, start)
@@ -212,10 +209,9 @@ def run(
             raise UsageError(unsaved_message(result, folder, e if isinstance(e, OSError) else unsaved)) from None
         raise
     result.metrics.update(
-        status=outcome.status, message=outcome.message, test_loss=outcome.test_loss,
-        test_ppl=outcome.test_ppl, ntokens=outcome.ntokens, nparams=outcome.nparams,
-        train_tokens=outcome.train_tokens)
-    result.metrics["epochs"] = outcome.epochs
+        status=records.status, message=records.message, test_loss=records.test_loss,
+        test_ppl=records.test_ppl, ntokens=records.ntokens, nparams=records.nparams,
+        train_tokens=records.train_tokens)
     unsaved = _close(result, folder, started, start)
     if unsaved:
         raise UsageError(unsaved_message(result, folder, unsaved))

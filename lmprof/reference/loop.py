@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -191,19 +190,20 @@ def train(
 # The epoch driver
 ###############################################################################
 
-@dataclass
-class Outcome:
-    """What one run of ``main`` measured; the runner turns it into a RunResult."""
+class Watch:
+    """What the epoch loop tells whoever keeps the records (lmprof's runner: ``lmprof.runner.EpochRecords``).
 
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-    status: str = "ok"  # ok, interrupted, diverged
-    message: str = ""
-    test_loss: float | None = None
-    test_ppl: float | None = None
-    ntokens: int = 0
-    nparams: int = 0
-    train_tokens: int = 0
-    model: nn.Module | None = None
+    The loop only reports; every method here does nothing, so ``main`` run bare
+    is upstream's program. ``validated`` may raise LossNotFinite (a NaN loss, or
+    a sweep's divergence rule): the loop then stops as diverged.
+    """
+
+    def built(self, model: nn.Module, ntokens: int, train_data: torch.Tensor) -> None: ...
+    def training(self, epoch: int) -> None: ...
+    def trained(self, epoch: int, lr: float, batches: int) -> None: ...
+    def validated(self, val_loss: float) -> None: ...
+    def stopped(self, status: str, message: str = "") -> None: ...
+    def tested(self, test_loss: float) -> None: ...
 
 
 def build_model(cfg: RunConfig, ntokens: int, device: torch.device) -> nn.Module:
@@ -231,9 +231,9 @@ def main(
     device: torch.device,
     *,
     log: Log = print,
-    on_epoch: Callable[[dict[str, Any]], None] | None = None,
-) -> Outcome:
-    """Upstream's main.py from ``torch.manual_seed`` to the test evaluation."""
+    watch: Watch = Watch(),
+) -> nn.Module:
+    """Upstream's main.py from ``torch.manual_seed`` to the test evaluation; returns the model."""
     # Set the random seed manually for reproducibility.
     torch.manual_seed(cfg.seed)
     log(f"Using device: {device}")
@@ -251,20 +251,19 @@ def main(
         model = build_model(cfg, ntokens, device)
         criterion = nn.NLLLoss()
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr) if cfg.use_optimizer else None
-    outcome = Outcome(ntokens=ntokens, nparams=sum(p.numel() for p in model.parameters()))
+    watch.built(model, ntokens, train_data)
 
     # Loop over epochs.
     lr = cfg.lr
     best_val_loss = None
-    saved = False
     # At any point you can hit Ctrl + C to break out of training early.
     try:
         for epoch in range(1, cfg.epochs + 1):
             epoch_start_time = time.time()
-            train_start = time.perf_counter()
+            watch.training(epoch)
             batches = train(model, train_data, cfg, criterion, ntokens,
                             lr=lr, epoch=epoch, optimizer=optimizer, log=log)
-            train_seconds = time.perf_counter() - train_start
+            watch.trained(epoch, lr, batches)
             with phase("evaluate_valid"):
                 val_loss = evaluate(model, val_data, cfg, criterion, ntokens)
             log('-' * 89)
@@ -272,22 +271,11 @@ def main(
                 'valid ppl {:8.2f}'.format(epoch, (time.time() - epoch_start_time),
                                            val_loss, perplexity(val_loss)))
             log('-' * 89)
-            tokens = tokens_seen(train_data, cfg.bptt, batches)
-            outcome.train_tokens += tokens
-            outcome.epochs.append({
-                "epoch": epoch, "lr": lr, "batches": batches, "tokens": tokens,
-                "train_seconds": train_seconds, "tokens_per_s": tokens / train_seconds,
-                "val_loss": val_loss, "val_ppl": perplexity(val_loss),
-            })
-            if on_epoch is not None:
-                on_epoch(outcome.epochs[-1])
-            if not math.isfinite(val_loss):
-                raise LossNotFinite(epoch, batches - 1)
+            watch.validated(val_loss)
             # Save the model if the validation loss is the best we've seen so far.
             with phase("checkpoint_save"):
                 if not best_val_loss or val_loss < best_val_loss:
                     save_checkpoint(model, cfg, save_path)
-                    saved = True
                     best_val_loss = val_loss
                 else:
                     # Anneal the learning rate if no improvement has been seen in the validation dataset.
@@ -295,17 +283,16 @@ def main(
     except KeyboardInterrupt:
         log('-' * 89)
         log('Exiting from training early')
-        outcome.status = "interrupted"
-    except LossNotFinite as e:
+        watch.stopped("interrupted")
+    except LossNotFinite as e:  # lmprof: a NaN loss ends the run here, without a test
         log('-' * 89)
         log(f'Stopped: {e}')
-        outcome.status, outcome.message = "diverged", str(e)
-        outcome.model = model
-        return outcome
+        watch.stopped("diverged", str(e))
+        return model
 
     # Load the best saved model.
     with phase("checkpoint_load"):
-        if saved:
+        if best_val_loss is not None:  # lmprof: a run stopped in its first epoch saved nothing
             checkpoint = torch.load(save_path, map_location=device, weights_only=True)
             model.load_state_dict(checkpoint["state_dict"])
             if isinstance(model, RNNModel):
@@ -320,6 +307,5 @@ def main(
     log('| End of training | test loss {:5.2f} | test ppl {:8.2f}'.format(
         test_loss, perplexity(test_loss)))
     log('=' * 89)
-    outcome.test_loss, outcome.test_ppl = test_loss, perplexity(test_loss)
-    outcome.model = model
-    return outcome
+    watch.tested(test_loss)
+    return model
