@@ -19,20 +19,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lmprof import RunConfig, RunResult, run
+from _comparing import profile  # the short profile the three comparisons share
 from lmprof.compare import compare
-from lmprof.instrument.flops import AchievedFlops
-from lmprof.instrument.recorders import PhaseTimer
 from lmprof.views.compare import compare_view
-
-BATCHES = 40  # enough batches for a median and its interval; one epoch on the embedded corpus
-
-
-def profile(folder: Path, **changes: object) -> RunResult:
-    """A short run under the phase timer and FLOP counter: what `lmprof profile` records, minus line times."""
-    cfg = RunConfig(epochs=1, max_batches=BATCHES, device="cpu", **changes)  # type: ignore[arg-type]
-    return run(cfg, command="profile", instruments=[PhaseTimer(), AchievedFlops()], log=lambda line: None,
-               run_dir=folder, force=True)  # a second run of the example replaces its own folders
 
 
 def main() -> None:
