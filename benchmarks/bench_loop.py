@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 def prepare(data: str | Path | None, **overrides: Any) -> dict[str, Any]:
@@ -45,26 +45,36 @@ def time_train(setup: dict[str, Any], batches: int, recorder: Any = None) -> flo
         return time.perf_counter() - start
 
 
-def phase_recording_ratio(data: str | Path | None = None, pairs: int = 25, batches: int = 4) -> dict[str, Any]:
-    """Phase recorder on / off over many short interleaved pairs (A B, B A, ...): median, min, max."""
+def interleaved_ratio(setup: dict[str, Any], watched: Callable[[dict[str, Any], int], float], target: float,
+                      pairs: int = 25, batches: int = 4) -> dict[str, Any]:
+    """An instrument on / off over interleaved pairs (A B, B A, ...): median, min and max of the time ratios.
+
+    ``watched(setup, batches)`` times ``batches`` training batches with the instrument on; alternating
+    which side goes first puts the machine's drift on both sides, so the median sees the instrument.
+    """
     import statistics
 
-    from lmprof.instrument.recorders import HostRecorder
-
-    setup = prepare(data)
     time_train(setup, 2)
-    time_train(setup, 2, HostRecorder())
+    watched(setup, 2)  # warm-up on both sides
     ratios = []
     for i in range(pairs):
         if i % 2:
-            on = time_train(setup, batches, HostRecorder())
+            on = watched(setup, batches)
             off = time_train(setup, batches)
         else:
             off = time_train(setup, batches)
-            on = time_train(setup, batches, HostRecorder())
+            on = watched(setup, batches)
         ratios.append(on / off)
     return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "ratios": ratios,
-            "pairs": pairs, "batches": batches, "target": 1.02}
+            "pairs": pairs, "batches": batches, "target": target}
+
+
+def phase_recording_ratio(data: str | Path | None = None, pairs: int = 25, batches: int = 4) -> dict[str, Any]:
+    """Phase recorder on / off over many short interleaved pairs: median, min, max."""
+    from lmprof.instrument.recorders import HostRecorder
+
+    return interleaved_ratio(prepare(data), lambda setup, n: time_train(setup, n, HostRecorder()), 1.02,
+                             pairs, batches)
 
 
 def measure(data: str | Path | None = None, batches: int = 40, repeats: int = 3) -> dict[str, Any]:

@@ -6,11 +6,10 @@ bench_loop.phase_recording_ratio does; the median ratio, min and max.
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 from typing import Any
 
-from bench_loop import prepare, time_train
+from bench_loop import interleaved_ratio, prepare, time_train
 
 TARGET = 1.03
 
@@ -29,20 +28,7 @@ def time_with_memory(setup: dict[str, Any], batches: int) -> float:
 
 def memory_ratio(data: str | Path | None = None, pairs: int = 25, batches: int = 4) -> dict[str, Any]:
     """--memory on / off over interleaved pairs: median, min, max of the time ratios."""
-    setup = prepare(data)
-    time_train(setup, 2)
-    time_with_memory(setup, 2)
-    ratios = []
-    for i in range(pairs):
-        if i % 2:
-            on = time_with_memory(setup, batches)
-            off = time_train(setup, batches)
-        else:
-            off = time_train(setup, batches)
-            on = time_with_memory(setup, batches)
-        ratios.append(on / off)
-    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "ratios": ratios,
-            "pairs": pairs, "batches": batches, "target": TARGET}
+    return interleaved_ratio(prepare(data), time_with_memory, TARGET, pairs, batches)
 
 
 if __name__ == "__main__":
