@@ -109,11 +109,11 @@ def flow_figure(flow: GradientFlow) -> "Figure":
     """Norm against steps back from the loss, log scale: one line per kind and layer (c dashed)."""
     import matplotlib
 
-    from lmprof.views.plots import _new_figure
+    from lmprof.views.plots import new_figure
 
     cfg = flow.config
     trained = "trained weights" if cfg.get("trained") else "at initialisation"
-    fig, ax = _new_figure(f"Gradient flow through time: |dLoss_T / dh_t| by steps back from the loss\n"
+    fig, ax = new_figure(f"Gradient flow through time: |dLoss_T / dh_t| by steps back from the loss\n"
                           f"bptt {cfg['bptt']}, {cfg['nlayers']} layer(s), nhid {cfg['nhid']}, {trained}, "
                           f"mean of {flow.batches} batches")
     tab10 = matplotlib.colormaps["tab10"]

@@ -33,11 +33,12 @@ _LINESTYLES = ("-", "--", ":", "-.")
 _MARKERS = ("o", "s", "^", "D")
 
 
-def _new_figure(title: str) -> tuple["Figure", "Axes"]:
+def new_figure(title: str, size: tuple[float, float] = (9.5, 5.0)) -> tuple["Figure", "Axes"]:
+    """One titled, gridded axes on an off-screen figure (no pyplot state): every lmprof plot starts here."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9.5, 5.0), layout="constrained")
+    fig = Figure(figsize=size, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.set_title(title, loc="left", fontsize=11)
@@ -75,7 +76,7 @@ def _legend(ax: "Axes") -> None:
 
 
 def val_ppl_figure(view: SweepView) -> "Figure":
-    fig, ax = _new_figure(f"{view.name}: validation perplexity per epoch (log scale)")
+    fig, ax = new_figure(f"{view.name}: validation perplexity per epoch (log scale)")
     for run in view.runs.values():
         points = [(e, p) for e, p in zip(run.epochs, run.val_ppl) if p is not None]
         ax.plot([e for e, _ in points], [p for _, p in points], **_style(view, run))
@@ -105,7 +106,7 @@ def _refuse_mixed(view: SweepView, ax: "Axes", mixed_hardware: bool) -> bool:
 
 
 def epoch_time_figure(view: SweepView, mixed_hardware: bool = False) -> "Figure":
-    fig, ax = _new_figure(f"{view.name}: training seconds per epoch" + _parallel_note(view, mixed_hardware))
+    fig, ax = new_figure(f"{view.name}: training seconds per epoch" + _parallel_note(view, mixed_hardware))
     if _refuse_mixed(view, ax, mixed_hardware):
         return fig
     for run in view.runs.values():
@@ -120,7 +121,7 @@ def epoch_time_figure(view: SweepView, mixed_hardware: bool = False) -> "Figure"
 
 def ppl_vs_time_figure(view: SweepView, mixed_hardware: bool = False) -> "Figure":
     """Each run's total training time against its last validation perplexity: lower left is better."""
-    fig, ax = _new_figure(f"{view.name}: last validation perplexity vs total training time"
+    fig, ax = new_figure(f"{view.name}: last validation perplexity vs total training time"
                           + _parallel_note(view, mixed_hardware))
     if _refuse_mixed(view, ax, mixed_hardware):
         return fig

@@ -162,15 +162,9 @@ def ladder_view(ladder: Ladder) -> "RenderableType":
 
 # --- figures -------------------------------------------------------------------------------------
 def _figure(title: str) -> tuple["Figure", Any]:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from lmprof.views.plots import new_figure
 
-    fig = Figure(figsize=(8.5, 4.2), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.set_title(title, loc="left", fontsize=11)
-    ax.grid(True, alpha=0.3)
-    return fig, ax
+    return new_figure(title, size=(8.5, 4.2))
 
 
 def speedup_figure(ladder: Ladder) -> "Figure":
