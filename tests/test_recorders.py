@@ -183,7 +183,9 @@ def test_phase_timer_on_a_real_cpu_run(tiny_corpus: Path, tmp_path: Path) -> Non
     assert rows["evaluate_valid"]["calls"] == rows["evaluate_test"]["calls"] == 1
     summary = result.phase_summary
     assert summary["clock"] == "host"
-    assert summary["train_coverage"] >= 0.99
+    # the step phases explain train() but for the Python between their markers: ~99% here, a few percent
+    # less for 8 tiny batches on a loaded machine; a phase left unmarked would lose far more than that
+    assert 0.9 <= summary["train_coverage"] <= 1.0
     assert sum(r["share"] for r in result.phases) == pytest.approx(1.0)
     # per-call samples of each step phase add up to its total; the whole epoch's batch count is kept
     for name in STEP_PHASES:

@@ -174,6 +174,23 @@ def test_perplexity_above_the_vocabulary_stops_the_run(tiny_corpus, tmp_path) ->
     assert [e["epoch"] for e in saved.sweep["epochs"]] == [1, 2] and not (tmp_path / "run" / "record.json").exists()
 
 
+def test_a_stop_request_in_the_run_folder_ends_training_as_ctrl_c_does(tiny_corpus, tmp_path) -> None:
+    from lmprof.sweep.worker import STOP_FILE, StopOnRequest, clear_stop_request, request_stop
+
+    folder = tmp_path / "run"
+    cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, epochs=5, max_batches=3, bptt=8)
+    record = run_one(cfg, folder, {"run": "LSTM", "key": "k"}, on_record=lambda epoch: request_stop(folder),
+                     watchers=[StopOnRequest(folder)])
+    # asked after epoch 1: epoch 2 stops at its first batch, then upstream tests the best model as after Ctrl-C
+    assert record["status"] == "interrupted" and [e["epoch"] for e in record["epochs"]] == [1]
+    saved = RunResult.load(folder)
+    assert saved.metrics["test_ppl"] > 0 and "Exiting from training early" in (folder / "train.log").read_text()
+    assert not (folder / STOP_FILE).exists()  # acted on, then gone: a rerun is not stopped by it
+    request_stop(folder)
+    clear_stop_request(folder)  # what a driver does before it starts the run again
+    assert not (folder / STOP_FILE).exists()
+
+
 def test_run_one_turns_a_failure_into_a_record_and_is_picklable(tmp_path) -> None:
     cfg = RunConfig(data=str(tmp_path / "no-corpus"), epochs=1)
     assert pickle.loads(pickle.dumps(run_one)) is run_one and pickle.loads(pickle.dumps(cfg)) == cfg

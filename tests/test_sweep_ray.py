@@ -137,5 +137,7 @@ def test_ctrl_c_interrupts_the_ray_runs_which_write_their_record(
     runs = rows(out, "run")
     assert runs and all(r["status"] == "interrupted" for r in runs)
     records = [read_record(p) or {} for p in (out / "runs").iterdir()]
-    assert any(r["status"] == "interrupted" and r["epochs"] for r in records)  # Ray's cancel reached the run
+    # the stop request reached a started run: it stopped training, tested, and wrote its own record
+    assert any(r["status"] == "interrupted" and r["epochs"] and r["test_ppl"] for r in records)
+    assert not list((out / "runs").glob("*/stop-requested"))
     assert all(r["epochs_done"] < 300 for r in runs)

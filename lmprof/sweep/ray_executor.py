@@ -18,6 +18,9 @@ temporary folder in ``$RAY_TMPDIR`` or a fresh folder in the system's
 temporary folder (not /tmp/ray). An already initialised Ray session (a
 notebook, a test) is used as it is.
 
+Ctrl-C: each started run is asked to stop through its folder (a
+``stop-requested`` file, see ``lmprof.sweep.worker.StopOnRequest``) and ends
+as Ctrl-C ends ``lmprof train``: no more training, test, its record saved.
 Resume: Ray tasks belong to the driver and end with it, so a rerun runs
 the unfinished runs again (``--cancel-on-exit`` is a SLURM flag).
 """
@@ -50,11 +53,12 @@ def run_in_ray(config: RunConfig, run_dir: str, sweep: dict[str, Any]) -> dict[s
     """The Ray task: run_one, with the task id as the record's job id (a picklable top-level function)."""
     import ray
 
-    from lmprof.sweep.worker import run_one
+    from lmprof.sweep.worker import StopOnRequest, run_one
 
     task_id = ray.get_runtime_context().get_task_id()
-    # max_retries=0: each run has one attempt.
-    return run_one(config, run_dir, {**sweep, "scheduler": "ray", "job_id": task_id, "attempt": 1})
+    # max_retries=0: each run has one attempt. The driver's Ctrl-C reaches it through its folder.
+    return run_one(config, run_dir, {**sweep, "scheduler": "ray", "job_id": task_id, "attempt": 1},
+                   watchers=[StopOnRequest(run_dir)])
 
 
 class RayExecutor(Executor):
@@ -160,6 +164,8 @@ class RayExecutor(Executor):
                                  f"{total.get(kind, 0.0):g}: lower {flag}, or use a bigger cluster")
 
     def _loop(self, ray: Any, remote: Any, pending: list[Task], events: Events) -> None:
+        from lmprof.sweep.worker import clear_stop_request
+
         running: dict[Any, Task] = {}  # object ref -> task
         timed_out: set[Task] = set()
         try:
@@ -167,6 +173,7 @@ class RayExecutor(Executor):
                 while pending and len(running) < (self.resources.max_parallel or len(pending) + len(running)):
                     task = pending.pop(0)
                     cfg = remote_config(task, self.resources.gpus)
+                    clear_stop_request(task.run_dir)  # an earlier sweep's Ctrl-C must not stop this one
                     running[remote.remote(cfg, cfg.out, task.sweep)] = task
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=self.poll_seconds)
                 for task in running.values():
@@ -211,14 +218,27 @@ class RayExecutor(Executor):
                 timed_out.add(task)
 
     def _stop(self, ray: Any, running: dict[Any, Task], events: Events) -> None:
-        """Ctrl-C: interrupt the runs (they write their record, as after Ctrl-C in a terminal), then collect."""
-        for ref in running:
-            ray.cancel(ref, force=False)
+        """Ctrl-C: stop the runs as Ctrl-C in a terminal would (they test and write their record), then collect.
+
+        A run that has started is asked through its folder (``request_stop``): Ray's
+        own interrupt, ``ray.cancel(force=False)``, often does not reach a busy task.
+        A task that has not started yet is cancelled (Ray drops it). What has not
+        ended after ``grace_seconds`` is killed and recorded as stopped.
+        """
+        from lmprof.sweep.worker import read_record, request_stop
+
+        for ref, task in running.items():
+            record = read_record(task.run_dir)
+            if record and record.get("key") == task.key:
+                request_stop(task.run_dir)
+            else:
+                ray.cancel(ref, force=False)
         deadline = time.monotonic() + self.grace_seconds
         while running and time.monotonic() < deadline:
-            ready, _ = ray.wait(list(running), num_returns=len(running), timeout=0.5)
-            if len(ready) == len(running):
-                break
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+            for ref in ready:  # its own record when it wrote one (ended_record reads it)
+                task = running.pop(ref)
+                events.finished(task, ended_record(task, "stopped before it started", status="interrupted"))
         for ref, task in running.items():
             ray.cancel(ref, force=True)
             events.finished(task, ended_record(task, "stopped before it wrote its record", status="interrupted"))

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from lmprof.config import RunConfig
 from lmprof.errors import LossNotFinite
+from lmprof.instrument.base import Instrument
 from lmprof.instrument.gradients import CLIP_FIELDS, GradStats, clip_summary
 from lmprof.instrument.memory import MemoryInstrument
 
@@ -150,6 +151,48 @@ def _placement(given: dict[str, Any]) -> dict[str, Any]:
     if given.get("scheduler"):
         placement.update(scheduler=given["scheduler"], job_id=given.get("job_id"), attempt=given.get("attempt", 1))
     return placement
+
+
+STOP_FILE = "stop-requested"  # written by a driver into a run folder: "stop this run as Ctrl-C would"
+STOP_AT = ("data", "evaluate_valid")  # a training batch or validation begins: inside upstream's Ctrl-C handler
+
+
+def request_stop(run_dir: str | Path) -> None:
+    """Ask the worker training in ``run_dir`` to stop as after Ctrl-C (it trains no more, tests, saves its record)."""
+    (Path(run_dir) / STOP_FILE).touch()
+
+
+def clear_stop_request(run_dir: str | Path) -> None:
+    """Forget an earlier request (a driver calls it before it starts the run again)."""
+    (Path(run_dir) / STOP_FILE).unlink(missing_ok=True)
+
+
+class StopOnRequest(Instrument):
+    """Raises KeyboardInterrupt at the next batch or validation once ``request_stop`` was called for the run.
+
+    A worker on a cluster cannot be reached by the driver's Ctrl-C, and Ray's own
+    interrupt (``ray.cancel(force=False)``) does not always reach a busy task; a
+    file in the run folder, which the driver and the worker share anyway, does.
+    Raised at a phase marker inside upstream's ``try``, it ends training exactly
+    as a Ctrl-C at that moment would: "Exiting from training early", then test.
+    """
+
+    name = "stop-request"
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / STOP_FILE
+
+    def recorder(self) -> "StopOnRequest":
+        return self
+
+    def enter(self, name: str) -> None:
+        # one stat() per batch: microseconds against a training step's milliseconds
+        if name in STOP_AT and self.path.exists():
+            self.path.unlink(missing_ok=True)  # acted on: the folder is left as a Ctrl-C leaves it
+            raise KeyboardInterrupt(f"stop requested ({STOP_FILE} in the run folder)")
+
+    def exit(self, name: str) -> None:
+        return None
 
 
 def run_one(
