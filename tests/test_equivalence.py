@@ -78,16 +78,27 @@ def test_default_lstm_prints_upstreams_figures(tmp_path: Path) -> None:
     assert_same_figures(upstream, ours, epochs=1)
 
 
-def test_tied_gru_annealing_over_three_epochs_prints_upstreams_figures(tmp_path: Path) -> None:
+def test_tied_gru_annealing_over_four_epochs_prints_upstreams_figures(tmp_path: Path) -> None:
     # A learning rate this high overshoots on a small slice: validation loss stops improving and
-    # both programs divide lr by 4, which the batch lines of the later epochs show.
+    # both programs divide lr by 4, which the batch lines of the next epoch show. When that happens
+    # depends on the CPU's float32 kernels (epoch 2 or 3 on the machines seen), so the rule is checked
+    # against the validation losses upstream printed, here.
     corpus = slice_corpus(tmp_path / "corpus", train_lines=200, eval_lines=60)
-    flags = ["--model", "GRU", "--tied", "--emsize", "64", "--nhid", "64", "--epochs", "3", "--lr", "80",
+    flags = ["--model", "GRU", "--tied", "--emsize", "64", "--nhid", "64", "--epochs", "4", "--lr", "80",
              "--log-interval", "5"]
     upstream, ours = side_by_side(tmp_path, corpus, flags)
-    assert_same_figures(upstream, ours, epochs=3)
-    lrs = {float(m) for m in re.findall(r"\| lr +([0-9.]+) \|", "\n".join(upstream))}
-    assert 80.0 in lrs and 20.0 in lrs, f"no annealing seen: lr values {sorted(lrs)}"
+    assert_same_figures(upstream, ours, epochs=4)
+    text = "\n".join(upstream)
+    val_losses = [float(v) for v in re.findall(r"end of epoch.*valid loss +([0-9.]+)", text)]
+    lr_of_epoch = {int(e): float(lr) for e, lr in re.findall(r"\| epoch +(\d+) \|.*\| lr +([0-9.]+) \|", text)}
+    expected, best = 80.0, None
+    for epoch, val_loss in enumerate(val_losses[:-1], start=1):
+        assert lr_of_epoch[epoch] == pytest.approx(expected, abs=0.005), (epoch, lr_of_epoch)
+        if best is None or val_loss < best:
+            best = val_loss
+        else:  # no better than the best so far: the next epoch runs at a quarter of the rate
+            expected /= 4.0
+    assert lr_of_epoch[len(val_losses)] == pytest.approx(expected, abs=0.005), lr_of_epoch
 
 
 def test_transformer_prints_upstreams_figures(tmp_path: Path) -> None:
