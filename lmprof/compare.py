@@ -235,7 +235,7 @@ def compare(results: Sequence[RunResult], notes: Sequence[str] = (), *,
 
 
 def _hardware(result: RunResult) -> str | None:
-    from lmprof.views.sweep_tables import hardware_label  # the sweep tables' rule, so both agree
+    from lmprof.sweep_summary import hardware_label  # the sweep tables' rule, so both agree
 
     return hardware_label(result.environment)
 

@@ -44,7 +44,8 @@ def default_run_dir(command: str, cfg: RunConfig, root: str | Path = "runs") -> 
 
 # What lmprof writes into a run folder: --force removes these (and nothing else) before a new run.
 OWN_FILES = ("result.json", "lines.lprof", "report.html", "model.pt", "trace", ".trace-staging",
-             "flow.*", "bptt.*", "bptt-raw.*", "gradflow.*")
+             "flow.*", "bptt.*", "bptt-raw.*", "gradflow.*",
+             "stop-requested")  # a sweep driver's request the run did not live to read (sweep.worker.STOP_FILE)
 
 
 def prepare_run_dir(path: str | Path, *, force: bool = False) -> Path:

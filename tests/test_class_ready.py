@@ -121,7 +121,7 @@ def test_progress_names_validation_test_and_checkpoint_stages(tiny_corpus: Path,
 # --- sweeps: the rule, its legend, averages, the base run ---------------------------------
 
 def _view(series: dict[str, tuple[str, list[float]]], vocab: int = 1000) -> Any:
-    from lmprof.views.sweep_tables import sweep_view
+    from lmprof.sweep_summary import sweep_view
 
     plan = {"name": "s", "models": ["LSTM"], "epochs": max(len(p) for _, p in series.values()),
             "runs": [{"key": k, "label": f"LSTM nhid={k}", "model": "LSTM"} for k in series],
@@ -143,7 +143,7 @@ def _text(view: Any) -> str:
 
 
 def test_one_epoch_above_the_vocabulary_is_not_converged_and_left_out() -> None:
-    from lmprof.views.sweep_tables import summary_rows
+    from lmprof.sweep_summary import summary_rows
 
     view = _view({"16": ("ok", [5000.0]), "24": ("ok", [400.0])})
     assert view.runs["16"].status == "not converged"
@@ -156,7 +156,7 @@ def test_one_epoch_above_the_vocabulary_is_not_converged_and_left_out() -> None:
 
 
 def test_a_run_average_leaves_out_a_spike_it_recovered_from_and_says_so() -> None:
-    from lmprof.views.sweep_tables import summary_rows
+    from lmprof.sweep_summary import summary_rows
 
     view = _view({"16": ("ok", [2.2e6, 300.0, 200.0])})
     text = _text(view)
@@ -184,7 +184,7 @@ def test_the_plot_legend_states_the_rule_the_code_applies() -> None:
 def test_the_base_run_is_listed_once_with_the_factors_it_belongs_to() -> None:
     from lmprof.config import RunConfig
     from lmprof.sweep import build_plan, parse_vary
-    from lmprof.views.sweep_tables import summary_rows, sweep_view
+    from lmprof.sweep_summary import summary_rows, sweep_view
 
     plan = build_plan(RunConfig(nhid=16, bptt=8), ["LSTM"], [parse_vary("nhid=16,24"), parse_vary("bptt=8,12")])
     rows = summary_rows(sweep_view(plan.to_doc(), []))
@@ -252,7 +252,7 @@ def test_the_sweep_log_calls_a_one_epoch_run_above_the_vocabulary_not_converged(
     # lr 40 on the tiny corpus: one epoch of 3 batches ends above the vocabulary size
     assert main(args_for(tiny_corpus, tmp_path / "s", "--lr", "40", models=("GRU",), vary="nhid=16")) == 0
     from lmprof.sweep import load_rows
-    from lmprof.views.sweep_tables import sweep_view
+    from lmprof.sweep_summary import sweep_view
 
     view = sweep_view(*load_rows(tmp_path / "s"))
     run = next(iter(view.runs.values()))

@@ -241,7 +241,8 @@ def test_gradflow_from_a_run_measures_its_trained_weights(tiny_args: list[str], 
 
 def test_sweep_worker_records_clip_statistics_per_epoch(tiny_corpus: Path, tmp_path: Path) -> None:
     from lmprof.sweep.worker import run_one
-    from lmprof.views.sweep_tables import clip_table, sweep_view
+    from lmprof.sweep_summary import sweep_view
+    from lmprof.views.sweep_tables import clip_table
 
     record = run_one(tiny(tiny_corpus, epochs=2, max_batches=3, clip=1e-4), tmp_path / "run")
     assert record["status"] == "ok"

@@ -216,7 +216,7 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> Pa
 
 def test_sweep_folder_report(sweep_dir: Path) -> None:
     from lmprof.sweep import load_rows
-    from lmprof.views.sweep_tables import summary_rows, sweep_view
+    from lmprof.sweep_summary import summary_rows, sweep_view
 
     html = folder_report(sweep_dir)
     assert '<body data-report="sweep">' in html

@@ -189,6 +189,9 @@ def test_a_stop_request_in_the_run_folder_ends_training_as_ctrl_c_does(tiny_corp
     request_stop(folder)
     clear_stop_request(folder)  # what a driver does before it starts the run again
     assert not (folder / STOP_FILE).exists()
+    from lmprof.runner import OWN_FILES
+
+    assert STOP_FILE in OWN_FILES  # --force clears one a killed run left behind
 
 
 def test_run_one_turns_a_failure_into_a_record_and_is_picklable(tmp_path) -> None:

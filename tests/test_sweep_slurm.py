@@ -1,249 +1,36 @@
 """`lmprof sweep --executor slurm` through submitit, against a fake SLURM (sbatch, srun, sacct, scancel).
 
-The fake runs each job array's elements as real processes (the job script
-submitit writes, its `srun` line, the worker), at most --max-parallel at a
-time, hands out GPU numbers through CUDA_VISIBLE_DEVICES as SLURM does, and
-keeps job states in files that `sacct` reads and `scancel` changes. A HOLD
-file keeps jobs queued (PENDING).
+The fake (``tests/fake_slurm.py``) runs each job array's elements as real
+processes, hands out GPU numbers as SLURM does, and keeps job states in files
+that `sacct` reads and `scancel` changes; a HOLD file keeps jobs queued.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
-import os
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 
 from lmprof.cli import main
 from lmprof.sweep.driver import Driver
 from lmprof.sweep.store import RESULTS_FILE
+from tests.fake_slurm import DYING_RUN, FAILING_RUN, drain, install
 from tests.sweep_cli import args_for, rows
-from lmprof.views.plots import run_artists, sweep_figures
-from lmprof.views.sweep_tables import sweep_tables, sweep_view, summary_rows
-from tests.test_sweep_tables import sweep_data
 
 HAS_SUBMITIT = importlib.util.find_spec("submitit") is not None
 needs_submitit = pytest.mark.skipif(not HAS_SUBMITIT, reason="submitit is not installed: pip install 'lmprof[slurm]'")
-
-FAKE_SLURM = r'''
-"""A fake SLURM over a state folder: enough of sbatch, srun, sacct and scancel for submitit."""
-import json, os, re, shlex, signal, subprocess, sys, time
-from pathlib import Path
-
-STATE = Path(os.environ["FAKE_SLURM_DIR"])
-JOBS = STATE / "jobs"
-GPUS = 2  # on the fake node
-
-
-def state(name):
-    try:
-        return (JOBS / name).read_text()
-    except OSError:
-        return None
-
-
-def set_state(name, value):
-    tmp = JOBS / f".{name}.tmp"
-    tmp.write_text(value)
-    tmp.replace(JOBS / name)
-
-
-def next_id():
-    import fcntl
-    with open(os.environ["FAKE_SLURM_COUNTER"], "a+") as f:  # unique across a test session
-        fcntl.flock(f, fcntl.LOCK_EX)
-        f.seek(0)
-        number = int(f.read() or 4000) + 1
-        f.seek(0)
-        f.truncate()
-        f.write(str(number))
-    return number
-
-
-def sbatch():
-    text = Path(sys.argv[-1]).read_text()
-    options = {m[0]: (shlex.split(m[1])[0] if m[1] else True)
-               for m in re.findall(r"^#SBATCH --([\w-]+)(?:=(.*))?$", text, re.M)}
-    job = next_id()
-    JOBS.mkdir(parents=True, exist_ok=True)
-    (STATE / f"{job}.sh").write_text(text)
-    (STATE / f"{job}.json").write_text(json.dumps(options))
-    with open(STATE / "submissions.jsonl", "a") as f:
-        f.write(json.dumps({"job": job, "options": options, "script": text}) + "\n")
-    for name in names(job, options):
-        set_state(name, "PENDING")
-    subprocess.Popen([sys.executable, __file__, "schedule", str(job)], start_new_session=True,
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    print(f"Submitted batch job {job}")
-
-
-def names(job, options):
-    if "array" not in options:
-        return [str(job)]
-    first, last = options["array"].split("%")[0].split("-")
-    return [f"{job}_{i}" for i in range(int(first), int(last) + 1)]
-
-
-def schedule(job):
-    """One array: start its elements as slots and GPUs free up; record how each ended."""
-    options = json.loads((STATE / f"{job}.json").read_text())
-    parallel = int(options.get("array", "0-0%1").split("%")[-1]) if "array" in options else 1
-    gpus_each = int(options.get("gpus-per-node", 0))
-    pending, running, free = names(job, options), {}, list(range(GPUS))
-    while pending or running:
-        while pending and len(running) < parallel and len(free) >= gpus_each and not (STATE / "HOLD").exists():
-            name = pending.pop(0)
-            if state(name) == "CANCELLED":
-                continue
-            gpus = [free.pop(0) for _ in range(gpus_each)]
-            env = dict(os.environ, SLURM_JOB_ID=str(next_id()), SLURM_JOB_NODELIST="fakenode", SLURM_NTASKS="1",
-                       SLURM_PROCID="0", SLURM_LOCALID="0", SLURM_NODEID="0", SLURM_JOB_NUM_NODES="1",
-                       SLURM_CPUS_PER_TASK=str(options.get("cpus-per-task", 1)))
-            if "_" in name:
-                env.update(SLURM_ARRAY_JOB_ID=str(job), SLURM_ARRAY_TASK_ID=name.split("_")[1])
-            if gpus:
-                env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
-            with open(STATE / f"{name}.batch.log", "w") as log:
-                process = subprocess.Popen(["bash", str(STATE / f"{job}.sh")], env=env, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
-            (STATE / f"{name}.pid").write_text(str(process.pid))
-            set_state(name, "RUNNING")
-            running[name] = (process, gpus)
-        for name, (process, gpus) in list(running.items()):
-            code = process.poll()
-            if code is not None:
-                del running[name]
-                free.extend(gpus)
-                if state(name) != "CANCELLED":
-                    set_state(name, "COMPLETED" if code == 0 else "FAILED")
-        time.sleep(0.05)
-
-
-def srun():
-    args, paths = sys.argv[1:], {}
-    while args and args[0].startswith("--"):
-        flag = args.pop(0)
-        if flag in ("--output", "--error"):
-            paths[flag] = args.pop(0)
-    env = os.environ
-    array, index = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
-
-    def expand(path):
-        return (path.replace("%A", array or "").replace("%a", index or "")
-                .replace("%j", env["SLURM_JOB_ID"]).replace("%t", "0"))
-
-    with open(expand(paths["--output"]), "a") as out, open(expand(paths.get("--error", paths["--output"])), "a") as err:
-        sys.exit(subprocess.call(args, stdout=out, stderr=err))
-
-
-def sacct():
-    wanted = {sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "-j"}
-    print("JobID|State|NodeList")
-    for path in sorted(JOBS.iterdir()) if JOBS.exists() else []:
-        if not path.name.startswith(".") and path.name.split("_")[0] in wanted:
-            print(f"{path.name}|{path.read_text()}|fakenode")
-
-
-def scancel():
-    with open(STATE / "scancel.log", "a") as log:
-        log.write(" ".join(sys.argv[1:]) + "\n")
-    for arg in (a for a in sys.argv[1:] if not a.startswith("-")):
-        for path in list(JOBS.iterdir()) if JOBS.exists() else []:
-            if path.name == arg or (path.name.split("_")[0] == arg and "_" not in arg):
-                if state(path.name) in ("PENDING", "RUNNING"):
-                    set_state(path.name, "CANCELLED")
-                    pid = STATE / f"{path.name}.pid"
-                    if pid.exists():
-                        try:
-                            os.killpg(int(pid.read_text()), signal.SIGKILL)
-                        except OSError:
-                            pass
-
-
-if __name__ == "__main__":
-    schedule(int(sys.argv[2]))
-'''
-
-# A run that raises (as a CUDA out-of-memory would): the worker records the failure itself.
-FAILING_RUN = '''
-import lmprof.runner
-def broken_run(*args, **kwargs):
-    raise RuntimeError("CUDA error: out of memory (planted by the test)")
-lmprof.runner.run = broken_run
-'''
-# A job killed after its first epoch (as by the OOM killer): no end to its record, no result file.
-DYING_RUN = '''
-import os
-from lmprof.sweep import worker
-real_save = worker.save_record
-def save_then_die(folder, result):
-    real_save(folder, result)
-    if result.epochs:
-        os._exit(137)
-worker.save_record = save_then_die
-'''
-
-
-class FakeSlurm:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.state = root / "state"
-
-    def submissions(self) -> list[dict[str, Any]]:
-        path = self.state / "submissions.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-    def states(self) -> dict[str, str]:
-        jobs = self.state / "jobs"
-        return {p.name: p.read_text() for p in jobs.iterdir() if not p.name.startswith(".")} if jobs.exists() else {}
-
-    def hold(self, on: bool) -> None:
-        (self.state / "HOLD").touch() if on else (self.state / "HOLD").unlink(missing_ok=True)
-
-    def planted(self, name: str, code: str) -> Path:
-        """A folder whose sitecustomize.py plants a failure in the job that puts it on PYTHONPATH."""
-        folder = self.root / name
-        folder.mkdir(exist_ok=True)
-        (folder / "sitecustomize.py").write_text(code)
-        return folder
-
 
 @pytest.fixture
 def fake_slurm(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     if not HAS_SUBMITIT:
         pytest.skip("submitit is not installed: pip install 'lmprof[slurm]'")
-    from lmprof.sweep.slurm import SlurmExecutor
-
-    root = tmp_path / "fake-slurm"
-    bin_dir = root / "bin"
-    bin_dir.mkdir(parents=True)
-    (root / "state").mkdir()
-    (bin_dir / "fakeslurm.py").write_text(FAKE_SLURM)
-    for command in ("sbatch", "srun", "sacct", "scancel"):
-        script = bin_dir / command
-        script.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(bin_dir)!r})\n"
-                          f"import fakeslurm\nfakeslurm.{command}()\n")
-        script.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_SLURM_DIR", str(root / "state"))
-    monkeypatch.setenv("FAKE_SLURM_COUNTER", str(tmp_path_factory.getbasetemp() / "fake-slurm-ids"))
-    monkeypatch.setattr(SlurmExecutor, "poll_seconds", 0.2)
-    monkeypatch.setattr(SlurmExecutor, "sacct_seconds", 1.0)
-    fake = FakeSlurm(root)
+    fake = install(tmp_path, tmp_path_factory, monkeypatch)
     yield fake
-    fake.hold(False)  # let every queued job start and end, then cancel what is left
-    ids = [name for name, value in fake.states().items() if value in ("PENDING", "RUNNING")]
-    if ids:
-        import subprocess
-
-        subprocess.run([str(bin_dir / "scancel"), *ids], check=False)
+    drain(fake)
 
 
 SLURM = ("--executor", "slurm", "--time-min", "5")
@@ -433,60 +220,3 @@ def test_a_submitit_folder_that_cannot_be_written_and_a_missing_srun_are_one_lin
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no srun here
     assert main(args_for(tiny_corpus, out, *SLURM)) == 2
     assert "no `srun` on PATH" in capsys.readouterr().err
-
-
-def hardware_rows(gpus: dict[tuple[str, int], str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The table tests' hand-made sweep, each run on the GPU named in ``gpus``."""
-    plan, rows_ = sweep_data()
-    for row in rows_:
-        if row["kind"] == "run":
-            model, nhid = next(k for k in gpus if f"{k[0]}-{k[1]}" == row["key"])
-            row.update(gpu=gpus[(model, nhid)], executor="slurm", host=f"node-{model}-{nhid}")
-    return plan, rows_
-
-
-def table_row(text: str, value: str, epoch: str) -> list[str]:
-    for line in text.splitlines():
-        line = line.strip()
-        parts = [p.strip() for p in line[1:-1].split("│")] if line.startswith("│") else []
-        if parts[:2] == [value, epoch]:
-            return parts
-    raise AssertionError(f"no row {value} / {epoch} in\n{text}")
-
-
-def render(view: Any, mixed: bool) -> str:
-    console = Console(file=io.StringIO(), width=140, color_system=None)
-    console.print(sweep_tables(view, mixed_hardware=mixed))
-    return console.file.getvalue()  # type: ignore[attr-defined]
-
-
-def test_runs_of_one_table_on_different_hardware_are_not_put_side_by_side() -> None:
-    gpus = {("LSTM", 16): "A100", ("GRU", 16): "A100", ("LSTM", 24): "A100", ("GRU", 24): "V100"}
-    view = sweep_view(*hardware_rows(gpus))
-    text = render(view, mixed=False)
-    flat = " ".join(text.split())
-    assert "mixed hardware: times hidden" in flat and "--mixed-hardware" in flat
-    assert "A100: LSTM nhid=16, GRU nhid=16, LSTM nhid=24; V100: GRU nhid=24" in flat
-    assert table_row(text, "16", "1") == ["16", "1", "—", "400.00", "—", "600.00"]  # times hidden, ppl shown
-    figures = sweep_figures(view)
-    assert not run_artists(figures["epoch_time"]) and not run_artists(figures["ppl_vs_time"])
-    assert "different hardware" in figures["epoch_time"].axes[0].texts[0].get_text()
-    assert len(run_artists(figures["val_ppl"])) == 4
-
-    shown = render(view, mixed=True)
-    assert table_row(shown, "16", "1") == ["16", "1", "1.00", "400.00", "2.00", "600.00"]
-    assert "compare with care" in " ".join(shown.split())
-    allowed = sweep_figures(view, mixed_hardware=True)
-    assert len(run_artists(allowed["epoch_time"])) == 4
-    assert "mixed hardware" in allowed["epoch_time"].axes[0].get_title(loc="left")
-    assert {r["run"]: r["hardware"] for r in summary_rows(view)}["GRU nhid=24"] == "V100"
-
-
-def test_same_hardware_on_several_hosts_is_said_and_shown() -> None:
-    view = sweep_view(*hardware_rows({k: "A100" for k in [("LSTM", 16), ("GRU", 16), ("LSTM", 24), ("GRU", 24)]}))
-    text = render(view, mixed=False)
-    flat = " ".join(text.split())
-    assert "4 hosts of the same hardware (A100)" in flat and "hidden" not in flat
-    assert table_row(text, "16", "1")[2] == "1.00"
-    assert len(run_artists(sweep_figures(view)["epoch_time"])) == 4
-

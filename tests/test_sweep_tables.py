@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from lmprof.views.sweep_tables import SweepView, summary_csv, summary_rows, sweep_tables, sweep_view
+from lmprof.sweep_summary import SweepView, summary_csv, summary_rows, sweep_view
+from lmprof.views.plots import run_artists, sweep_figures
+from lmprof.views.sweep_tables import sweep_tables
 
 # (model, nhid) -> (status, train seconds per epoch, val ppl per epoch, test ppl)
 MEASURED: dict[tuple[str, int], tuple[str, list[float], list[float | None], float | None]] = {
@@ -42,9 +44,9 @@ def sweep_data(jobs: int = 1, pending: tuple[str, int] | None = None) -> tuple[d
     return plan, rows
 
 
-def render(view: SweepView) -> str:
-    console = Console(file=io.StringIO(), width=120, color_system=None, legacy_windows=False)
-    console.print(sweep_tables(view))
+def render(view: SweepView, mixed: bool = False, width: int = 120) -> str:
+    console = Console(file=io.StringIO(), width=width, color_system=None, legacy_windows=False)
+    console.print(sweep_tables(view, mixed_hardware=mixed))
     return console.file.getvalue()  # type: ignore[attr-defined]
 
 
@@ -116,3 +118,53 @@ def test_a_run_not_yet_started_and_an_empty_sweep() -> None:
     empty = render(sweep_view(plan, []))
     assert empty.count("not run") == 8  # 4 runs x 2 epochs
     assert summary_rows(sweep_view(plan, []))[0]["status"] == "pending"
+
+
+def hardware_rows(gpus: dict[tuple[str, int], str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The table tests' hand-made sweep, each run on the GPU named in ``gpus``."""
+    plan, rows_ = sweep_data()
+    for row in rows_:
+        if row["kind"] == "run":
+            model, nhid = next(k for k in gpus if f"{k[0]}-{k[1]}" == row["key"])
+            row.update(gpu=gpus[(model, nhid)], executor="slurm", host=f"node-{model}-{nhid}")
+    return plan, rows_
+
+
+def table_row(text: str, value: str, epoch: str) -> list[str]:
+    for line in text.splitlines():
+        line = line.strip()
+        parts = [p.strip() for p in line[1:-1].split("│")] if line.startswith("│") else []
+        if parts[:2] == [value, epoch]:
+            return parts
+    raise AssertionError(f"no row {value} / {epoch} in\n{text}")
+
+
+def test_runs_of_one_table_on_different_hardware_are_not_put_side_by_side() -> None:
+    gpus = {("LSTM", 16): "A100", ("GRU", 16): "A100", ("LSTM", 24): "A100", ("GRU", 24): "V100"}
+    view = sweep_view(*hardware_rows(gpus))
+    text = render(view, mixed=False, width=140)
+    flat = " ".join(text.split())
+    assert "mixed hardware: times hidden" in flat and "--mixed-hardware" in flat
+    assert "A100: LSTM nhid=16, GRU nhid=16, LSTM nhid=24; V100: GRU nhid=24" in flat
+    assert table_row(text, "16", "1") == ["16", "1", "—", "400.00", "—", "600.00"]  # times hidden, ppl shown
+    figures = sweep_figures(view)
+    assert not run_artists(figures["epoch_time"]) and not run_artists(figures["ppl_vs_time"])
+    assert "different hardware" in figures["epoch_time"].axes[0].texts[0].get_text()
+    assert len(run_artists(figures["val_ppl"])) == 4
+
+    shown = render(view, mixed=True, width=140)
+    assert table_row(shown, "16", "1") == ["16", "1", "1.00", "400.00", "2.00", "600.00"]
+    assert "compare with care" in " ".join(shown.split())
+    allowed = sweep_figures(view, mixed_hardware=True)
+    assert len(run_artists(allowed["epoch_time"])) == 4
+    assert "mixed hardware" in allowed["epoch_time"].axes[0].get_title(loc="left")
+    assert {r["run"]: r["hardware"] for r in summary_rows(view)}["GRU nhid=24"] == "V100"
+
+
+def test_same_hardware_on_several_hosts_is_said_and_shown() -> None:
+    view = sweep_view(*hardware_rows({k: "A100" for k in [("LSTM", 16), ("GRU", 16), ("LSTM", 24), ("GRU", 24)]}))
+    text = render(view, mixed=False, width=140)
+    flat = " ".join(text.split())
+    assert "4 hosts of the same hardware (A100)" in flat and "hidden" not in flat
+    assert table_row(text, "16", "1")[2] == "1.00"
+    assert len(run_artists(sweep_figures(view)["epoch_time"])) == 4

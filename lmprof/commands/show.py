@@ -36,7 +36,8 @@ def _show_sweep(folder: "Path") -> int:
     """A sweep folder: its tables and notes again, as `lmprof sweep` printed them (nothing is written)."""
     from lmprof.commands.console import make_console
     from lmprof.sweep import load_rows
-    from lmprof.views.sweep_tables import sweep_tables, sweep_view
+    from lmprof.sweep_summary import sweep_view
+    from lmprof.views.sweep_tables import sweep_tables
 
     console = make_console()
     from lmprof.commands.profile import table_width

@@ -153,7 +153,8 @@ def show(console: "Console", folder: Path, mixed_hardware: bool = False) -> None
     from lmprof.sweep.driver import SUMMARY_FILE
     from lmprof.sweep.store import RESULTS_FILE
     from lmprof.views.plots import save, sweep_figures
-    from lmprof.views.sweep_tables import summary_csv, sweep_view, sweep_tables
+    from lmprof.sweep_summary import summary_csv, sweep_view
+    from lmprof.views.sweep_tables import sweep_tables
 
     view = sweep_view(*load_rows(folder))
     console.print()

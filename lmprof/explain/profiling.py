@@ -59,6 +59,12 @@ def demo(max_batches: int = 30, size: int = 64, bptt: int = 35, batch_size: int 
 
 
 def render(numbers: dict[str, Any]) -> RenderableType:
+    return page("profiling", TOPICS["profiling"], *phase_part(numbers), *components_part(numbers), *line_part(),
+                *gpu_part(), *trace_part())
+
+
+def phase_part(numbers: dict[str, Any]) -> list[RenderableType]:
+    """The live run's phase table, and how to read each column."""
     c = numbers["config"]
     shares = numbers["step_shares"]
     rows = [(r["label"] if r["name"] != UNCOVERED else UNCOVERED, str(r["calls"] or ""),
@@ -69,8 +75,7 @@ def render(numbers: dict[str, Any]) -> RenderableType:
     slowest = numbers["slowest_step_phase"]
     coverage = numbers["train_coverage"]
     coverage_text = f"{coverage:.1%}" if coverage is not None else "an unknown share"
-    return page(
-        "profiling", TOPICS["profiling"],
+    return [
         section("A phase table: where a run's time goes"),
         prose(f"""
             The reference loop marks each part of its work with `with phase("backward"): ...`;
@@ -96,42 +101,7 @@ def render(numbers: dict[str, Any]) -> RenderableType:
               loop (here they explain {coverage_text} of train()'s time).
         """),
         prose("`lmprof profile --fn train` prints this table for a real run, beside its line tables."),
-        *components_part(numbers),
-        section("A line table: where a function's time goes"),
-        prose("""
-            `lmprof profile --fn train` runs line_profiler over the chosen functions. Each row is
-            one source line: **hits** (how many times it ran: the `get_batch` line once per
-            batch), **time** (total over all hits), **per hit**, and **% time** of the function.
-            Read it top-down for the hottest lines, then ask why: a line with many hits and a small
-            per-hit time is a loop overhead; one hit with a large time is real work.
-            `python -m line_profiler lines.lprof` reads the saved file again.
-        """),
-        section("On a GPU: launch time is not run time"),
-        code("""
-            output, hidden = model(data, hidden)  # returns as soon as the kernels are queued
-            loss = criterion(output, targets)
-            loss.backward()                       # queues more kernels, returns
-            total_loss += loss.item()             # waits for the GPU: all the time lands here
-        """),
-        prose("""
-            CUDA work is asynchronous: the host queues kernels and moves on. A host clock around
-            each line then measures launch cost, and the GPU's time is charged to the next line
-            that waits (usually `loss.item()`). A line profile on a GPU therefore needs
-            **blocking mode** (`CUDA_LAUNCH_BLOCKING=1`; `lmprof profile --sync blocking`): every
-            launch waits for its kernel, so each line's time includes its work (and the run is
-            slower). The phase timer needs no blocking: on CUDA it records CUDA events at each
-            phase boundary and reads them once at the end, so GPU time lands in the phase that
-            launched it.
-        """),
-        section("What a torch.profiler trace adds"),
-        prose("""
-            Lines and phases say **where in the program** time goes; a trace (`lmprof trace`)
-            says **which operators and kernels** spend it: every `aten::` operator with its
-            input shapes, CPU and GPU timelines side by side (gaps where the GPU starves),
-            memory allocated per operator, and the phases as named spans around them. Open it in
-            TensorBoard (`tensorboard --logdir runs/<name>/trace`) or in Perfetto.
-        """),
-    )
+    ]
 
 
 def components_part(numbers: dict[str, Any]) -> list[RenderableType]:
@@ -172,5 +142,57 @@ def components_part(numbers: dict[str, Any]) -> list[RenderableType]:
               Each backward time is measured between gradient hooks on the components' outputs, so it
               includes accumulating the weights' `.grad`.
             - `lmprof diagram flow --from RUN` draws these times inside the forward and backward boxes.
+        """),
+    ]
+
+
+def line_part() -> list[RenderableType]:
+    """line_profiler's table, read top-down."""
+    return [
+        section("A line table: where a function's time goes"),
+        prose("""
+            `lmprof profile --fn train` runs line_profiler over the chosen functions. Each row is
+            one source line: **hits** (how many times it ran: the `get_batch` line once per
+            batch), **time** (total over all hits), **per hit**, and **% time** of the function.
+            Read it top-down for the hottest lines, then ask why: a line with many hits and a small
+            per-hit time is a loop overhead; one hit with a large time is real work.
+            `python -m line_profiler lines.lprof` reads the saved file again.
+        """),
+    ]
+
+
+def gpu_part() -> list[RenderableType]:
+    """Why a host clock misleads on a GPU, and what the phase timer does instead."""
+    return [
+        section("On a GPU: launch time is not run time"),
+        code("""
+            output, hidden = model(data, hidden)  # returns as soon as the kernels are queued
+            loss = criterion(output, targets)
+            loss.backward()                       # queues more kernels, returns
+            total_loss += loss.item()             # waits for the GPU: all the time lands here
+        """),
+        prose("""
+            CUDA work is asynchronous: the host queues kernels and moves on. A host clock around
+            each line then measures launch cost, and the GPU's time is charged to the next line
+            that waits (usually `loss.item()`). A line profile on a GPU therefore needs
+            **blocking mode** (`CUDA_LAUNCH_BLOCKING=1`; `lmprof profile --sync blocking`): every
+            launch waits for its kernel, so each line's time includes its work (and the run is
+            slower). The phase timer needs no blocking: on CUDA it records CUDA events at each
+            phase boundary and reads them once at the end, so GPU time lands in the phase that
+            launched it.
+        """),
+    ]
+
+
+def trace_part() -> list[RenderableType]:
+    """What torch.profiler's trace adds to lines and phases."""
+    return [
+        section("What a torch.profiler trace adds"),
+        prose("""
+            Lines and phases say **where in the program** time goes; a trace (`lmprof trace`)
+            says **which operators and kernels** spend it: every `aten::` operator with its
+            input shapes, CPU and GPU timelines side by side (gaps where the GPU starves),
+            memory allocated per operator, and the phases as named spans around them. Open it in
+            TensorBoard (`tensorboard --logdir runs/<name>/trace`) or in Perfetto.
         """),
     ]

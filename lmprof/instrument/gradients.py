@@ -200,26 +200,18 @@ def step_gradients(model: Any, data: "torch.Tensor", targets: "torch.Tensor", hi
     """
     import torch.nn.functional as F
 
-    from lmprof.instrument.graph import _as_tuple, _Batch, _reach, _Sorter, unfused
+    from lmprof.instrument.graph import unfused
+    from lmprof.instrument.graph_walk import ClusterSorter, reach, rnn_calls
     from lmprof.reference.loop import repackage_hidden
 
-    seen: list[_Batch] = []
-
-    def keep(_module: Any, args: tuple[Any, ...], out: tuple[Any, Any]) -> None:
-        seen.append(_Batch(args[0], _as_tuple(args[1]), out[0], _as_tuple(out[1])))
-
-    handle = model.rnn.register_forward_hook(keep)
-    try:
-        with unfused():
-            output, hidden = model(data, hidden)
-    finally:
-        handle.remove()
+    with rnn_calls(model) as seen, unfused():
+        output, hidden = model(data, hidden)
     steps, batch = data.shape
     # The loss at the last step: the error of the batch's last row of predictions.
     loss = F.nll_loss(output.view(steps, batch, -1)[-1], targets.view(steps, batch)[-1])
-    everything = _reach(loss.grad_fn, set())
+    everything = reach(loss.grad_fn, set())
     params = {n: "" for n in everything if n.name().endswith("AccumulateGrad")}
-    sorter = _Sorter(cfg, params)
+    sorter = ClusterSorter(cfg, params)
     sorter.batch(1, seen[0], None)
 
     nlayers = cfg.nlayers

@@ -32,12 +32,10 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from lmprof.config import RNN_KINDS, RunConfig
 from lmprof.errors import UsageError
+from lmprof.instrument.graph_walk import Cluster, ClusterSorter, GraphFn, RnnCall, as_tuple, reach, rnn_calls
 
 if TYPE_CHECKING:
     import torch
-
-GraphFn = Any  # a torch.autograd graph node (grad_fn); its Python type is internal to torch
-
 
 @dataclass
 class Node:
@@ -54,16 +52,6 @@ class Edge:
     src: str  # forward direction: src's output is an input of dst; backward() walks dst -> src
     dst: str
     kind: str  # "data", "param", "state" (step to step, or batch to batch), "detached" (the cut)
-
-
-@dataclass
-class Cluster:
-    key: str
-    label: str
-    kind: str  # "step", "layer_input", "embed", "head", "carry"
-    batch: int  # 1: the previous batch (drawn with --no-repackage only), 2: this batch
-    layer: int | None = None  # 1-based
-    step: int | None = None  # 1-based time step t
 
 
 @dataclass
@@ -102,25 +90,11 @@ def unfused() -> Iterator[None]:
 
 
 @dataclass
-class _Batch:
-    """What the rnn module saw and made in one forward (from a forward hook)."""
-
-    rnn_input: "torch.Tensor"
-    hidden_in: tuple["torch.Tensor", ...]
-    rnn_output: "torch.Tensor"
-    hidden_out: tuple["torch.Tensor", ...]
-
-
-@dataclass
 class _Step:
-    batches: list[_Batch]
+    batches: list[RnnCall]
     output: "torch.Tensor"  # log-probabilities of the drawn batch
     hidden: tuple["torch.Tensor", ...]
     loss: "torch.Tensor"
-
-
-def _as_tuple(hidden: Any) -> tuple["torch.Tensor", ...]:
-    return tuple(hidden) if isinstance(hidden, (tuple, list)) else (hidden,)
 
 
 def _two_batches(model: Any, stream: "torch.Tensor", cfg: RunConfig, repackage: bool) -> _Step:
@@ -130,13 +104,7 @@ def _two_batches(model: Any, stream: "torch.Tensor", cfg: RunConfig, repackage: 
 
     from lmprof.reference.loop import get_batch, repackage_hidden
 
-    seen: list[_Batch] = []
-
-    def keep(_module: Any, args: tuple[Any, ...], out: tuple[Any, Any]) -> None:
-        seen.append(_Batch(args[0], _as_tuple(args[1]), out[0], _as_tuple(out[1])))
-
-    handle = model.rnn.register_forward_hook(keep)
-    try:
+    with rnn_calls(model) as seen:
         torch.manual_seed(cfg.seed + 1)  # the same dropout masks on the fused and the unrolled path
         hidden = model.init_hidden(cfg.batch_size)
         data, _ = get_batch(stream, 0, cfg.bptt)
@@ -146,113 +114,7 @@ def _two_batches(model: Any, stream: "torch.Tensor", cfg: RunConfig, repackage: 
         data, targets = get_batch(stream, cfg.bptt, cfg.bptt)
         output, hidden = model(data, hidden)
         loss = nn.NLLLoss()(output, targets)
-    finally:
-        handle.remove()
-    return _Step(seen, output, _as_tuple(hidden), loss)
-
-
-def _reach(start: GraphFn | None, stop: set[GraphFn]) -> list[GraphFn]:
-    """Graph nodes reachable from ``start`` (itself included), not walking into ``stop``."""
-    found: list[GraphFn] = []
-    seen: set[GraphFn] = set()
-    todo = [start]
-    while todo:
-        node = todo.pop()
-        if node is None or node in seen or node in stop:
-            continue
-        seen.add(node)
-        found.append(node)
-        todo.extend(child for child, _ in reversed(node.next_functions))
-    return found
-
-
-def _nearest(candidates: list[GraphFn], stop: set[GraphFn]) -> GraphFn:
-    """The one candidate that no other candidate leads to (the closest to where the walk began)."""
-    below: set[GraphFn] = set()
-    for c in candidates:
-        below.update(_reach(c, stop)[1:])
-    top = [c for c in candidates if c not in below]
-    if len(top) != 1:
-        raise RuntimeError("unexpected autograd graph: cannot tell the RNN's layers apart")
-    return top[0]
-
-
-class _Sorter:
-    """Assigns every node of the graph to one cluster, batch by batch, top layer down."""
-
-    def __init__(self, cfg: RunConfig, params: dict[GraphFn, str]) -> None:
-        self.cfg = cfg
-        self.params = params  # AccumulateGrad node -> the parameter's name(s)
-        self.known: set[GraphFn] = set(params)  # parameters belong to no cluster
-        self.first_steps: dict[tuple[int, int], list[GraphFn]] = {}  # (batch, layer) -> step 1's nodes
-        self.group: dict[GraphFn, str] = {}
-        self.role: dict[GraphFn, str] = {}
-        self.clusters: list[Cluster] = []
-
-    def put(self, nodes: list[GraphFn] | set[GraphFn], cluster: Cluster) -> None:
-        self.clusters.append(cluster)
-        for n in nodes:
-            self.group[n] = cluster.key
-        self.known.update(nodes)
-
-    def batch(self, b: int, rec: _Batch, loss_fn: GraphFn | None) -> None:
-        """Cluster one batch: carried state, layers top down, embedding, and (batch 2) the head."""
-        carried = [h.grad_fn for h in rec.hidden_in if h.grad_fn is not None]
-        if carried:  # no repackage_hidden: the previous batch's state, split into layers
-            carry = set(carried) | {n for n in _reach(rec.rnn_output.grad_fn, self.known)
-                                    if any(c in carried for c, _ in n.next_functions)}
-            self.put(carry, Cluster(f"b{b}/carry", "state from the previous batch, not detached: "
-                                    "the graph goes on", "carry", b))
-        top = rec.rnn_output.grad_fn
-        for layer in range(self.cfg.nlayers, 0, -1):
-            top, self.first_steps[(b, layer)] = self._layer(b, layer, top, rec)
-        self.put(_reach(rec.rnn_input.grad_fn, self.known),
-                 Cluster(f"b{b}/embed", "encoder (Embedding) -> dropout", "embed", b))
-        if loss_fn is not None:
-            self.put(_reach(loss_fn, self.known), Cluster(
-                f"b{b}/head", "dropout -> decoder (Linear) -> log_softmax -> NLLLoss", "head", b))
-        for kind, state in zip("hc", rec.hidden_out):  # the last step's state leaves through hidden_out
-            for layer_last, _ in state.grad_fn.next_functions:
-                self.role.setdefault(layer_last, kind)
-
-    def _layer(self, b: int, layer: int, stack: GraphFn, rec: _Batch) -> tuple[GraphFn, list[GraphFn]]:
-        """Cluster one layer from the node stacking its outputs; return the layer below's stack."""
-        if stack is None or stack.name() != "StackBackward0":
-            raise RuntimeError("unexpected autograd graph: the RNN was not unrolled into time steps")
-        outputs = [h for h, _ in stack.next_functions]  # h_1 .. h_T of this layer
-        reached = _reach(outputs[0], self.known)  # step 1, and everything below it
-        steps: list[list[GraphFn]] = [[]]
-        seen = set(reached)
-        for h in outputs[1:]:
-            new = _reach(h, self.known | seen)  # exactly what step t added
-            steps.append(new)
-            seen.update(new)
-        unbinds = [n for n in reached if n.name() == "UnbindBackward0"]
-        feed = _nearest(unbinds, self.known)  # the layer's input, sliced into time steps
-        below = set(_reach(feed, self.known))
-        steps[0] = [n for n in reached if n not in below]
-        for h in outputs:
-            self.role[h] = "h"
-        for previous, current in zip(steps, steps[1:]):
-            made_before = set(previous)
-            for n in current:  # what step t takes from step t-1 is the state: h, and c for an LSTM
-                for child, _ in n.next_functions:
-                    if child in made_before:
-                        self.role.setdefault(child, "c")
-        if layer > 1:
-            stacks = [n for n in below if n.name() == "StackBackward0"]
-            lower = _nearest(stacks, self.known)
-        else:
-            lower = rec.rnn_input.grad_fn
-        lower_nodes = set(_reach(lower, self.known))
-        projection = [n for n in below if n not in lower_nodes]
-        if layer > 1:
-            projection.append(lower)  # the stacked outputs of the layer below enter here
-        for t, nodes in enumerate(steps, start=1):
-            self.put(nodes, Cluster(f"b{b}/l{layer}/t{t}", f"t = {t}", "step", b, layer, t))
-        self.put(projection, Cluster(f"b{b}/l{layer}/in", f"layer {layer} input: x·W_ihᵀ + b_ih for all "
-                                     f"{len(outputs)} steps at once, then unbind", "layer_input", b, layer))
-        return lower, steps[0]
+    return _Step(seen, output, as_tuple(hidden), loss)
 
 
 def capture(cfg: RunConfig, *, repackage: bool = True, ntokens: int = 10) -> StepGraph:
@@ -282,9 +144,9 @@ def capture(cfg: RunConfig, *, repackage: bool = True, ntokens: int = 10) -> Ste
     names: dict[int, list[str]] = {}
     for name, p in model.named_parameters(remove_duplicate=False):
         names.setdefault(id(p), []).append(name)
-    everything = _reach(step.loss.grad_fn, set())
+    everything = reach(step.loss.grad_fn, set())
     params = {n: " = ".join(names[id(n.variable)]) for n in everything if n.name().endswith("AccumulateGrad")}
-    sorter = _Sorter(cfg, params)
+    sorter = ClusterSorter(cfg, params)
     drawn = step.batches if not repackage else step.batches[1:]  # batch 2 is the one with the loss
     for b, rec in enumerate(drawn, start=3 - len(drawn)):
         sorter.batch(b, rec, step.loss.grad_fn if b == 2 else None)
@@ -292,7 +154,7 @@ def capture(cfg: RunConfig, *, repackage: bool = True, ntokens: int = 10) -> Ste
     return graph
 
 
-def _fill(graph: StepGraph, everything: list[GraphFn], sorter: _Sorter, loss_node: GraphFn) -> None:
+def _fill(graph: StepGraph, everything: list[GraphFn], sorter: ClusterSorter, loss_node: GraphFn) -> None:
     """The sorted autograd graph as plain nodes, edges and clusters (in program order)."""
     ids = {n: f"n{i}" for i, n in enumerate(everything)}
     for n in everything:
@@ -320,7 +182,7 @@ def _fill(graph: StepGraph, everything: list[GraphFn], sorter: _Sorter, loss_nod
     graph.clusters = sorted(sorter.clusters, key=lambda c: (c.batch, section[c.kind], c.layer or 0, c.step or 0))
 
 
-def _edge_kind(src: GraphFn, dst: GraphFn, sorter: _Sorter, cluster_kind: dict[str, str]) -> str:
+def _edge_kind(src: GraphFn, dst: GraphFn, sorter: ClusterSorter, cluster_kind: dict[str, str]) -> str:
     """"param", "state" (a step's h or c into the next step, or across batches) or "data"."""
     if src in sorter.params:
         return "param"
@@ -337,7 +199,7 @@ def _compare(fused: _Step, unrolled: _Step) -> dict[str, Any]:
     import torch
 
     def names(step: _Step) -> Counter[str]:
-        return Counter(n.name() for n in _reach(step.loss.grad_fn, set()))
+        return Counter(n.name() for n in reach(step.loss.grad_fn, set()))
 
     fused_names, unrolled_names = names(fused), names(unrolled)
     pairs = [(fused.output, unrolled.output), *zip(fused.hidden, unrolled.hidden)]

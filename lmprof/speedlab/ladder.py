@@ -222,6 +222,28 @@ def check_options(cfg: RunConfig, repeats: int, eval_every: int, valid_tokens: i
 
 
 # --- the ladder --------------------------------------------------------------------------------
+def _interleaved(cfg: RunConfig, device: "torch.device", corpus: Any, members: dict[str, list[Variant]],
+                 plan: Plan, target: float | None, valid_tokens: int, progress: Progress,
+                 round_name: str = "") -> dict[str, list[Trial]]:
+    """``plan.repeats`` rounds, each training every entry of ``members`` (name -> its variants) once, in order.
+
+    Interleaved so that a slow spell of the machine falls on every entry alike. Without a ``target`` the
+    first trial of the first entry sets it. Ctrl-C ends the rounds early: the finished trials are returned.
+    """
+    trials: dict[str, list[Trial]] = {name: [] for name in members}
+    try:
+        for k in range(plan.repeats):
+            for name, variants in members.items():
+                progress(f"repeat {k + 1}/{plan.repeats} · {name}{round_name}")
+                trials[name].append(run_trial(cfg, device, corpus, variants, plan, target, with_flops=k == 0,
+                                              valid_tokens=valid_tokens))
+                if target is None:
+                    target = trials[name][0].budget_ppl
+    except KeyboardInterrupt:
+        pass
+    return trials
+
+
 def run_ladder(cfg: RunConfig, *, variants: Sequence[str] | None = None, budget_batches: int | None = None,
                budget_tokens: int | None = None, repeats: int = REPEATS, eval_every: int = EVAL_EVERY,
                valid_tokens: int = VALID_TOKENS, overtime: float = OVERTIME, combine: bool = True,
@@ -252,23 +274,15 @@ def run_ladder(cfg: RunConfig, *, variants: Sequence[str] | None = None, budget_
     plan = Plan(budget_tokens, math.ceil(budget_tokens / per_batch), eval_every * per_batch, overtime, repeats)
     wanted = choose(variants)
     runnable = [v for v in wanted if not v.skip_reason(cfg, device)]
-    trials: dict[str, list[Trial]] = {REFERENCE: [], **{v.name: [] for v in runnable}}
-    target: float | None = None
+    # The reference's first trial sets the target perplexity the variants' time to quality is read at.
+    trials = _interleaved(cfg, device, corpus, {REFERENCE: [], **{v.name: [v] for v in runnable}}, plan, None,
+                          valid_tokens, progress)
+    if not trials[REFERENCE]:
+        raise KeyboardInterrupt  # stopped before the reference finished once: nothing to compare with
+    target = trials[REFERENCE][0].budget_ppl
     notes: list[str] = []
-    interrupted = False
-    try:
-        for k in range(repeats):
-            for name in trials:
-                progress(f"repeat {k + 1}/{repeats} · {name}")
-                members = [] if name == REFERENCE else [BY_NAME[name]]
-                trials[name].append(run_trial(cfg, device, corpus, members, plan, target, with_flops=k == 0,
-                                              valid_tokens=valid_tokens))
-                if name == REFERENCE and target is None:
-                    target = trials[REFERENCE][0].budget_ppl
-    except KeyboardInterrupt:  # keep what was measured: the finished trials become the rows
-        if not trials[REFERENCE]:
-            raise
-        interrupted = True
+    interrupted = any(len(runs) < repeats for runs in trials.values())
+    if interrupted:  # what was measured is kept: the finished trials become the rows
         notes.append("interrupted (Ctrl-C or SIGTERM): the rows hold the trainings that finished; "
                      "a row with fewer repeats has a wider spread, and there is no combination round")
     peak = matmul_peak(device)
@@ -281,16 +295,10 @@ def run_ladder(cfg: RunConfig, *, variants: Sequence[str] | None = None, budget_
     best = best_set(rows, drift_margin)
     if combine and len(best) >= 2 and not interrupted:
         name = "+".join(best)
-        pair: dict[str, list[Trial]] = {REFERENCE: [], name: []}
-        try:
-            for k in range(repeats):  # the combination against fresh reference runs, interleaved again
-                for who in pair:
-                    progress(f"repeat {k + 1}/{repeats} · {who} (combination round)")
-                    members = [] if who == REFERENCE else [BY_NAME[n] for n in best]
-                    pair[who].append(run_trial(cfg, device, corpus, members, plan, target, with_flops=k == 0,
-                                               valid_tokens=valid_tokens))
-        except KeyboardInterrupt:
-            interrupted = True
+        pair = _interleaved(cfg, device, corpus, {REFERENCE: [], name: [BY_NAME[n] for n in best]}, plan, target,
+                            valid_tokens, progress, " (combination round)")
+        interrupted = len(pair[REFERENCE]) < repeats or len(pair[name]) < repeats
+        if interrupted:
             notes.append("interrupted in the combination round: the single variants' rows are complete")
         if pair[name]:
             rows.append(make_row(name, best, pair[name], pair[REFERENCE], peak, drift_margin, overtime, target,

@@ -112,7 +112,7 @@ class Driver:
         })
         status = str(record.get("status"))
         self.outcome_statuses[run.label] = status
-        from lmprof.views.sweep_tables import is_not_converged
+        from lmprof.sweep_summary import is_not_converged
 
         if is_not_converged(status, [e.get("val_ppl") for e in epochs], record.get("vocab_size")):
             self.log(f"{run.label}: not converged: val ppl {epochs[-1].get('val_ppl'):.4g} after its only epoch is "

@@ -111,42 +111,15 @@ def flow_chart(result: "RunResult | None" = None, *, model: str = "LSTM", nlayer
         nlayers = int(result.config.get("nlayers", nlayers))
     rows = phase_rows(result)
     components = component_times(result)
-    title = "Where the time goes: one training run of word_language_model" if rows else \
-        "The training program of word_language_model (lmprof diagram flow --from RUN shades it)"
-    if rows:
-        wall = result.phase_summary.get("wall_seconds") if result is not None else None
-        from lmprof.views.rows import duration
-
-        corpus = Path(str(result.config.get("data") or "")).name or "embedded corpus"
-        batches = sum(int(e.get("batches", 0)) for e in result.epochs)
-        title += (f"\n{model}, {corpus}, {len(result.epochs)} epoch(s), {batches} training batches"
-                  + (f", wall time {duration(wall)}" if wall else ""))
-        full = result.phase_summary.get("full_batches_per_epoch")
-        if any("full_share" in row for row in rows.values()):
-            title += (f"\ntraining cut short ({batches} of {int(full) * len(result.epochs)} batches): "
-                      "colours show shares projected to full epochs")
     g = graphviz.Digraph("flow", graph_attr={
-        "rankdir": "TB", "fontname": FONT, "fontsize": "15", "labelloc": "t", "label": title,
+        "rankdir": "TB", "fontname": FONT, "fontsize": "15", "labelloc": "t", "label": _title(result, rows, model),
         "nodesep": "0.25", "ranksep": "0.3", "newrank": "true"})
     g.attr("node", fontname=FONT, fontsize="11", shape="box", style="rounded,filled", fillcolor=PLAIN_FILL,
            margin="0.15,0.06")
     g.attr("edge", fontname=FONT, fontsize="10", color="#555555", arrowsize="0.7")
 
-    def phase_node(parent: "graphviz.Digraph", phase: Phase) -> str:
-        label, fill, font = phase.label, PLAIN_FILL, "black"
-        if rows:
-            row = rows.get(phase.name)
-            if row is None:
-                label, fill, font = f"{phase.label}\n(not run)", NOT_RUN_FILL, "#888888"
-            else:
-                fill = heat(shown_share(row))
-                label = f"{phase.label}\n{measured(row)}"
-                font = "white" if fill in DARK_FILLS else "black"
-        parent.node(phase.name, label, fillcolor=fill, fontcolor=font)
-        return phase.name
-
     setup, batch, epoch_rest, after = _sections()
-    order: list[str] = [phase_node(g, p) for p in setup]
+    order: list[str] = [_phase_node(g, p, rows) for p in setup]
     with g.subgraph(name="cluster_epoch") as epoch:
         epoch.attr(label="epoch loop: for epoch in 1..epochs", style="rounded,dashed", color="#777777",
                    fontsize="12")
@@ -159,22 +132,10 @@ def flow_chart(result: "RunResult | None" = None, *, model: str = "LSTM", nlayer
                 elif p.name == "backward" and components:
                     order.append(_backward(loop, p, rows, model, nlayers, components))
                 else:
-                    order.append(phase_node(loop, p))
-        order += [phase_node(epoch, p) for p in epoch_rest]
-    order += [phase_node(g, p) for p in after]
-
-    inner = forward_layers(model, nlayers)  # the backward cluster holds these and the loss: len(inner) + 1 boxes
-    for a, b in zip(order, order[1:]):
-        if a == "forward":  # the forward cluster: enter at its first layer, leave from its last
-            g.edge(f"forward_{len(inner) - 1}", b)
-        elif b == "forward":
-            g.edge(a, "forward_0")
-        elif a == "backward" and components:  # the backward cluster likewise, from its last component
-            g.edge(f"backward_{len(inner)}", b)
-        elif b == "backward" and components:
-            g.edge(a, "backward_0")
-        else:
-            g.edge(a, b)
+                    order.append(_phase_node(loop, p, rows))
+        order += [_phase_node(epoch, p, rows) for p in epoch_rest]
+    order += [_phase_node(g, p, rows) for p in after]
+    _program_edges(g, order, len(forward_layers(model, nlayers)), bool(components))
     first_step, last_step = batch[0].name, batch[-1].name
     # Loop edges go back up; drawn as downward edges with the arrow at the top (dir=back), dot
     # routes them as a smooth arc beside the loop instead of through it.
@@ -187,6 +148,56 @@ def flow_chart(result: "RunResult | None" = None, *, model: str = "LSTM", nlayer
         # Hung below the last phase: a tall legend beside the chart would stretch the edges of its rank.
         g.edge(after[-1].name, "legend", style="invis")
     return g
+
+
+def _title(result: "RunResult | None", rows: dict[str, dict[str, Any]], model: str) -> str:
+    """What the chart shows: the program alone, or one run (model, corpus, batches, wall time, projection)."""
+    if not rows or result is None:
+        return "The training program of word_language_model (lmprof diagram flow --from RUN shades it)"
+    from lmprof.views.rows import duration
+
+    wall = result.phase_summary.get("wall_seconds")
+    corpus = Path(str(result.config.get("data") or "")).name or "embedded corpus"
+    batches = sum(int(e.get("batches", 0)) for e in result.epochs)
+    title = ("Where the time goes: one training run of word_language_model"
+             f"\n{model}, {corpus}, {len(result.epochs)} epoch(s), {batches} training batches"
+             + (f", wall time {duration(wall)}" if wall else ""))
+    full = result.phase_summary.get("full_batches_per_epoch")
+    if any("full_share" in row for row in rows.values()):
+        title += (f"\ntraining cut short ({batches} of {int(full) * len(result.epochs)} batches): "
+                  "colours show shares projected to full epochs")
+    return title
+
+
+def _phase_node(parent: "graphviz.Digraph", phase: Phase, rows: dict[str, dict[str, Any]]) -> str:
+    """One phase's box: plain without a run; else shaded by its share and labelled with its time."""
+    label, fill, font = phase.label, PLAIN_FILL, "black"
+    if rows:
+        row = rows.get(phase.name)
+        if row is None:
+            label, fill, font = f"{phase.label}\n(not run)", NOT_RUN_FILL, "#888888"
+        else:
+            fill = heat(shown_share(row))
+            label = f"{phase.label}\n{measured(row)}"
+            font = "white" if fill in DARK_FILLS else "black"
+    parent.node(phase.name, label, fillcolor=fill, fontcolor=font)
+    return phase.name
+
+
+def _program_edges(g: "graphviz.Digraph", order: list[str], inner: int, components: bool) -> None:
+    """Each phase to the next in program order; the forward (and, split by component, the backward)
+    cluster is entered at its first box and left from its last (``inner`` layers, plus the loss)."""
+    for a, b in zip(order, order[1:]):
+        if a == "forward":
+            g.edge(f"forward_{inner - 1}", b)
+        elif b == "forward":
+            g.edge(a, "forward_0")
+        elif a == "backward" and components:
+            g.edge(f"backward_{inner}", b)
+        elif b == "backward" and components:
+            g.edge(a, "backward_0")
+        else:
+            g.edge(a, b)
 
 
 def _forward(parent: "graphviz.Digraph", phase: Phase, rows: dict[str, dict[str, Any]], model: str,

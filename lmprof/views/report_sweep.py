@@ -45,8 +45,8 @@ def sweep_page(plan: dict[str, Any], rows: list[dict[str, Any]], folder: Path, m
     from rich.console import Group
 
     from lmprof.views.plots import FIGURES, sweep_figures
-    from lmprof.views.sweep_tables import (clip_table, factor_table, has_clip_stats, notes, summary_rows,
-                                           sweep_view)
+    from lmprof.sweep_summary import summary_rows, sweep_view
+    from lmprof.views.sweep_tables import clip_table, factor_table, has_clip_stats, notes
 
     view = sweep_view(plan, rows)
     hide_times = view.mixed() and not mixed_hardware
