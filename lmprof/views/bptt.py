@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import re
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from lmprof.instrument.graph import Cluster, Edge, Node, StepGraph
@@ -94,12 +95,12 @@ def bptt_graph(data: StepGraph, grads: dict[str, list[list[float]]] | None = Non
             members.setdefault(n.group, []).append(n)
 
     for b in sorted({c.batch for c in data.clusters}):
-        with g.subgraph(name=f"cluster_batch{b}") as outer:
+        # Two batches (no repackage_hidden) each get a box; one batch needs none. An invisible box
+        # around everything costs dot's crossing minimisation 7.4 s instead of 2.8 s at bptt 35 x 2 layers.
+        with g.subgraph(name=f"cluster_batch{b}") if not data.repackage else nullcontext(g) as outer:
             if not data.repackage:
                 outer.attr(label="previous batch" if b == 1 else "this batch (the loss is computed here)",
                            style="dashed", color="#999999", fontsize="13")
-            else:
-                outer.attr(label="", style="invis")
             for cluster in [c for c in data.clusters if c.batch == b and c.kind not in ("step", "layer_input")]:
                 _cluster(outer, cluster, members.get(cluster.key, []), "#ffffff")
             for layer in range(1, cfg["nlayers"] + 1):
