@@ -227,10 +227,12 @@ class RayExecutor(Executor):
         """
         from lmprof.sweep.worker import read_record, request_stop
 
+        asked: set[Task] = set()  # started runs, asked through their folder
         for ref, task in running.items():
             record = read_record(task.run_dir)
             if record and record.get("key") == task.key:
                 request_stop(task.run_dir)
+                asked.add(task)
             else:
                 ray.cancel(ref, force=False)
         deadline = time.monotonic() + self.grace_seconds
@@ -238,7 +240,8 @@ class RayExecutor(Executor):
             ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
             for ref in ready:  # its own record when it wrote one (ended_record reads it)
                 task = running.pop(ref)
-                events.finished(task, ended_record(task, "stopped before it started", status="interrupted"))
+                why = "stopped before it wrote its record" if task in asked else "stopped before it started"
+                events.finished(task, ended_record(task, why, status="interrupted"))
         for ref, task in running.items():
             ray.cancel(ref, force=True)
             events.finished(task, ended_record(task, "stopped before it wrote its record", status="interrupted"))
