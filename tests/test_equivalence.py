@@ -111,5 +111,8 @@ def test_transformer_prints_upstreams_figures(tmp_path: Path) -> None:
 
 def test_rnn_tanh_prints_upstreams_figures(tmp_path: Path) -> None:
     corpus = slice_corpus(tmp_path / "corpus", train_lines=200, eval_lines=60)
-    upstream, ours = side_by_side(tmp_path, corpus, ["--model", "RNN_TANH", "--epochs", "1", "--log-interval", "5"])
+    # lr 2: at the default 20 a tanh RNN explodes (ppl 4e5 by batch 5), and a chaotic run turns a rare
+    # last-bit difference between two runs of the same program into a different 7th digit (seen once here)
+    upstream, ours = side_by_side(tmp_path, corpus, ["--model", "RNN_TANH", "--epochs", "1", "--lr", "2",
+                                                     "--log-interval", "5"])
     assert_same_figures(upstream, ours, epochs=1)
