@@ -146,10 +146,12 @@ def line_grid(c: Comparison, fn: FunctionDiff) -> Grid:
 
 
 def ops_grid(c: Comparison) -> Grid:
+    from lmprof.views.ops import short_op_name
+
     others = letters(c)[1:]
     rows = []
     for o in c.ops:
-        cells = [o.name, duration(o.per_step[0])]
+        cells = [short_op_name(o.name), duration(o.per_step[0])]
         for v, r in zip(o.per_step[1:], o.ratios[1:]):
             cells += [duration(v), times(r)]
         rows.append(cells)

@@ -7,6 +7,7 @@ FLOP/s lines go under the phase table of ``lmprof profile``.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from lmprof.views.format import size
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from lmprof.result import RunResult
 
 BAR_WIDTH = 12
+SHORT_NAME_LIMIT = 60
 
 
 def ops_table(result: "RunResult", row_limit: int = 15) -> "RenderableType":
@@ -36,7 +38,7 @@ def ops_table(result: "RunResult", row_limit: int = 15) -> "RenderableType":
              f"{steps} traced step{'s' if steps != 1 else ''}, {_ms(total)} in all")
     table = Table(title=title, title_justify="left", header_style="bold", min_width=len(title))
     shown = rows[:row_limit]
-    table.add_column("operator", overflow="fold", min_width=min(max(len(r["name"]) for r in shown), 36))
+    table.add_column("operator", overflow="fold", min_width=min(max(len(short_op_name(r["name"])) for r in shown), 36))
     if ops.get("group_by_shape"):
         table.add_column("input shapes", overflow="fold", style="dim")
     table.add_column("calls", justify="right")
@@ -48,7 +50,7 @@ def ops_table(result: "RunResult", row_limit: int = 15) -> "RenderableType":
     share_key = "cuda_share" if by_cuda else "share"
     for row in shown:
         share = row.get(share_key) or 0.0
-        cells = [row["name"]]
+        cells = [short_op_name(row["name"])]
         if ops.get("group_by_shape"):
             cells.append(row.get("input_shapes", ""))
         cells += [str(row["calls"]), _ms(row["self_cpu_seconds"])]
@@ -63,6 +65,89 @@ def ops_table(result: "RunResult", row_limit: int = 15) -> "RenderableType":
         caption += f"Operators take {in_ops:.1%} of the traced CPU time; the rest is Python between them."
     table.caption, table.caption_justify = caption.strip(), "left"
     return table
+
+
+# --- CUDA kernel names ------------------------------------------------------------------------
+# torch.profiler names a CUDA kernel by its C++ signature, often 200 characters of templates
+# ("void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>, ...>(...)").
+# Tables show the kernel's own name, the library it comes from, and, for torch's generic
+# element-wise and reduction kernels, the functor that says what they compute; result.json and
+# the report's hover text keep the full name.
+_LIBRARIES = ("cutlass", "cudnn", "cub", "cublas", "cublasLt", "flash", "nccl")
+_CUDNN_KERNEL = re.compile(r"^(LSTM_|RNN_|GRU_|elemWiseRNNcell|cudnn)")
+_CUBLAS_KERNEL = re.compile(r"^(sm\d+_xmma_|ampere_|volta_|turing_|hopper_|gemv|gemmk|gemmSN|splitKreduce)")
+_CUTLASS_GEMM = re.compile(r"cutlass_\d+_(tensorop|simt|wmma)_(\w+?gemm)_(\d+x\d+)_\d+x\d+_([nt]{2})")
+_XMMA_GEMM = re.compile(r"sm(\d+)_xmma_gemm_(\w+?)_([nt]{2})_[nt]_tilesize(\d+x\d+x\d+)")
+_GENERIC_KERNEL = {"kernel", "Kernel", "Kernel2", "device_kernel"}
+_WRAPPER_FUNCTORS = {"BinaryFunctor", "AUnaryFunctor", "BUnaryFunctor", "UnaryFunctor"}
+_FUNCTOR = re.compile(r"([A-Za-z]\w*?(?:_functor|Functor\w*|_kernel_cuda|_cuda_out|Epilogue))\b")
+
+
+def short_op_name(name: str) -> str:
+    """A table's name for an operator: a CUDA kernel's C++ signature shortened, every other name as it is.
+
+    >>> short_op_name("void cutlass::Kernel2<cutlass_80_tensorop_s1688gemm_64x64_16x6_nn_align4>"
+    ...               "(cutlass_80_tensorop_s1688gemm_64x64_16x6_nn_align4::Params)")
+    'cutlass tensorop s1688gemm 64x64 nn'
+    >>> short_op_name("aten::addmm")
+    'aten::addmm'
+    """
+    if not (name.startswith("void ") or "<" in name):
+        return _short_plain_kernel(name)
+    text = name.replace("(anonymous namespace)::", "")
+    head = text[:_top_level(text, "(")[0]] if _top_level(text, "(") else text  # before the parameter list
+    spaces = _top_level(head, " ")
+    head = head[spaces[-1] + 1:] if spaces else head  # after the return type ("void", "std::enable_if<...>::type")
+    opens = _top_level(head, "<")
+    base, args = (head[:opens[0]], head[opens[0] + 1:]) if opens else (head, "")
+    *namespaces, kernel = base.split("::")
+    if kernel in _GENERIC_KERNEL:  # cutlass::Kernel2<cutlass_80_tensorop_...>: the name is the argument
+        gemm = _CUTLASS_GEMM.search(args)
+        if gemm:
+            return "cutlass " + " ".join(gemm.groups())
+        kernel = f"{namespaces[-1]} {kernel}" if namespaces else kernel
+    library = next((n for n in namespaces if n in _LIBRARIES), "")
+    if not library and _CUDNN_KERNEL.match(kernel):
+        library = "cudnn"
+    elif not library and "cublas" in args:
+        library = "cublas"
+    functor = next((f for f in _FUNCTOR.findall(args) if f not in _WRAPPER_FUNCTORS), "")
+    short = " ".join(part for part in (library, kernel) if part) + (f" · {functor}" if functor else "")
+    return _cut(short)
+
+
+def _short_plain_kernel(name: str) -> str:
+    """Kernels named without a signature: cuBLAS's and cutlass's tile names, cuDNN's RNN kernels."""
+    gemm = _CUTLASS_GEMM.search(name)
+    if gemm:
+        return "cutlass " + " ".join(gemm.groups())
+    xmma = _XMMA_GEMM.match(name)
+    if xmma:
+        arch, types, layout, tile = xmma.groups()
+        kind = next((t for t in ("tf32", "bf16", "f16", "f64") if t in types), types.split("_")[0])
+        return f"cublas sm{arch} xmma gemm {kind} {layout} {tile}"
+    if _CUBLAS_KERNEL.match(name):
+        return _cut(f"cublas {name}")
+    if _CUDNN_KERNEL.match(name) and not name.startswith("cudnn"):
+        return _cut(f"cudnn {name}")
+    return name if "::" in name or " " in name else _cut(name)
+
+
+def _top_level(text: str, char: str) -> list[int]:
+    """Where ``char`` occurs outside every <...> and (...) of ``text``."""
+    depth, found = 0, []
+    for i, c in enumerate(text):
+        if depth == 0 and c == char:
+            found.append(i)
+        if c in "<(":
+            depth += 1
+        elif c in ">)":
+            depth = max(depth - 1, 0)
+    return found
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SHORT_NAME_LIMIT else text[:SHORT_NAME_LIMIT - 1] + "…"
 
 
 def memory_table(result: "RunResult", row_limit: int = 15) -> "RenderableType":
@@ -86,7 +171,7 @@ def memory_table(result: "RunResult", row_limit: int = 15) -> "RenderableType":
     if not on_cuda:  # torch.profiler totals memory with children on the CPU side only
         table.add_column("with children", justify="right")
     for row in rows[:row_limit]:
-        cells = [row["name"]] + ([row.get("input_shapes", "")] if ops.get("group_by_shape") else [])
+        cells = [short_op_name(row["name"])] + ([row.get("input_shapes", "")] if ops.get("group_by_shape") else [])
         cells += [str(row["calls"]), size(row[key])]
         if not on_cuda:
             cells.append(size(row.get("cpu_memory_bytes", 0)))

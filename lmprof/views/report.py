@@ -98,11 +98,12 @@ def _lines_data(result: RunResult) -> dict[str, Any]:
 
 
 def _ops_data(result: RunResult) -> dict[str, Any]:
-    from lmprof.views.ops import trace_hint
+    from lmprof.views.ops import short_op_name, trace_hint
 
     ops = result.ops
     key = "cuda_share" if ops.get("sort_by") == "self_cuda" else "share"
-    rows = [{"name": r["name"], "shapes": r.get("input_shapes", ""), "calls": f"{r['calls']:,}",
+    rows = [{"name": short_op_name(r["name"]), "full_name": r["name"],  # the full name: the cell's hover text
+             "shapes": r.get("input_shapes", ""), "calls": f"{r['calls']:,}",
              "cpu": duration(r.get("self_cpu_seconds")), "cuda": duration(r.get("self_cuda_seconds")),
              "share": percent(r.get(key)), "bar": bar_width(r.get(key))} for r in ops["rows"][:OPS_SHOWN]]
     rest = ops["rows"][OPS_SHOWN:]
