@@ -46,6 +46,7 @@ def test_no_renderer_exits_2_and_keeps_the_dot(tmp_path: Path, monkeypatch: pyte
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     monkeypatch.setattr(render_module, "which", lambda name: None)  # nor graphviz-pure beside python
+    monkeypatch.setattr(render_module, "pure_renderer", lambda: None)  # nor beside its installed package
     assert main(["diagram", "bptt", "--out", str(tmp_path / "b.svg")]) == 2
     err = capsys.readouterr().err
     assert "no Graphviz renderer" in err and "pip install graphviz-pure" in err and "Traceback" not in err
@@ -61,6 +62,25 @@ def test_pdf_without_system_dot_says_so(tmp_path: Path, monkeypatch: pytest.Monk
         render(SMALL, tmp_path / "g.pdf", "pdf")
     assert str(tmp_path / "g.dot") in str(caught.value)
     assert (tmp_path / "g.dot").is_file() and not (tmp_path / "g.pdf").exists()
+
+
+def test_graphviz_pure_installed_with_pip_target_is_found_in_its_bin(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pip install --target DIR graphviz-pure`: metadata in DIR (on PYTHONPATH), the executable in DIR/bin."""
+    target = tmp_path / "site"
+    info = target / "graphviz_pure-0.2.2.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: graphviz-pure\nVersion: 0.2.2\n")
+    (info / "RECORD").write_text("../../bin/graphviz-pure,,\ngraphviz_pure-0.2.2.dist-info/METADATA,,\n")  # as pip wrote it
+    exe = target / "bin" / "graphviz-pure"
+    exe.parent.mkdir()
+    exe.write_text("#!/bin/sh\necho '<svg xmlns=\"http://www.w3.org/2000/svg\"/>'\n")
+    exe.chmod(0o755)
+    monkeypatch.syspath_prepend(str(target))
+    monkeypatch.setattr(render_module, "which", lambda name: None)  # neither on PATH nor in the scripts folder
+    assert find_renderer("svg") == str(exe) and find_renderer("pdf") is None
+    assert main(["diagram", "bptt", "--nlayers", "1", "--bptt", "3", "--out", str(tmp_path / "b.svg")]) == 0
+    assert (tmp_path / "b.svg").read_text().startswith("<svg")
 
 
 def test_system_dot_is_preferred(monkeypatch: pytest.MonkeyPatch) -> None:

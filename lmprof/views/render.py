@@ -25,7 +25,9 @@ from lmprof.fsutil import write_bytes_atomic, write_text_atomic
 from lmprof.views.diagram_formats import FORMATS, PURE_FORMATS
 
 INSTALL_HINT = ("install Graphviz (apt install graphviz, brew install graphviz, conda install graphviz) "
-                "or `pip install graphviz-pure` for svg and png")
+                "or `pip install graphviz-pure` for svg and png (installed with `pip --target DIR`, its "
+                "executable is DIR/bin/graphviz-pure: keep DIR on PYTHONPATH, or put DIR/bin on PATH)")
+PURE = "graphviz-pure"
 RENDER_TIMEOUT_S = 120
 
 
@@ -45,12 +47,37 @@ def which(name: str) -> str | None:
     return str(scripts) if scripts.is_file() and os.access(scripts, os.X_OK) else None
 
 
+def pure_renderer() -> str | None:
+    """graphviz-pure's executable: on PATH, in the scripts folder, or where pip put it beside the package.
+
+    ``pip install --target DIR`` puts the package's metadata in DIR and its executable in DIR/bin, a
+    folder on neither PATH nor the scripts path; DIR itself is on PYTHONPATH, so the installed
+    distribution (or the graphviz module installed beside it) says where DIR is.
+    """
+    found = which(PURE)
+    if found:
+        return found
+    from importlib import metadata, util
+
+    places: list[Path] = []
+    try:
+        dist = metadata.distribution(PURE)
+        places += [Path(str(dist.locate_file(f))) for f in dist.files or [] if Path(str(f)).name == PURE]
+        places.append(Path(str(dist.locate_file(""))) / "bin" / PURE)
+    except metadata.PackageNotFoundError:
+        pass
+    graphviz = util.find_spec("graphviz")
+    if graphviz is not None and graphviz.origin:
+        places.append(Path(graphviz.origin).parents[1] / "bin" / PURE)
+    return next((str(p) for p in places if p.is_file() and os.access(p, os.X_OK)), None)
+
+
 def find_renderer(fmt: str) -> str | None:
     """The executable that renders ``fmt``: the system ``dot`` first, else graphviz-pure (svg, png)."""
     system = which("dot")
     if system:
         return system
-    return which("graphviz-pure") if fmt in PURE_FORMATS else None
+    return pure_renderer() if fmt in PURE_FORMATS else None
 
 
 def output_path(out: str | None, fmt: str | None, stem: str, folder: str | Path = ".") -> tuple[Path, str]:
@@ -91,7 +118,7 @@ def render(graph: Any, picture: Path, fmt: str) -> Rendered:
         return Rendered(dot_path, dot_path, None)
     exe = find_renderer(fmt)
     if exe is None:
-        if fmt == "pdf" and which("graphviz-pure"):
+        if fmt == "pdf" and pure_renderer():
             raise UsageError(f"pdf needs the system Graphviz `dot` (graphviz-pure renders svg and png only): "
                              f"install Graphviz, or use --format svg or png; the source is in {dot_path}")
         raise UsageError(f"no Graphviz renderer found to make {fmt}: {INSTALL_HINT}; "
