@@ -81,14 +81,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # argparse: --help (0) or a usage error (2)
         return int(e.code or 0)
     module = importlib.import_module(args._module)
-    from lmprof.commands.console import say_library_notes
+    from lmprof.commands.console import guarded_stdout, say_library_notes
 
     say_library_notes(args)  # a library's repeated warnings, said once in lmprof's words
     try:
-        with stop_requests_as_interrupts():  # SIGTERM stops as cleanly as Ctrl-C
+        # guarded: a closed pipe (`| head -1`) stops the printing, never the measuring
+        with stop_requests_as_interrupts(), guarded_stdout():  # SIGTERM stops as cleanly as Ctrl-C
             return int(module.run(args) or 0)
     except UsageError as e:
-        print(f"lmprof {args.command}: error: {e}", file=sys.stderr)
+        from lmprof.safe_files import visible  # the message may quote a stranger's file
+
+        print(f"lmprof {args.command}: error: {visible(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lmprof {args.command}: interrupted", file=sys.stderr)
@@ -100,6 +103,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         verb = "cannot write" if e.errno in FULL_OR_READ_ONLY else "cannot use"
         print(f"lmprof {args.command}: error: {verb}{where}: {e.strerror}", file=sys.stderr)
         return 2
+    finally:
+        say_reading_notes(args.command)
+
+
+def say_reading_notes(command: str) -> None:
+    """One line on stderr for each file that loading cut to its caps (lmprof.result.READING_NOTES)."""
+    result_module = sys.modules.get("lmprof.result")
+    notes = getattr(result_module, "READING_NOTES", [])
+    for note in dict.fromkeys(notes):
+        print(f"lmprof {command}: note: {note}", file=sys.stderr)
+    notes.clear()
 
 
 def main_exit() -> None:

@@ -188,15 +188,32 @@ def load_runs(folders: Sequence[str | Path]) -> tuple[list[RunResult], list[str]
         listed = ", ".join(f"{Path(r.run_dir).name} v{v}" for r, v in zip(results, versions))
         notes.append(f"result.json schema versions differ ({listed}): read with defaults; "
                      "sections an older version did not record are left out")
+    notes += same_run_notes(results)
     return results, notes
+
+
+def same_run_notes(results: Sequence[RunResult]) -> list[str]:
+    """A note for each run that is the baseline itself (the same folder, or a copy of its record):
+    its 'within noise' compares a run with itself, not two runs."""
+    base, notes = results[0], []
+    for other in results[1:]:
+        same_folder = Path(other.run_dir).resolve() == Path(base.run_dir).resolve()
+        if same_folder or (other.phases, other.metrics) == (base.phases, base.metrics):
+            how = "the same folder" if same_folder else "a copy of the same record"
+            notes.append(f"{other.run_dir} and {base.run_dir} are the same run ({how}): "
+                         "every ratio is 1 by construction, not a measurement of noise")
+    return notes
 
 
 def stored_version(folder: Path) -> int:
     """The schema version as written in the file (RunResult.load upgrades it in memory)."""
+    from lmprof.errors import UsageError
+    from lmprof.safe_files import RESULT_BYTES, read_member
+
     path = folder / RESULT_FILE if folder.is_dir() else folder
-    try:
-        return int(json.loads(path.read_text(encoding="utf-8")).get("schema_version", 0))
-    except (OSError, ValueError, AttributeError):
+    try:  # RunResult.load has read this file already, through no link and within its cap
+        return int(json.loads(read_member(path.parent, path.name, limit=RESULT_BYTES)).get("schema_version", 0))
+    except (UsageError, ValueError, AttributeError, TypeError, RecursionError):
         return 0
 
 

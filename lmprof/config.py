@@ -110,6 +110,9 @@ class RunConfig:
             raise UsageError(f"--max-batches must be a positive integer, got {self.max_batches}")
         if self.threads is not None and self.threads <= 0:
             raise UsageError(f"--threads must be a positive integer, got {self.threads}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not -(2**63) <= self.seed < 2**64:
+            raise UsageError(f"--seed must be a whole number from -2**63 to 2**64 - 1 (what torch.manual_seed "
+                             f"takes), got {self.seed}")
         if self.device not in DEVICES:
             raise UsageError(f"unknown --device {self.device!r}: choose one of {', '.join(DEVICES)}")
         if self.tied and self.model in RNN_KINDS and self.nhid != self.emsize:

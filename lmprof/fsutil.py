@@ -11,6 +11,7 @@ full disk, Ctrl-C), so a failed write leaves nothing behind.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import tempfile
@@ -41,9 +42,24 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:
+        full = not isinstance(e, (OSError, KeyboardInterrupt)) and _no_space_left(target.parent)
         Path(tmp).unlink(missing_ok=True)
+        if full:  # torch.save says "enforce fail ... unexpected pos" (a RuntimeError) when the disk fills
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target)) from e
         raise
+
+
+FULL_BELOW = 1 << 20  # free bytes under which a failed write is taken for a full disk
+
+
+def _no_space_left(folder: Path) -> bool:
+    """Whether the filesystem of ``folder`` is full (checked while the failed write's temp file still fills it)."""
+    try:
+        stats = os.statvfs(folder)
+    except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
+        return False
+    return stats.f_bavail * stats.f_frsize < FULL_BELOW
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:

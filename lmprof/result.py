@@ -28,7 +28,7 @@ import os
 import socket
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from lmprof.errors import UsageError
 from lmprof.fsutil import write_text_atomic
@@ -55,6 +55,7 @@ class RunResult:
     files: dict[str, str] = field(default_factory=dict)  # role -> file name in the run folder
     run_dir: str = ""  # where the folder was when last saved or loaded
     schema_version: int = SCHEMA_VERSION
+    reading_notes: ClassVar[list[str]] = []  # what load() cut to its caps (not saved)
 
     @property
     def epochs(self) -> list[dict[str, Any]]:
@@ -118,29 +119,41 @@ class RunResult:
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str]) -> "RunResult":
+        """A run folder's result.json, read as a stranger's: through no link, capped, checked, its strings inert."""
+        from lmprof.safe_files import RESULT_BYTES, member_state, read_member, visible_strings
+
         path = Path(run_dir)
         if path.is_dir():
             path = path / RESULT_FILE
-        if not path.is_file():
+        if member_state(path.parent, path.name) == "missing" or path.is_dir():
             raise UsageError(f"{run_dir} is not a run folder (no {RESULT_FILE}): run `lmprof profile` or `lmprof train` first")
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc = json.loads(read_member(path.parent, path.name, limit=RESULT_BYTES).decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:  # ValueError: bad JSON, or an integer too long to read
             raise UsageError(f"{path} is not a valid result.json ({e.__class__.__name__}: {e})") from None
         except RecursionError:
             raise UsageError(f"{path} is not a valid result.json (nested too deeply to read)") from None
-        except OSError as e:
-            raise UsageError(f"cannot read {path}: {e.strerror}") from None
         if not isinstance(doc, dict) or "config" not in doc:
             raise UsageError(f"{path} is not an lmprof result.json (no config section)")
-        from lmprof.result_check import check_document
+        from lmprof.result_check import bound_document, check_document
 
-        complaint = check_document(doc)  # the views read these fields: a wrong type is one line here, not a traceback
+        try:
+            complaint = check_document(doc)  # the views read these fields: a wrong type is one line here, not a traceback
+            notes = [] if complaint else bound_document(doc)  # caps: samples per phase, rows, string lengths
+            doc = visible_strings(doc)  # no string from the file may drive the terminal
+        except RecursionError:
+            raise UsageError(f"{path} is not a valid result.json (nested too deeply to read)") from None
         if complaint:
             raise UsageError(f"{path} is damaged: {complaint}")
         result = cls.from_dict(doc)
         result.run_dir = str(path.parent)
+        result.reading_notes = [f"{path}: {note}" for note in notes]
+        READING_NOTES.extend(result.reading_notes)
         return result
+
+
+# What loading cut from files in this process (caps hit), for the command line to say once on stderr.
+READING_NOTES: list[str] = []
 
 
 def json_safe(value: Any) -> Any:

@@ -26,6 +26,8 @@ LINE_UNITS = ("auto", "s", "ms", "us")  # lmprof.instrument.lines.UNITS (instrum
 def _show(value: Any) -> str:
     if value is None:
         return "null"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_COUNT:
+        return f"a number of {len(str(abs(value))):,} digits"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -38,10 +40,39 @@ def number(value: Any, where: str) -> str | None:
     return None
 
 
+MAX_COUNT = 10**15  # calls, batches, tokens, bytes: past any real run, and what a table cell can show
+MAX_SECONDS = 1e9  # about 31 years: a time past it is damage, and would print as a 300-digit cell
+
+
 def count(value: Any, where: str) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         return f"{where} must be a whole number 0 or more, got {_show(value)}"
+    if value > MAX_COUNT:
+        return f"{where} must be at most 10**15, got a number of {len(str(value)):,} digits"
     return None
+
+
+def seconds(value: Any, where: str) -> str | None:
+    """A measured time: a finite number of seconds, 0 or more, below MAX_SECONDS."""
+    bad = number(value, where)
+    if bad:
+        return bad
+    if not 0 <= value <= MAX_SECONDS:
+        return f"{where} must be a time in seconds from 0 to 1e9, got {_show(value)}"
+    return None
+
+
+SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.manual_seed takes
+
+
+def seed(value: Any, where: str) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
+        return f"{where} must be a whole number from -2**63 to 2**64 - 1, got {_show(value)}"
+    return None
+
+
+def flag(value: Any, where: str) -> str | None:
+    return None if isinstance(value, bool) else f"{where} must be true or false, got {_show(value)}"
 
 
 def text(value: Any, where: str) -> str | None:
@@ -107,33 +138,42 @@ def record(fields: dict[str, Check] | None = None, required: tuple[str, ...] = (
 
 
 NUM, OPT_NUM, INT, OPT_INT, STR, OPT_STR = number, optional(number), count, optional(count), text, optional(text)
+SEC, OPT_SEC = seconds, optional(seconds)
 
-EPOCH = record({"epoch": INT, "lr": OPT_NUM, "batches": OPT_INT, "tokens": OPT_INT, "train_seconds": OPT_NUM,
+EPOCH = record({"epoch": INT, "lr": OPT_NUM, "batches": OPT_INT, "tokens": OPT_INT, "train_seconds": OPT_SEC,
                 "tokens_per_s": OPT_NUM, "val_loss": OPT_NUM, "val_ppl": OPT_NUM})
-PHASE_ROW = record({"name": STR, "label": STR, "calls": INT, "seconds": NUM, "host_seconds": OPT_NUM,
-                    "share": OPT_NUM, "samples": items(OPT_NUM)}, required=("name", "calls", "seconds"))
-LINE_ROW = record({"line": INT, "hits": INT, "seconds": NUM, "share": OPT_NUM, "source": STR}, required=("line",))
+PHASE_ROW = record({"name": STR, "label": STR, "calls": INT, "seconds": SEC, "host_seconds": OPT_SEC,
+                    "mean_seconds": OPT_SEC, "share": OPT_NUM, "samples": items(OPT_SEC),
+                    "samples_every": OPT_INT}, required=("name", "calls", "seconds"))
+LINE_ROW = record({"line": INT, "hits": INT, "seconds": SEC, "share": OPT_NUM, "source": STR}, required=("line",))
 FUNCTION = record({"name": STR, "qualname": STR, "file": STR, "first_line": INT, "calls": INT,
-                   "total_seconds": NUM, "share_of_run": OPT_NUM, "lines": items(LINE_ROW)}, required=("name",))
-OP_ROW = record({"name": STR, "input_shapes": STR, "calls": INT, "self_cpu_seconds": OPT_NUM,
-                 "cpu_total_seconds": OPT_NUM, "self_cuda_seconds": OPT_NUM, "share": OPT_NUM,
+                   "total_seconds": SEC, "share_of_run": OPT_NUM, "lines": items(LINE_ROW)}, required=("name",))
+OP_ROW = record({"name": STR, "input_shapes": STR, "calls": INT, "self_cpu_seconds": OPT_SEC,
+                 "cpu_total_seconds": OPT_SEC, "self_cuda_seconds": OPT_SEC, "share": OPT_NUM,
                  "cuda_share": OPT_NUM}, required=("name", "calls"))
+COMPONENT_ROW = record({"name": STR, "module": STR, "calls": INT, "forward_seconds": OPT_SEC,
+                        "backward_seconds": OPT_SEC}, required=("name",))
 
 DOCUMENT = record({
     "schema_version": INT,
     "command": STR,
     "config": record({"model": STR, "emsize": INT, "nhid": INT, "nlayers": INT, "bptt": INT, "batch_size": INT,
-                      "epochs": INT, "lr": NUM, "clip": NUM, "dropout": NUM, "data": OPT_STR}),
+                      "epochs": INT, "lr": NUM, "clip": NUM, "dropout": NUM, "data": OPT_STR, "seed": seed,
+                      "max_batches": OPT_INT, "threads": OPT_INT, "nhead": INT}),
     "environment": record(),
     "metrics": record({"status": STR, "message": OPT_STR, "epochs": items(EPOCH), "test_loss": OPT_NUM,
-                       "test_ppl": OPT_NUM, "wall_seconds": OPT_NUM, "pid": OPT_INT, "host": OPT_STR}),
+                       "test_ppl": OPT_NUM, "wall_seconds": OPT_SEC, "pid": OPT_INT, "host": OPT_STR}),
     "phases": items(PHASE_ROW),
-    "phase_summary": record({"clock": STR, "wall_seconds": OPT_NUM, "train_seconds": OPT_NUM,
-                             "coverage": OPT_NUM}),
+    # the writer (instrument/recorders.py) names the coverage train_coverage; views/rows.py reads that key
+    "phase_summary": record({"clock": STR, "wall_seconds": OPT_SEC, "train_seconds": OPT_SEC,
+                             "train_coverage": OPT_NUM, "coverage": OPT_NUM, "full_batches_per_epoch": OPT_INT,
+                             "cut": optional(flag)}),
     "lines": record({"unit": one_of(*LINE_UNITS), "sync": STR, "functions": items(FUNCTION)}),
     "ops": record({"rows": items(OP_ROW), "steps": OPT_INT, "trace_dir": file_name,
                    "trace_files": items(file_name), "sort_by": STR}),
-    "flops": record(), "components": record(), "memory": record(), "gradients": record(),
+    "flops": record(), "memory": record(), "gradients": record(),
+    "components": record({"rows": items(COMPONENT_ROW), "evaluation": items(COMPONENT_ROW), "steps": OPT_INT,
+                          "warmup_steps": OPT_INT, "phases": values(OPT_SEC)}),
     "sweep": record({"run": STR, "key": OPT_STR, "vocab_size": OPT_INT, "started": OPT_STR, "finished": OPT_STR,
                      "host": OPT_STR, "pid": OPT_INT, "scheduler": OPT_STR, "job_id": OPT_STR, "attempt": OPT_INT,
                      "epochs": items(record({"epoch": INT}, required=("epoch",)))}),
@@ -145,3 +185,75 @@ def check_document(doc: Any) -> str | None:
     """The first field of a parsed result.json that the views could not read, said in words; None if all is well."""
     complaint = DOCUMENT(doc, "")
     return complaint.lstrip(".") if complaint else None
+
+
+# --- caps: how much of a file the views read ----------------------------------------------
+SAMPLES_READ = 10_000  # per phase: a bootstrap over more says nothing new, and 1,000,000 took 24 GB
+ROWS_READ = 5_000  # line rows per function, functions, operators, epochs, component rows
+STRING_READ = 4_096  # characters of any one string (a 10 MB config value printed 12 MB)
+
+
+def bound_document(doc: dict[str, Any]) -> list[str]:
+    """Cut a checked result.json down to what the views read, in place; one note per kind of cut.
+
+    Phase samples are thinned to one in k calls, the same calls in every phase (a comparison sums
+    the step phases call by call); long lists keep their first rows; long strings their start.
+    """
+    notes: list[str] = []
+    thinned = [_thin(row) for row in doc.get("phases") or []]
+    if any(thinned):
+        notes.append(f"per-batch samples thinned to at most {SAMPLES_READ:,} per phase "
+                     f"(one in {max(thinned):,} calls kept)")
+    cut_lists = _cut_lists(doc)
+    if cut_lists:
+        notes.append(f"only the first {ROWS_READ:,} rows read of {', '.join(cut_lists)}")
+    cut_strings = [0]
+    _cut_strings(doc, cut_strings)
+    if cut_strings[0]:
+        notes.append(f"{cut_strings[0]:,} string(s) longer than {STRING_READ:,} characters cut")
+    return notes
+
+
+def _thin(row: Any) -> int:
+    samples = row.get("samples") if isinstance(row, dict) else None
+    if not isinstance(samples, list) or len(samples) <= SAMPLES_READ:
+        return 0
+    every = -(-len(samples) // SAMPLES_READ)
+    row["samples"] = samples[::every]
+    row["samples_every"] = int(row.get("samples_every") or 1) * every
+    return every
+
+
+def _cut_lists(doc: dict[str, Any]) -> list[str]:
+    lists: list[tuple[str, Any, str]] = [("phases", doc, "phases"), ("operators", doc.get("ops"), "rows"),
+                                         ("functions", doc.get("lines"), "functions"),
+                                         ("epochs", doc.get("metrics"), "epochs"),
+                                         ("components", doc.get("components"), "rows")]
+    functions = (doc.get("lines") or {}).get("functions") or []
+    lists += [(f"lines of {f.get('name', '?')}", f, "lines") for f in functions[:ROWS_READ] if isinstance(f, dict)]
+    cut = []
+    for name, holder, key in lists:
+        if isinstance(holder, dict) and isinstance(holder.get(key), list) and len(holder[key]) > ROWS_READ:
+            holder[key] = holder[key][:ROWS_READ]
+            cut.append(name)
+    return cut
+
+
+def _cut_strings(value: Any, counter: list[int]) -> Any:
+    """Long strings cut in place (dict values and list items); returns the value, cut when a string."""
+    if isinstance(value, str):
+        if len(value) > STRING_READ:
+            counter[0] += 1
+            return value[:STRING_READ] + "…"
+        return value
+    if isinstance(value, dict):
+        for key in list(value):
+            new_key = _cut_strings(key, counter)
+            item = _cut_strings(value.pop(key), counter)
+            value[new_key] = item
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if isinstance(item, (str, dict, list)):
+                value[i] = _cut_strings(item, counter)
+    return value
+

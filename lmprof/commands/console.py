@@ -7,6 +7,7 @@ log file reads exactly like upstream's.
 
 from __future__ import annotations
 
+import functools
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,10 +19,47 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
-def make_console() -> "Console":
-    from rich.console import Console
+def make_console(*, stderr: bool = False) -> "Console":
+    """The console a command prints to: rich, with a stranger's strings kept inert (``safe_console_class``)."""
+    return safe_console_class()(highlight=False, force_jupyter=False, stderr=stderr)  # in a notebook, lmprof.api shows results itself
 
-    return Console(highlight=False, force_jupyter=False)  # in a notebook, lmprof.api shows results itself
+
+@functools.cache
+def safe_console_class() -> type:
+    """A rich Console through which no string drives the terminal.
+
+    Every view already gets a folder's strings made visible when the folder is read
+    (``lmprof.safe_files.visible``); this is the last guard, for whatever reaches print
+    another way (a folder's name, a message): control characters in printed text are
+    written as escapes (rich's own cursor and style codes are separate segments and pass),
+    and in markup only style tags act: a ``[link=...]`` or ``[@...]`` tag is shown as
+    text, and markup that does not parse is printed as it is instead of raising.
+    """
+    import re
+
+    from rich.console import Console
+    from rich.errors import MarkupError
+    from rich.segment import Segment
+
+    from lmprof.safe_files import visible
+
+    acting_tag = re.compile(r"(?<!\\)\[(?=(?:/?link|@|[^\]]*=))")
+
+    class SafeConsole(Console):
+        def render_str(self, text: str, **options: Any) -> Any:
+            if options.get("markup") is False or (options.get("markup") is None and not self._markup):
+                return super().render_str(text, **options)
+            try:
+                return super().render_str(acting_tag.sub(r"\\[", text), **options)
+            except MarkupError:
+                return super().render_str(text, **{**options, "markup": False})
+
+        def _render_buffer(self, buffer: Any) -> str:
+            return str(super()._render_buffer(
+                segment if segment.control else Segment(visible(segment.text), segment.style, segment.control)
+                for segment in buffer))
+
+    return SafeConsole
 
 
 def log_to(console: "Console") -> Callable[[str], None]:
@@ -195,3 +233,65 @@ def say_library_notes(args: Any) -> None:
     note = dropout_note(args)
     if note:
         print(f"lmprof {getattr(args, 'command', '')}: {note}", file=sys.stderr)
+
+
+# --- standard output closed under a running command (`lmprof profile ... | head -1`) -----------------
+CLOSED_NOTE = ("standard output closed (the reader of the pipe stopped): printing stops here, "
+               "the command goes on and its folder keeps everything it measures")
+
+
+class PipeGuard:
+    """sys.stdout for a command's lifetime: once the pipe's reader has gone, writes are dropped, not raised.
+
+    A BrokenPipeError in a log line used to end a training as "cannot write a file" and lose
+    the run; in rich it exits 1 without a word. Here the first one says so on stderr (once),
+    points the real file descriptor at /dev/null (so the interpreter's last flush is quiet too),
+    and the measurement carries on.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.closed_pipe = False
+
+    def write(self, text: str) -> int:
+        if not self.closed_pipe:
+            try:
+                return int(self.stream.write(text))
+            except BrokenPipeError:
+                self._closed()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_pipe:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._closed()
+
+    def _closed(self) -> None:
+        import os
+
+        self.closed_pipe = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # no real descriptor (a test's capture)
+            pass
+        print(f"lmprof: {CLOSED_NOTE}", file=sys.stderr, flush=True)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+@contextmanager
+def guarded_stdout() -> Iterator[PipeGuard]:
+    """Within the block, sys.stdout is a PipeGuard around the real one."""
+    original = sys.stdout
+    guard = PipeGuard(original)
+    sys.stdout = guard  # type: ignore[assignment]
+    try:
+        yield guard
+    finally:
+        if sys.stdout is guard:
+            sys.stdout = original

@@ -43,8 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from lmprof.instrument.gradients import gradient_flow, load_run
     from lmprof.views.gradflow import flow_figure, flow_view
     from lmprof.views.plots import save
@@ -72,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
 
             folder = default_run_dir("gradflow", cfg.replace(model="-".join(kinds)))
     # With --json, standard output carries the JSON alone: everything else goes to stderr.
-    console = Console(highlight=False, stderr=args.json, force_jupyter=False)
+    from lmprof.commands.console import make_console
+
+    console = make_console(stderr=args.json)
     flow = gradient_flow(cfg, kinds=kinds, batches=args.batches, state_dict=state_dict)
     try:
         folder.mkdir(parents=True, exist_ok=True)

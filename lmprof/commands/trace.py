@@ -121,8 +121,15 @@ def _trace_into(args: argparse.Namespace, schedule: "TraceSchedule") -> int:
 
     if args.out is not None:
         raise UsageError("--into RUN writes into RUN: leave out --out")
+    from lmprof.safe_files import member_state
+
     target = RunResult.load(args.into)
     folder = Path(target.run_dir)
+    state = member_state(folder, TRACE_DIR)  # checked before training, not after it
+    if state not in ("dir", "missing"):
+        what = "a symbolic link" if state == "link" else "not a folder"
+        raise UsageError(f"{folder / TRACE_DIR} is {what}: lmprof writes the trace only into a folder of its own "
+                         "there; remove it and run again")
     cfg = RunConfig.from_dict(target.config).replace(
         out=None, save=None, epochs=1, max_batches=args.max_batches, dry_run=args.dry_run).validate()
     console = make_console()

@@ -247,13 +247,26 @@ def load_run(run: str | Path) -> tuple[RunConfig, dict[str, Any]]:
 
     from lmprof.result import RunResult
 
+    from lmprof.safe_files import CHECKPOINT_BYTES, member_state, open_member
+
     result = RunResult.load(run)
-    cfg = RunConfig.from_dict(result.config)
-    checkpoint = Path(result.run_dir) / result.files.get("checkpoint", "model.pt")
-    if not checkpoint.is_file():
-        raise UsageError(f"{run} has no checkpoint ({checkpoint.name}): it saves one after its first epoch")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    return cfg, state["state_dict"]
+    cfg = RunConfig.from_dict(result.config).validate()
+    name = result.files.get("checkpoint", "model.pt")
+    if member_state(result.run_dir, name) == "missing":
+        raise UsageError(f"{run} has no checkpoint ({name}): it saves one after its first epoch")
+    from lmprof.instrument.memory_model import available_bytes
+
+    limit = min(CHECKPOINT_BYTES, (available_bytes() or CHECKPOINT_BYTES) // 2)  # it must fit in memory, twice
+    with open_member(result.run_dir, name, limit=limit) as f:  # no link followed, size capped
+        try:  # weights only: a pickle in a received folder is never run
+            state = torch.load(f, map_location="cpu", weights_only=True)
+        except Exception as e:  # UnpicklingError, a truncated zip, not a torch file at all: all one line
+            raise UsageError(f"{Path(result.run_dir) / name} is not a checkpoint lmprof can read "
+                             f"({e.__class__.__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})") from None
+    weights = state.get("state_dict") if isinstance(state, dict) else None
+    if not isinstance(weights, dict):
+        raise UsageError(f"{Path(result.run_dir) / name} holds no state_dict: not a checkpoint lmprof wrote")
+    return cfg, weights
 
 
 def gradient_flow(cfg: RunConfig, *, kinds: Sequence[str] | None = None, batches: int = FLOW_BATCHES,
@@ -293,14 +306,21 @@ def gradient_flow(cfg: RunConfig, *, kinds: Sequence[str] | None = None, batches
                                 "bptt": cfg.bptt, "batch_size": cfg.batch_size, "dropout": cfg.dropout,
                                 "seed": cfg.seed, "data": cfg.data, "trained": state_dict is not None},
                         batches=count)
+    from lmprof.instrument.memory_model import too_large
+
     for kind in kinds:
         kind_cfg = cfg.replace(model=kind)
+        if (why := too_large(kind_cfg, ntokens)):  # checked before torch allocates the model
+            raise UsageError(f"gradient flow of {kind} emsize {cfg.emsize} nhid {cfg.nhid}: {why}")
         torch.manual_seed(cfg.seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # dropout in a 1-layer RNN does nothing; torch says so
             model = build_model(kind_cfg, ntokens, torch.device("cpu"))
         if state_dict is not None:
-            model.load_state_dict(state_dict)
+            try:
+                model.load_state_dict(state_dict)
+            except RuntimeError as e:  # the checkpoint's shapes are not the config's model
+                raise UsageError(f"the checkpoint does not fit the run's own config ({str(e).splitlines()[0]})") from None
         model.train()  # dropout on, as training sees it
         hidden = model.init_hidden(cfg.batch_size)
         sums: dict[str, list["torch.Tensor"]] = {}

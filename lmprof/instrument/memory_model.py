@@ -89,3 +89,38 @@ def predicted_param_bytes(cfg: Any, ntokens: int) -> int | None:
     rnn = sum(G * H * ((E if layer == 0 else H) + H) + 2 * G * H for layer in range(L))
     decoder = (0 if tied else H * V) + V
     return (V * E + rnn + decoder) * FLOAT
+
+
+def available_bytes() -> int | None:
+    """Memory this machine can give now: MemAvailable on Linux, else the physical total; None if unknown."""
+    import os
+
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def too_large(cfg: Any, ntokens: int) -> str | None:
+    """Why the model ``cfg`` describes cannot be trained here, before torch allocates it; None when it fits.
+
+    A received run folder's config may say emsize = nhid = 10**6 (32 GB): the parameters, their
+    gradients and the saved activations of one step are predicted and weighed against free memory.
+    """
+    params = predicted_param_bytes(cfg, ntokens)
+    saved = predicted_saved_bytes(cfg, ntokens)
+    if params is None:
+        return None
+    need = 3 * params + sum((saved or {}).values())  # weights, gradients, one more copy in flight; activations
+    have = available_bytes()
+    if have is None or need <= have:
+        return None
+    return (f"this model needs about {need / 2**30:,.1f} GiB (parameters, gradients, one step's activations) "
+            f"and this machine has {have / 2**30:,.1f} GiB free")

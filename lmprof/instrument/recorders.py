@@ -25,6 +25,29 @@ from lmprof.phases import LABELS, PHASE_NAMES, STEP_PHASES, UNCOVERED
 from lmprof.result import RunResult
 
 Clock = Callable[[], float]
+SAMPLES_KEPT = 4096  # per phase: 40 WikiText-2 epochs made ~1M floats; a bootstrap needs a few thousand
+
+
+class BoundedSamples(list):  # type: ignore[type-arg]
+    """A phase's per-call seconds, at most SAMPLES_KEPT of them: every call until then, then one in 2, 4, 8 ...
+
+    The calls kept are the same in every phase (call 0, k, 2k, ...: each phase is called once a batch),
+    so a comparison can still add the step phases batch by batch, and they stay in call order.
+    """
+
+    def __init__(self, limit: int = SAMPLES_KEPT) -> None:
+        super().__init__()
+        self.limit = limit
+        self.every = 1  # one call in ``every`` is kept
+        self.calls = 0
+
+    def append(self, seconds: float) -> None:
+        if self.calls % self.every == 0:
+            super().append(seconds)
+            if len(self) >= self.limit:
+                self[:] = self[::2]
+                self.every *= 2
+        self.calls += 1
 
 
 class HostRecorder:
@@ -36,7 +59,7 @@ class HostRecorder:
         self.clock = clock
         self.host_seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
-        self.host_samples: dict[str, list[float]] = defaultdict(list)  # step phases only: seconds per call
+        self.host_samples: dict[str, BoundedSamples] = defaultdict(BoundedSamples)  # step phases only: seconds per call
         self._open: list[tuple[str, float]] = []
 
     def enter(self, name: str) -> None:
@@ -54,8 +77,12 @@ class HostRecorder:
         return dict(self.host_seconds)
 
     def device_samples(self) -> dict[str, list[float]]:
-        """Per-call seconds of each step phase on the device's clock, in call order."""
+        """Per-call seconds of each step phase on the device's clock, in call order (one in ``sample_every``)."""
         return {name: list(values) for name, values in self.host_samples.items()}
+
+    def sample_every(self) -> dict[str, int]:
+        """Per step phase: one call in how many has its sample kept (1: every call)."""
+        return {name: values.every for name, values in self.host_samples.items()}
 
 
 class CudaEventRecorder(HostRecorder):
@@ -75,7 +102,7 @@ class CudaEventRecorder(HostRecorder):
         self.event_factory = event_factory
         self.synchronize = synchronize
         self.gpu_seconds: dict[str, float] = defaultdict(float)
-        self.gpu_samples: dict[str, list[float]] = defaultdict(list)
+        self.gpu_samples: dict[str, BoundedSamples] = defaultdict(BoundedSamples)
         self._events: list[tuple[str, Any]] = []  # (name, start event) still open
         self._pending: list[tuple[str, Any, Any]] = []  # (name, start, end) not yet read
         self._spare: list[Any] = []
@@ -121,6 +148,9 @@ class CudaEventRecorder(HostRecorder):
         self._fold(wait=True)
         return {name: list(values) for name, values in self.gpu_samples.items()}
 
+    def sample_every(self) -> dict[str, int]:
+        return {name: values.every for name, values in self.gpu_samples.items()}
+
 
 def make_recorder(device: Any, clock: Clock = time.perf_counter) -> HostRecorder:
     if getattr(device, "type", str(device)) == "cuda":
@@ -134,6 +164,7 @@ def phase_rows(recorder: HostRecorder, wall_seconds: float) -> list[dict[str, An
     """One row per phase that ran, in program order, plus the uncovered remainder."""
     device = recorder.device_seconds()
     samples = recorder.device_samples()
+    every = recorder.sample_every()
     rows = []
     for name in sorted(recorder.calls, key=lambda n: PHASE_NAMES.index(n) if n in PHASE_NAMES else len(PHASE_NAMES)):
         seconds = device.get(name, 0.0)
@@ -143,6 +174,8 @@ def phase_rows(recorder: HostRecorder, wall_seconds: float) -> list[dict[str, An
                "share": seconds / wall_seconds if wall_seconds > 0 else 0.0}
         if name in STEP_PHASES:
             row["samples"] = samples.get(name, [])
+            if every.get(name, 1) > 1:  # a long run: one call in this many kept (SAMPLES_KEPT at most)
+                row["samples_every"] = every[name]
         rows.append(row)
     covered = sum(r["host_seconds"] for r in rows)
     rest = max(wall_seconds - covered, 0.0)

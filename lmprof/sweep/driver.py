@@ -169,15 +169,7 @@ def make_tasks(plan: Plan, folder: Path, runs: list[PlannedRun], executor: Execu
     """Each run's config as its worker gets it: its folder, its threads and device, the vocabulary size."""
     if not runs:
         return []
-    from lmprof.corpora.check import check_corpus
-    from lmprof.sweep.worker import corpus_folder
-
-    checked = set()
-    for run in runs:  # a corpus too small for one configuration is a UsageError before anything trains
-        shape = (run.config.batch_size, run.config.bptt)
-        if shape not in checked:
-            check_corpus(corpus_folder(run.config), *shape, run.config.eval_batch_size)
-            checked.add(shape)
+    check_corpora(runs)
     vocab = vocabulary_size(plan.base)
     shared = executor.adapt(plan.base)  # threads (and device) as this executor runs them
     tasks = []
@@ -189,6 +181,28 @@ def make_tasks(plan: Plan, folder: Path, runs: list[PlannedRun], executor: Execu
     return tasks
 
 
+def check_corpora(runs: list[PlannedRun]) -> None:
+    """A corpus too small for one configuration is a UsageError before anything trains."""
+    from lmprof.corpora.check import check_corpus
+    from lmprof.sweep.worker import corpus_folder
+
+    checked = set()
+    for run in runs:
+        shape = (run.config.batch_size, run.config.bptt)
+        if shape not in checked:
+            check_corpus(corpus_folder(run.config), *shape, run.config.eval_batch_size)
+            checked.add(shape)
+
+
+def refuse_before_the_folder(plan: Plan, executor: Executor) -> None:
+    """What would fail every run is one line before the folder, its .lock or sweep.json exist."""
+    check_corpora(plan.runs)
+    if executor.name in ("inline", "local"):  # runs on this machine: its devices are the ones that count
+        from lmprof.runner import resolve_device
+
+        resolve_device(plan.base)  # --device cuda without CUDA here
+
+
 def run_sweep(plan: Plan, folder: str | Path, executor: Executor, *, fresh: bool = False,
               log: Log = print, on_run_end: Callable[[int, int], None] | None = None) -> SweepOutcome:
     """Run what the plan lacks in ``folder``; rows go to results.jsonl as epochs finish.
@@ -196,6 +210,7 @@ def run_sweep(plan: Plan, folder: str | Path, executor: Executor, *, fresh: bool
     ``on_run_end(finished, to_run)`` is called once before the first run and after each (a progress display).
     """
     folder = Path(folder)
+    refuse_before_the_folder(plan, executor)
     prepare_folder(folder)
     with SweepLock(folder):
         executor.prepare(folder, fresh)
@@ -224,9 +239,14 @@ def run_sweep(plan: Plan, folder: str | Path, executor: Executor, *, fresh: bool
 
 def load_rows(folder: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """sweep.json and the rows of results.jsonl: everything the sweep views need."""
-    path = Path(folder) / SWEEP_FILE
-    try:
-        plan_doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    from lmprof.safe_files import LOG_BYTES, UnsafeMember, read_member, visible_strings
+
+    try:  # a received sweep folder is data: no link followed, size capped, its strings made inert
+        plan_doc = json.loads(read_member(folder, SWEEP_FILE, limit=LOG_BYTES))
+    except UnsafeMember:
+        raise
+    except (UsageError, ValueError, RecursionError):
         raise UsageError(f"{folder} is not a sweep folder (no readable {SWEEP_FILE}): run `lmprof sweep` first") from None
-    return plan_doc, ResultStore(folder).rows
+    if not isinstance(plan_doc, dict):
+        raise UsageError(f"{folder}/{SWEEP_FILE} is not a sweep plan (not a JSON object)")
+    return visible_strings(plan_doc), visible_strings(ResultStore(folder).rows)

@@ -118,8 +118,10 @@ class SlurmExecutor(Executor):
 
     def _load_map(self) -> dict[str, dict[str, Any]]:
         try:
-            doc = json.loads((self.folder / JOBS_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            from lmprof.safe_files import LOG_BYTES, read_member
+
+            doc = json.loads(read_member(self.folder, JOBS_FILE, limit=LOG_BYTES))
+        except (OSError, ValueError, UsageError, RecursionError):
             return {}
         jobs = doc.get("jobs") if isinstance(doc, dict) else None
         return {k: v for k, v in jobs.items() if isinstance(v, dict) and v.get("job_id")} if jobs else {}

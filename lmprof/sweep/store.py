@@ -35,10 +35,13 @@ class ResultStore:
         self._epochs: dict[str, dict[int, dict[str, Any]]] = {}
         self._runs: dict[str, dict[str, Any]] = {}
         self.skipped_lines = 0
-        if self.path.exists():
+        if self.path.exists() or self.path.is_symlink():
+            from lmprof.safe_files import LOG_BYTES, read_member
+
             if repair:
                 self._cut_partial_last_line()
-            for line in self.path.read_text(encoding="utf-8").splitlines():
+            text = read_member(self.path.parent, self.path.name, limit=LOG_BYTES).decode("utf-8", errors="replace")
+            for line in text.splitlines():
                 try:
                     row = json.loads(line)
                 except ValueError:
@@ -48,9 +51,11 @@ class ResultStore:
                     self._index(row)
 
     def _cut_partial_last_line(self) -> None:
-        data = self.path.read_bytes()
+        from lmprof.safe_files import LOG_BYTES, open_for_append, read_member
+
+        data = read_member(self.path.parent, self.path.name, limit=LOG_BYTES)  # never through a link
         if data and not data.endswith(b"\n"):
-            with open(self.path, "r+b") as f:
+            with open_for_append(self.path) as f:
                 f.truncate(data.rfind(b"\n") + 1)
 
     def _index(self, row: dict[str, Any]) -> None:
@@ -65,7 +70,9 @@ class ResultStore:
         from lmprof.result import json_safe  # NaN/inf -> null, as result.json stores them
 
         line = json.dumps(json_safe(row), allow_nan=False, default=str)
-        with open(self.path, "a", encoding="utf-8") as f:
+        from lmprof.safe_files import open_for_append
+
+        with open_for_append(self.path) as f:  # a results.jsonl that is a link is refused, not written through
             f.write(line + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -95,7 +102,9 @@ class SweepLock:
             import fcntl
         except ImportError:  # not POSIX: no lock, as before
             return self
-        self._file = open(self.path, "w")
+        from lmprof.safe_files import open_for_append
+
+        self._file = open_for_append(self.path, "w")  # never through a link planted as .lock
         try:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -278,7 +278,9 @@ def _train(config: RunConfig, folder: Path, section: dict[str, Any], instruments
 
     if not section["vocab_size"]:
         section["vocab_size"] = vocabulary_size(config)
-    with open(folder / LOG_FILE, "a", encoding="utf-8") as log_file:
+    from lmprof.safe_files import open_for_append
+
+    with open_for_append(folder / LOG_FILE) as log_file:  # never through a link planted as train.log
         log_file.write(f"# {section['run']}: started {section['started']} on {section['host']}\n")
 
         def log(line: str) -> None:

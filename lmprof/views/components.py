@@ -27,6 +27,8 @@ ORDINALS = {2: "2nd", 3: "3rd"}
 def component_label(name: str, module: str) -> str:
     """``drop#2``, Dropout -> 'drop (Dropout), 2nd call'; log_softmax has no module."""
     base, _, call = name.partition("#")
+    if call and not (call.isascii() and call.isdigit()):  # not a call count (a hand-edited or hostile name): shown as written
+        base, call = name, ""
     label = f"{base} ({module})" if module else base
     return f"{label}, {ORDINALS.get(int(call), call + 'th')} call" if call else label
 
@@ -38,8 +40,17 @@ def step_seconds(result: "RunResult") -> float:
     rows = [r for r in result.phases if r["name"] in STEP_PHASES]
     if warm and not all("samples" in r for r in rows):
         rows = []  # an older result without per-step samples: the warm-up cannot be left out
-    step = sum(sum(r["samples"][warm:]) if warm else r["seconds"] for r in rows)
+    step = sum(_after_warmup(r, warm) if warm else r["seconds"] for r in rows)
     return step or sum(result.components.get("phases", {}).values())
+
+
+def _after_warmup(row: dict[str, Any], warm: int) -> float:
+    """A step phase's seconds after its first ``warm`` calls: from its samples, or (a long run keeps one
+    call in k) its total less ``warm`` mean calls."""
+    if int(row.get("samples_every") or 1) == 1:
+        return float(sum(row["samples"][warm:]))
+    calls = int(row.get("calls") or 0)
+    return float(row["seconds"]) * (1 - warm / calls) if calls > warm else 0.0
 
 
 def component_rows(result: "RunResult") -> list[dict[str, Any]]:

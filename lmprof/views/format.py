@@ -39,7 +39,11 @@ def duration(seconds: float | None) -> str:
 
 def number(value: float | None, digits: int = 2) -> str:
     """Perplexities and losses with ``digits`` decimals, thousands separated; a stored null is not finite."""
-    return NOT_FINITE if value is None else f"{value:,.{digits}f}"
+    if value is None:
+        return NOT_FINITE
+    if abs(value) >= 1e15:  # a diverged perplexity (or a hand-edited file): not a 300-digit cell
+        return f"{value:.{digits}e}"
+    return f"{value:,.{digits}f}"
 
 
 def significant(value: float, digits: int = 4) -> str:
@@ -83,3 +87,14 @@ def bar(share: float, width: int = BAR_WIDTH) -> str:
     eighths = round(max(0.0, min(share, 1.0)) * width * 8)
     full, rest = divmod(eighths, 8)
     return "█" * full + (" ▏▎▍▌▋▊▉"[rest] if rest else "")
+
+
+
+# --- strings that came from a file -------------------------------------------------------
+def from_file(text: object) -> str:
+    """A string read from a file, ready for a rich markup string: control characters visible, markup escaped."""
+    from rich.markup import escape
+
+    from lmprof.safe_files import visible
+
+    return escape(visible(str(text)))

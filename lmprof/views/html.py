@@ -107,11 +107,19 @@ def image_html(kind: str, data: str, name: str) -> str:
 
 def figure_html(folder: Path, stem: str) -> str:
     """``stem.svg`` made safe (``svg_image``), else ``stem.png`` as a data: URI; "" when the folder has neither."""
-    svg, png = folder / f"{stem}.svg", folder / f"{stem}.png"
-    if svg.is_file():
-        return svg_image(svg.read_text(encoding="utf-8", errors="replace"), stem)
-    if png.is_file():
-        return image_html("png", base64.b64encode(png.read_bytes()).decode("ascii"), stem)
+    from lmprof.safe_files import FIGURE_BYTES, member_state, read_member
+
+    for name in (f"{stem}.svg", f"{stem}.png"):
+        state = member_state(folder, name)
+        if state == "missing":
+            continue
+        try:  # a stranger's folder: no link followed out of it, no FIFO, nothing huge
+            data = read_member(folder, name, limit=FIGURE_BYTES)
+        except UsageError as e:
+            return f'<p class="note">{html.escape(str(e))}</p>'
+        if name.endswith(".svg"):
+            return svg_image(data.decode("utf-8", errors="replace"), stem)
+        return image_html("png", base64.b64encode(data).decode("ascii"), stem)
     return ""
 
 
@@ -148,4 +156,7 @@ def render(page: Page, template: str = TEMPLATE) -> str:
                       autoescape=select_autoescape(["html", "j2"]), undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     page.code_css = page.code_css or code_css()
-    return env.get_template(template).render(page=page)
+    from lmprof.safe_files import visible
+
+    # a folder's name or string with a control character in it is shown as its escape, on every page
+    return visible(env.get_template(template).render(page=page))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lmprof.phases import UNCOVERED
-from lmprof.views.format import BAR_WIDTH, bar
+from lmprof.views.format import BAR_WIDTH, bar, from_file
 from lmprof.views.rows import (  # noqa: F401  (re-exported: the report reads the rows from here)
     CUDA_CLOCK, HOT_LINES, PARTS, UNIT_LABEL, UNIT_SCALE, LineRow, LineTableData, coverage, duration, in_unit,
     interrupted, line_table_data, phase_caption, phase_table_rows, pick_unit, run_description, summary_parts,
@@ -46,11 +46,11 @@ def line_table(data: LineTableData, *, note: str = "", status: str = "") -> "Ren
     from rich.table import Table
     from rich.text import Text
 
-    where = f"{data.file}:{data.first_line}"
+    where = f"{from_file(data.file)}:{data.first_line}"  # the title is markup: a file's strings are escaped
     if not data.calls and data.total_seconds <= 0:
         return Text(f"{data.qualname} ({where}) did not run", style="dim")
     calls = f"{data.calls} call{'s' if data.calls != 1 else ''}" + (f" ({data.callers})" if data.callers else "")
-    title = (f"{data.qualname} · {where} · {duration(data.total_seconds)} total, "
+    title = (f"{from_file(data.qualname)} · {where} · {duration(data.total_seconds)} total, "
              f"{data.share_of_run:.1%} of the run · {calls}" + (f" · {status}" if status else ""))
     table = Table(title=title, title_justify="left", title_style="bold", header_style="bold",
                   caption=note or None, caption_justify="left", caption_style="yellow",
