@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 from typing import TYPE_CHECKING
@@ -11,8 +12,37 @@ import pytest
 if TYPE_CHECKING:
     from lmprof.result import RunResult
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-2-lite"
+# ../shared beside the project: wikitext-2-lite and upstream's example, the oracle. Elsewhere (a lent GPU
+# machine) benchmarks/gpu_check.sh points at copies through these two variables.
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED_DATA = Path(os.environ.get("LMPROF_TEST_DATA") or SHARED / "data" / "wikitext-2-lite")
+UPSTREAM_EXAMPLE = Path(os.environ.get("LMPROF_TEST_UPSTREAM") or SHARED / "upstream" / "word_language_model")
 TINY_SIZES = {"train": 3000, "valid": 600, "test": 600}
+# Tests that compare with a CPU oracle or with exact figures run here, whatever `--device auto` would pick:
+# on a GPU machine auto means CUDA, whose kernels give other last bits (and, for dropout, other masks).
+ORACLE_DEVICE = "cpu"
+
+
+CUDA_SKIP = "needs a CUDA device (torch.cuda.is_available() is False here); benchmarks/gpu_check.sh runs these on a GPU"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked `cuda` run the real CUDA paths: skipped where torch sees no CUDA device, before their
+    fixtures start (raised here, so the skips fold into one line of the summary)."""
+    if item.get_closest_marker("cuda") is None:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip(CUDA_SKIP)
+
+
+@pytest.fixture
+def cuda_reported_present(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.cuda.is_available() says True, as on a GPU machine (nothing else of CUDA works on a CPU build)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
 
 
 @pytest.fixture(scope="session")

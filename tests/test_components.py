@@ -14,9 +14,14 @@ from lmprof.instrument.components import ComponentTimer
 from lmprof.result import RunResult
 from lmprof.views.components import BETWEEN, component_label, component_rows
 
+from .conftest import ORACLE_DEVICE
+
 
 def tiny_config(corpus: Path, **overrides: Any) -> RunConfig:
-    values: dict[str, Any] = dict(data=str(corpus), emsize=32, nhid=32, epochs=1, max_batches=6, bptt=8)
+    # On the CPU wherever run: these tests check the host clock's sums against the phases and a CPU
+    # trace, and drive fake CUDA events; test_cuda.py times components with real ones.
+    values: dict[str, Any] = dict(data=str(corpus), emsize=32, nhid=32, epochs=1, max_batches=6, bptt=8,
+                                  device=ORACLE_DEVICE)
     return RunConfig(**{**values, **overrides})
 
 
@@ -82,8 +87,9 @@ def test_labels_name_the_module_and_the_second_call() -> None:
 
 
 def test_transformer_gets_its_components(tiny_corpus: Path, tmp_path: Path) -> None:
-    result = run_with(tiny_config(tiny_corpus, model="Transformer", nhead=2, max_batches=3), tmp_path / "t",
-                      ComponentTimer())
+    # what holds on any device: on the one `--device auto` picks (CUDA events on a GPU machine)
+    result = run_with(tiny_config(tiny_corpus, model="Transformer", nhead=2, max_batches=3, device="auto"),
+                      tmp_path / "t", ComponentTimer())
     rows = {r["name"]: r for r in result.components["rows"]}
     assert list(rows) == ["input_emb", "pos_encoder", "encoder", "decoder", "log_softmax", "loss"]
     assert rows["encoder"]["module"] == "TransformerEncoder"

@@ -8,10 +8,17 @@ machine two trainings slow each other five- to tenfold), and compares every
 figure both print. Float32 results depend on the CPU's kernels, so no figure
 measured on another machine appears here: the two programs must agree with
 each other, here.
+
+Both run on the same device, named on both command lines: the CPU here
+(upstream without ``--accel``, lmprof with ``--device cpu``), even on a GPU
+machine, where lmprof's default ``--device auto`` would pick CUDA. The same
+comparison on CUDA (upstream ``--accel``, lmprof ``--device cuda``) is in
+test_cuda.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -20,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SHARED_DATA
+from .conftest import ORACLE_DEVICE, SHARED_DATA, UPSTREAM_EXAMPLE
 
-UPSTREAM = SHARED_DATA.parents[1] / "upstream" / "word_language_model" / "main.py"
+UPSTREAM = UPSTREAM_EXAMPLE / "main.py"
 THREADS = 2  # passed to both: upstream through OMP_NUM_THREADS (torch's default), lmprof through --threads too
 
 pytestmark = [
@@ -48,10 +55,20 @@ def figures(output: str) -> list[str]:
     return [re.sub(r"time: +[0-9.]+s", "time: -", re.sub(r"ms/batch +[0-9.]+", "ms/batch -", line)) for line in lines]
 
 
-def side_by_side(tmp_path: Path, corpus: Path, flags: list[str]) -> tuple[list[str], list[str]]:
-    """Upstream's main.py, then lmprof train, with the same flags; the figure lines each printed."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS)}
+def command_lines(tmp_path: Path, corpus: Path, flags: list[str], device: str) -> tuple[list[str], list[str]]:
+    """Upstream's main.py and lmprof train with the same flags, on the same device: both name it."""
     common = ["--data", str(corpus), *flags]
+    accel = [] if device == "cpu" else ["--accel"]  # upstream's only choice: the accelerator, or the CPU
+    upstream = [str(UPSTREAM), *common, *accel, "--save", str(tmp_path / "up.pt")]
+    ours = ["-m", "lmprof", "train", *common, "--device", device, "--threads", str(THREADS),
+            "--out", str(tmp_path / "run")]
+    return upstream, ours
+
+
+def side_by_side(tmp_path: Path, corpus: Path, flags: list[str],
+                 device: str = ORACLE_DEVICE) -> tuple[list[str], list[str]]:
+    """Upstream's main.py, then lmprof train, with the same flags on ``device``; the figure lines each printed."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS)}
 
     def run(argv: list[str], cwd: Path) -> str:
         cwd.mkdir()
@@ -59,9 +76,12 @@ def side_by_side(tmp_path: Path, corpus: Path, flags: list[str]) -> tuple[list[s
         assert done.returncode == 0, f"{argv[0]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
         return done.stdout
 
-    upstream = run([str(UPSTREAM), *common, "--save", str(tmp_path / "up.pt")], tmp_path / "upstream")
-    ours = run(["-m", "lmprof", "train", *common, "--threads", str(THREADS), "--out", str(tmp_path / "run")],
-               tmp_path / "lmprof")
+    upstream_argv, our_argv = command_lines(tmp_path, corpus, flags, device)
+    upstream = run(upstream_argv, tmp_path / "upstream")
+    assert f"Using device: {device}" in upstream, upstream[:300]  # upstream ran where it was asked to
+    ours = run(our_argv, tmp_path / "lmprof")
+    ran_on = json.loads((tmp_path / "run" / "result.json").read_text(encoding="utf-8"))["environment"]["device"]
+    assert ran_on.partition(":")[0] == device, ran_on
     return figures(upstream), figures(ours)
 
 

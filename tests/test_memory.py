@@ -292,7 +292,8 @@ def test_memory_snapshot_writes_the_pickle_with_a_fake_cuda(tiny_corpus: Path, t
                         lambda path: Path(path).write_bytes(pickle.dumps({"segments": [], "device_traces": []})))
     fake = FakeCuda()
     instrument = MemoryInstrument(snapshot=True, cuda_factory=lambda device: CudaMemory(fake, device))
-    cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, epochs=1, max_batches=2, bptt=8)
+    cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, epochs=1, max_batches=2, bptt=8,
+                    device="cpu")  # the fake allocator only, also on a GPU machine
     result = run(cfg, command="profile", instruments=[instrument], log=lambda line: None, run_dir=tmp_path / "r")
     snapshot = tmp_path / "r" / result.files["snapshot"]
     assert pickle.loads(snapshot.read_bytes()) == {"segments": [], "device_traces": []}

@@ -95,13 +95,19 @@ def _corpus(folder: Path, train: bytes = b"a b c\n" * 400, other: bytes = b"a b\
     (["--epochs", "0"], "--epochs must be a positive integer"),
     (["--max-batches", "0"], "--max-batches must be a positive integer"),
     (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
-    pytest.param(["--device", "cuda"], "no CUDA device is available",
-                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")),
 ])
 def test_bad_flags_are_one_line_exit_2_and_write_nothing(flags, message, tmp_path, capsys) -> None:
     out = tmp_path / "run"
     assert main(["train", "--out", str(out), *flags]) == 2
     assert message in _error(capsys)
+    assert not out.exists()
+
+
+def test_device_cuda_without_cuda_is_one_line_exit_2(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU machine, even on a GPU one
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--device", "cuda"]) == 2
+    assert "no CUDA device is available" in _error(capsys)
     assert not out.exists()
 
 
