@@ -192,6 +192,7 @@ def run(
     records = EpochRecords(result, folder, cfg.bptt, on_epoch)
     context = RunContext(cfg=cfg, device=device, run_dir=folder, batches_per_epoch=batches_per_epoch(cfg, size),
                          full_batches_per_epoch=full_batches_per_epoch(cfg, size))
+    instruments = with_gpu_busy(instruments, device)
     started: list[Instrument] = []
     start = time.perf_counter()
     try:
@@ -242,10 +243,23 @@ def _start_watching(stack: ExitStack, instruments: Sequence[Instrument], context
         started.append(instrument)
         stack.callback(instrument.stop)
         rec = instrument.recorder()
-        if rec is not None:
-            recorders.append(rec)
+        if rec is not None:  # an outermost recorder (gpu_busy) enters before the others and exits after them
+            recorders.insert(0, rec) if getattr(instrument, "outermost", False) else recorders.append(rec)
     if recorders:
         stack.enter_context(listening(recorders[0] if len(recorders) == 1 else Fanout(*recorders)))
+
+
+def with_gpu_busy(instruments: Sequence[Instrument], device: Any) -> list[Instrument]:
+    """On CUDA a phase table also gets each phase's GPU busy fraction (a short torch.profiler window on a
+    few batches, lmprof.instrument.gpu_busy), unless a trace holds the profiler already."""
+    names = {i.name for i in instruments}
+    # one torch.profiler session at a time: --backward-lines holds one too
+    if getattr(device, "type", "") != "cuda" or "phases" not in names or (
+            names & {"trace", "gpu_busy", "backward_lines"}):
+        return list(instruments)
+    from lmprof.instrument.gpu_busy import GpuBusy
+
+    return [*instruments, GpuBusy()]
 
 
 def _close(result: RunResult, folder: Path, started: Sequence[Instrument], start: float) -> OSError | None:

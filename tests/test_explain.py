@@ -40,7 +40,7 @@ ALPHABET_ROWS = ["a g m s", "b h n t", "c i o u", "d j p v", "e k q w", "f l r x
 
 def test_every_topic_has_a_module_with_demo_and_render() -> None:
     assert list(TOPICS) == ["batchify", "get_batch", "repackage_hidden", "bptt", "tied", "memory", "dropout",
-                            "batchnorm", "perplexity", "test_set", "profiling", "speed"]
+                            "batchnorm", "perplexity", "test_set", "profiling", "speed", "gpu"]
     for name in TOPICS:
         module = topic_module(name)
         assert callable(module.demo) and callable(module.render)
@@ -286,6 +286,7 @@ MUST_SAY = {
     "profiling": ["backward (BPTT)", "blocking", "torch.profiler"],
     "test_set": ["test 1 time(s)", "evaluated validation 2 time(s)", "Load the best saved model"],
     "speed": ["of the forward FLOPs", "FLOPs predict the adaptive softmax", "lmprof speedlab"],
+    "gpu": ["launch-bound", "NVIDIA H200", "kernels"],
 }
 
 

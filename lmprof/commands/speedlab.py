@@ -1,6 +1,7 @@
 """Measure a ladder of well-known speed-ups against the reference, with the quality cost kept honest.
 
     lmprof speedlab --budget-batches 100                 every variant this device can run, 3 repeats
+    lmprof speedlab --device cuda --budget-seconds 3     on a GPU (the default there): 3 s of reference training
     lmprof speedlab --variants foreach,bf16 --repeats 5  a few, more repeats
     lmprof speedlab --json                               the ladder as one JSON object, a row per variant
 
@@ -28,10 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           + ", ".join(v.name for v in _variants()))
     budget = lab.add_mutually_exclusive_group()
     budget.add_argument("--budget-batches", type=int, default=None, metavar="N",
-                        help="training budget in the reference's batches (default 100)")
+                        help="training budget in the reference's batches (default 100 on a CPU)")
+    budget.add_argument("--budget-seconds", type=float, default=None, metavar="S",
+                        help="training budget in seconds: the reference trains S seconds, and the tokens it saw "
+                             f"are every variant's budget (default on CUDA: {ladder.GPU_BUDGET_SECONDS:g})")
     budget.add_argument("--budget-tokens", type=int, default=None, metavar="N", help="training budget in tokens")
-    lab.add_argument("--repeats", type=int, default=ladder.REPEATS, metavar="K",
-                     help=f"times each is trained, interleaved (default {ladder.REPEATS})")
+    lab.add_argument("--repeats", type=int, default=None, metavar="K",
+                     help=f"times each is trained, interleaved (default {ladder.REPEATS}; "
+                          f"{ladder.GPU_REPEATS} on CUDA with the time budget)")
     lab.add_argument("--eval-every", type=int, default=ladder.EVAL_EVERY, metavar="M",
                      help=f"quality check every M reference batches' worth of tokens (default {ladder.EVAL_EVERY})")
     lab.add_argument("--valid-tokens", type=int, default=ladder.VALID_TOKENS, metavar="N",
@@ -65,17 +70,19 @@ def run(args: argparse.Namespace) -> int:
                          "--max-batches and --dry-run do not apply here")
     names = [n.strip() for n in args.variants.split(",") if n.strip()] if args.variants else None
     choose(names)  # an unknown name fails before anything trains
-    check_options(cfg, args.repeats, args.eval_every, args.valid_tokens, args.overtime)
+    check_options(cfg, args.repeats if args.repeats is not None else 1, args.eval_every, args.valid_tokens, args.overtime)
     for flag, value in (("--budget-batches", args.budget_batches), ("--budget-tokens", args.budget_tokens)):
         if value is not None and value <= 0:
             raise UsageError(f"{flag} must be a positive integer, got {value}")
+    if args.budget_seconds is not None and not (0 < args.budget_seconds < 10 ** 6):  # also refuses nan, inf
+        raise UsageError(f"--budget-seconds must be a positive number of seconds, got {args.budget_seconds:g}")
     folder = prepare_run_dir(cfg.out or default_run_dir("speedlab", cfg), force=args.force)
 
     def progress(line: str) -> None:
         print(f"speedlab: {line}", file=sys.stderr, flush=True)
 
     ladder = run_ladder(cfg, variants=names, budget_batches=args.budget_batches, budget_tokens=args.budget_tokens,
-                        repeats=args.repeats, eval_every=args.eval_every, valid_tokens=args.valid_tokens,
+                        budget_seconds=args.budget_seconds, repeats=args.repeats, eval_every=args.eval_every, valid_tokens=args.valid_tokens,
                         overtime=args.overtime, combine=not args.no_combine, progress=progress)
     write_text_atomic(folder / "ladder.json", ladder.to_json() + "\n")
     from lmprof.speedlab.ladder import run_results

@@ -34,6 +34,7 @@ TOPICS: dict[str, str] = {
     "test_set": "why a held-out test set, read once by the best checkpoint",
     "profiling": "reading line and phase tables, GPU timing, traces",
     "speed": "from the phase table to a speed-up: hypothesis, FLOPs, measurement",
+    "gpu": "launch-bound or compute-bound: kernels per step, GPU busy, batch curve, one CUDA graph",
 }
 
 

@@ -21,7 +21,7 @@ from lmprof.speedlab.variants import BY_NAME, compatible
 JSON_FORMAT = "lmprof.speedlab/1"
 REFERENCE = "reference"
 CLOSE = 1e-4  # largest |loss difference| still called close (float32 reordering, not a new computation)
-HELPS, NO_GAIN, HURTS, SKIPPED, DIVERGED = "helps", "no gain", "hurts", "skipped", "diverged"
+HELPS, NO_GAIN, HURTS, SKIPPED, DIVERGED, FAILED = "helps", "no gain", "hurts", "skipped", "diverged", "failed"
 
 
 @dataclass
@@ -68,7 +68,7 @@ class Row:
     summary: str
     why: str
     members: list[str]  # the variants applied (one; several for the combination; none for the reference)
-    status: str  # measured, skipped, diverged
+    status: str  # measured, skipped, diverged, failed
     reason: str = ""
     batch_size: int | None = None
     lr: float | None = None
@@ -90,6 +90,7 @@ class Row:
     max_loss_diff: float | None = None
     time_to_quality: float | None = None  # median seconds until val ppl <= the reference's at the budget
     time_to_quality_speedup: float | None = None  # the reference's time to quality over this one's
+    floor_ratio: float | None = None  # time per token over the kernel floor's (1.0: nothing left but the kernels)
     verdict: str = ""  # helps, no gain, hurts, skipped, diverged
     verdict_line: str = ""
     notes: list[str] = field(default_factory=list)
@@ -113,6 +114,8 @@ class Ladder:
     drift_margin: float = DRIFT_MARGIN
     wall_seconds: float = 0.0
     interrupted: bool = False  # stopped by Ctrl-C or SIGTERM: the rows hold what finished
+    floor: dict[str, Any] = field(default_factory=dict)  # speedlab.floor.kernel_floor: the step's kernel time
+    budget_seconds: float | None = None  # --budget-seconds: the reference's first training set the token budget
     trials: dict[str, list[Trial]] = field(default_factory=dict, repr=False)  # kept in memory, not in the JSON
 
     def to_dict(self) -> dict[str, Any]:
@@ -203,8 +206,9 @@ def make_row(name: str, members: list[str], trials: list[Trial], reference: list
         if interval is not None:
             row.speedup_interval = [1 / interval[1], 1 / interval[0]]
     row.setup_seconds = _median([t.setup_seconds for t in trials]) or 0.0
-    if "compile" in members or "cudagraphs" in members:
+    if {"compile", "compile-reduce-overhead", "cuda-graph"} & set(members):
         # the first repeat's: later ones in the same process reuse compiled kernels, as a fresh process would not
+        # (cuda-graph: its warm-up and capture fall in the first batches; they count in time to quality)
         row.compile_seconds = first.first_batch_extra()
     peak_gflops = float(peak.get("gflops") or 0.0)
     for phase in ("forward", "backward"):
@@ -226,6 +230,21 @@ def make_row(name: str, members: list[str], trials: list[Trial], reference: list
     row.time_to_quality_speedup = ratio_of(ref_ttq, row.time_to_quality)
     row.verdict, row.verdict_line = judge(row, drift_margin, overtime)
     return row
+
+
+def failed_row(name: str, members: list[str], error: str) -> Row:
+    """A variant whose training raised: a row that says so; the ladder keeps every other row."""
+    v = BY_NAME.get(name)
+    return Row(name, v.summary if v else "", v.why if v else "", members, FAILED, error, verdict=FAILED,
+               verdict_line=f"failed: {error}")
+
+
+def with_floor(rows: list[Row], floor: dict[str, Any]) -> None:
+    """Each measured row's time per token as a multiple of the floor's (the floor is the reference step's)."""
+    per_token = floor.get("per_token_seconds")
+    for r in rows:
+        if per_token and r.tokens_per_s:
+            r.floor_ratio = (1.0 / r.tokens_per_s) / per_token
 
 
 def time_to_quality(trial: Trial, target: float | None) -> float | None:

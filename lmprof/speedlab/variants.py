@@ -43,6 +43,7 @@ class Setup:
     optimizer: "torch.optim.Optimizer | None" = None
     eval_model: "nn.Module | None" = None  # the model evaluated and FLOP-counted (compile leaves it uncompiled)
     contexts: list[Callable[[], AbstractContextManager[Any]]] = field(default_factory=list)
+    trainer: Callable[..., int] | None = None  # replaces reference.loop.train (cuda-graph's replayed step)
     setup_seconds: float = 0.0  # one-off work before training (the thread probe), counted in time to quality
     notes: list[str] = field(default_factory=list)
 
@@ -58,11 +59,16 @@ class Variant:
     cuda_only: bool = False
     rnn_only: bool = False  # reaches into the RNN model's modules (the Transformer's head differs)
     conflicts: tuple[str, ...] = ()
+    probe: bool = True  # one tiny step before the ladder (not for those whose setup compiles or times steps)
 
     def skip_reason(self, cfg: RunConfig, device: "torch.device") -> str:
         """Why this variant cannot run here; "" when it can."""
+        if self.name == "cuda-graph" and device.type != "cuda":
+            return f"CUDA only: a CUDA graph replays recorded GPU kernel launches; this run's device is {device.type}"
         if self.cuda_only and device.type != "cuda":
             return f"CUDA only: this run's device is {device.type}"
+        if self.name == "cuda-graph" and cfg.use_optimizer:
+            return "the captured step updates with plain SGD (lr a device tensor); --use-optimizer's AdamW is not captured"
         if self.rnn_only and cfg.model == "Transformer":
             return "works on the RNN model's modules (encoder, rnn, decoder); the Transformer is built differently"
         if self.name == "adaptive-softmax" and cfg.tied:
@@ -257,6 +263,14 @@ def _compile(setup: Setup, **kwargs: Any) -> None:
     setup.model = torch.compile(setup.model, **kwargs)  # type: ignore[assignment]
 
 
+def _cuda_graph(setup: Setup) -> None:
+    from lmprof.speedlab.graph_step import GraphStep
+
+    setup.trainer = GraphStep(setup.model, setup.criterion, setup.cfg, setup.device).train
+    setup.notes.append("dropout masks come from the graph-safe CUDA generator (offset advanced per replay): "
+                       "with dropout > 0 the losses differ from eager's; the epoch's short last batch is skipped")
+
+
 def thread_candidates(cores: int | None = None) -> list[int]:
     """1, half the cores, all the cores (distinct): a thread count is worth trying only at these landmarks."""
     n = cores or os.cpu_count() or 1
@@ -364,7 +378,7 @@ VARIANTS: tuple[Variant, ...] = (
             "outnumber the cores fight. A short probe (1, half, all cores) picks the count that ran a step "
             "fastest. The probe's seconds are counted in time to quality. Another count sums in another "
             "order, so the losses may drift in the last bits.",
-            "close", apply=_threads),
+            "close", apply=_threads, probe=False, conflicts=("cuda-graph",)),
     Variant("batch", f"batch_size x{BATCH_FACTOR}, lr x sqrt({BATCH_FACTOR}) (the square-root scaling rule)",
             "Fewer, larger matrix products use the cores better: the decoder's (seq*batch) x nhid x vocabulary "
             "product grows in its long side, and the per-step overheads (Python, clip, update) are paid half "
@@ -390,14 +404,26 @@ VARIANTS: tuple[Variant, ...] = (
             "matrix products (dropout, the softmax), cutting memory traffic and Python overhead. The fused LSTM "
             "is already one kernel, so there is little left to fuse; the first step pays the compile, reported "
             "apart from the per-step rate.",
-            "close", apply=_compile, conflicts=("cudagraphs",)),
+            "close", apply=_compile, probe=False, conflicts=("compile-reduce-overhead", "cuda-graph")),
     Variant("tf32", "torch.backends.cuda.matmul.allow_tf32 = True", "On Ampere and later GPUs, float32 matrix "
             "products run on tensor cores with a 10-bit mantissa: several times the float32 rate for a "
             "rounding error below what training notices.", "changed", apply=_tf32, cuda_only=True),
-    Variant("cudagraphs", "torch.compile(mode='reduce-overhead'): the step replayed as a CUDA graph",
-            "A small model's GPU step is launch-bound: hundreds of small kernels, each launched from Python. A "
-            "CUDA graph records them once and replays the whole step in one launch.", "close",
-            apply=lambda s: _compile(s, mode="reduce-overhead"), cuda_only=True, conflicts=("compile",)),
+    Variant("compile-reduce-overhead", "torch.compile(mode='reduce-overhead'): compiled graphs replayed as CUDA graphs",
+            "reduce-overhead records the compiled graphs as CUDA graphs, meant to cut launch cost. On this model "
+            "it does not reach the step: the LSTM graph-breaks (cuDNN's RNN stays outside the compiled graphs), "
+            "so the step is still many launches plus compile's guards. Kept to show why the whole-step capture "
+            "(cuda-graph) is the one that works here.", "close",
+            apply=lambda s: _compile(s, mode="reduce-overhead"), cuda_only=True, probe=False,
+            conflicts=("compile", "cuda-graph")),
+    Variant("cuda-graph", "the whole step (forward, loss, backward, clip, update, hidden) captured once, replayed",
+            "A small model's GPU step is launch-bound: ~450 small kernels, each launched from Python, and the GPU "
+            "idles between them. Captured once as one CUDA graph (static input, target and hidden buffers; lr a "
+            "device tensor), a replay submits all of them in one call: the launches go, the kernels stay the same, "
+            "so the step approaches the kernel floor. Dropout masks come from the graph-safe generator, so with "
+            "dropout > 0 the losses differ from eager's (measured in the losses column); with dropout 0 they "
+            "agree to float rounding.", "changed", apply=_cuda_graph, cuda_only=True, rnn_only=True, probe=False,
+            conflicts=("compile", "compile-reduce-overhead", "adaptive-softmax", "foreach", "set-to-none",
+                       "fused-adamw", "threads")),
     Variant("fused-adamw", "torch.optim.AdamW(fused=True) in place of the baseline's AdamW",
             "AdamW reads and writes four tensors per parameter; the fused kernel does it in one pass over "
             "all parameters.", "close", apply=_fused_adamw, cuda_only=True),
@@ -405,10 +431,12 @@ VARIANTS: tuple[Variant, ...] = (
             "A control, not a tip: it shows what cuDNN's fused recurrent kernels are worth by turning them off.",
             "close", apply=_cudnn_off, cuda_only=True),
 )
+# Not in the default ladder: a control (what cuDNN is worth), run when named (it alone took 4x the budget on a GPU).
+CONTROLS = ("cudnn-off",)
 BY_NAME: dict[str, Variant] = {v.name: v for v in VARIANTS}
 # The order a combination applies its members: the head first, then the wrappers, compile last.
 APPLY_ORDER = ("batch", "adaptive-softmax", "fused-loss", "bf16", "foreach", "set-to-none", "fused-adamw",
-               "threads", "tf32", "cudnn-off", "compile", "cudagraphs")
+               "threads", "tf32", "cudnn-off", "compile", "compile-reduce-overhead", "cuda-graph")
 
 
 def build_setup(cfg: RunConfig, device: "torch.device", ntokens: int, train_ids: "torch.Tensor",
@@ -419,7 +447,7 @@ def build_setup(cfg: RunConfig, device: "torch.device", ntokens: int, train_ids:
 
     from lmprof.reference.loop import build_model
 
-    ordered = sorted(variants, key=lambda v: APPLY_ORDER.index(v.name))
+    ordered = sorted(variants, key=lambda v: APPLY_ORDER.index(v.name) if v.name in APPLY_ORDER else len(APPLY_ORDER))
     for v in ordered:
         if v.configure is not None:
             cfg = v.configure(cfg)

@@ -84,9 +84,11 @@ def shown_share(row: dict[str, Any]) -> float:
 
 def measured(row: dict[str, Any]) -> str:
     """A phase's figures as the chart prints them: time, share (and full-epoch share), calls."""
-    from lmprof.views.rows import duration
+    from lmprof.views.rows import duration, gpu_busy
 
     calls = f" · {row['calls']:,} calls" if row.get("calls", 0) > 1 else ""
+    busy = gpu_busy(row)
+    calls += f"\nGPU busy {busy[0]:.0%}: {busy[1]}" if busy else ""  # on CUDA: where the GPU waits
     if "full_share" in row:
         return f"{duration(row['seconds'])} · {row['full_share']:.1%} of a full epoch ({row['share']:.1%} here){calls}"
     return f"{duration(row['seconds'])} · {row['share']:.1%}{calls}"

@@ -42,9 +42,13 @@ def _phases_data(result: RunResult) -> dict[str, Any]:
     from lmprof.phases import UNCOVERED
     from lmprof.views.ops import flops_text
     from lmprof.views.projection import projection_note
-    from lmprof.views.rows import CUDA_CLOCK, phase_caption, phase_table_rows, summary_parts
+    from lmprof.views.rows import CUDA_CLOCK, gpu_busy, has_gpu_busy, phase_caption, phase_table_rows, summary_parts
 
     gpu = result.phase_summary.get("clock") == CUDA_CLOCK
+    busy = {r["name"]: gpu_busy(r) for r in result.phases} if has_gpu_busy(result) else {}
+
+    def busy_cells(b: tuple[float, str] | None) -> dict[str, str]:  # on CUDA: the GPU busy column and regime
+        return {"busy": percent(b[0]), "regime": b[1]} if b else {"busy": "", "regime": ""}
 
     def full(share: float | None) -> dict[str, Any]:  # a cut run's bars show the full-epoch share
         return {"full_share": percent(share), "full_bar": bar_width(share)} if share is not None else {}
@@ -54,12 +58,12 @@ def _phases_data(result: RunResult) -> dict[str, Any]:
              "mean": "" if r["name"] == UNCOVERED else duration(r["mean_seconds"]), "share": percent(r["share"]),
              "bar": bar_width(r["share"]), "host": duration(r["host_seconds"]),
              "gap": ("-" if r["gap_seconds"] < 0 else "+") + duration(abs(r["gap_seconds"])),
-             **full(r["full_share"])}
+             **full(r["full_share"]), **busy_cells(busy.get(r["name"]))}
             for r in phase_table_rows(result)]
     parts = [{"part": p["part"], "total": duration(p["seconds"]), "share": percent(p["share"]),
               "bar": bar_width(p["share"]), "outside": p["part"] == UNCOVERED, **full(p["full_share"])}
              for p in summary_parts(result)]
-    return {"rows": rows, "parts": parts, "gpu": gpu, "clock": result.phase_summary.get("clock", "host"),
+    return {"rows": rows, "parts": parts, "gpu": gpu, "busy": bool(busy), "clock": result.phase_summary.get("clock", "host"),
             "projection": projection_note(result),
             "wall": duration(result.phase_summary.get("wall_seconds")), "caption": phase_caption(result),
             "flops": flops_text(result)}

@@ -174,6 +174,38 @@ def run_description(result: "RunResult") -> str:
     return " · ".join(parts)
 
 
+GPU_REGIMES = ("launch-bound", "mixed", "compute-bound")  # lmprof.instrument.gpu_busy's words
+
+
+def gpu_busy(row: dict[str, Any]) -> tuple[float, str] | None:
+    """A phase row's GPU busy fraction and regime word, when measured (on CUDA) and sane; else None."""
+    import math
+
+    busy, word = row.get("gpu_busy"), row.get("regime")
+    if isinstance(busy, bool) or not isinstance(busy, (int, float)) or not math.isfinite(busy):
+        return None
+    if not 0.0 <= busy <= 1.5 or word not in GPU_REGIMES:  # a stranger's file: only what lmprof could write
+        return None
+    return float(busy), str(word)
+
+
+def has_gpu_busy(result: "RunResult") -> bool:
+    return any(gpu_busy(r) for r in result.phases if isinstance(r, dict))
+
+
+def gpu_busy_caption(result: "RunResult") -> str:
+    """How to read the GPU busy column (empty when the run has none)."""
+    if not has_gpu_busy(result):
+        return ""
+    watched = result.phase_summary.get("gpu_busy") or {}
+    n = watched.get("batches") if isinstance(watched, dict) else None
+    on = (f"{n} watched batch{'es' if n != 1 else ''}" if isinstance(n, int) and not isinstance(n, bool)
+          else "a few watched batches")
+    return ("GPU busy: kernel time inside the phase's window over the window, on " + on + " (torch.profiler, "
+            "synchronised at each phase's edges). launch-bound: busy under 40%, the GPU waits for the host's "
+            "launches (fewer launches help: a CUDA graph); compute-bound: 75% or more; mixed between.")
+
+
 def phase_caption(result: "RunResult") -> str:
     """The coverage line (and on CUDA, what the gap means)."""
     value = coverage(result)
@@ -183,4 +215,6 @@ def phase_caption(result: "RunResult") -> str:
     if result.phase_summary.get("clock") == CUDA_CLOCK:
         lines.append("GPU total: CUDA events around each phase. host - GPU: what a host clock around the "
                      "same code would misattribute (launches return before their kernels finish).")
+    if has_gpu_busy(result):
+        lines.append(gpu_busy_caption(result))
     return "\n".join(lines)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lmprof.compare import BASELINE, FASTER, NOISE, SLOWER
-from lmprof.speedlab.ladder import CLOSE, DIVERGED, HELPS, HURTS, NO_GAIN, REFERENCE, SKIPPED, Ladder, Row
+from lmprof.speedlab.ladder import CLOSE, DIVERGED, FAILED, HELPS, HURTS, NO_GAIN, REFERENCE, SKIPPED, Ladder, Row
 from lmprof.views.compare import Grid, interval, times
 
 if TYPE_CHECKING:
@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 
 TEMPLATE = "speedlab.html.j2"
 VERDICT_CLASS = {HELPS: "faster", HURTS: "slower", NO_GAIN: "noise", SKIPPED: "noise", DIVERGED: "slower",
+                 FAILED: "slower",
                  FASTER: "faster", SLOWER: "slower", NOISE: "noise"}
 VERDICT_STYLE = {HELPS: "bold green", HURTS: "bold red", NO_GAIN: "dim", SKIPPED: "dim", DIVERGED: "bold red",
+                 FAILED: "bold red",
                  BASELINE: "dim"}
 
 
@@ -49,7 +51,7 @@ def _range(bounds: list[float] | None) -> str:
 
 
 def measured(ladder: Ladder) -> list[Row]:
-    return [r for r in ladder.rows if r.status != SKIPPED]
+    return [r for r in ladder.rows if r.status not in (SKIPPED, FAILED)]
 
 
 def speed_grid(ladder: Ladder) -> Grid:
@@ -58,17 +60,42 @@ def speed_grid(ladder: Ladder) -> Grid:
         one_off = r.compile_seconds if r.compile_seconds is not None else (r.setup_seconds or None)
         rows.append([r.name, _num(r.tokens_per_s), times(r.speedup), _range(r.speedup_range),
                      interval(r.speedup_interval), r.speed_verdict or "—",
-                     _gflops(r, "forward"), _gflops(r, "backward"), _seconds(one_off)])
+                     _gflops(r, "forward"), _gflops(r, "backward"), _seconds(one_off), _share(r.floor_ratio)])
     columns = ["variant", "tokens/s", "×ref", "repeats", "95% interval", "speed", "fwd GFLOP/s (peak)",
-               "bwd GFLOP/s (peak)", "setup/compile"]
+               "bwd GFLOP/s (peak)", "setup/compile", "% floor"]
     peak = ladder.peak.get("gflops")
     caption = (f"Warm batches of the budget (the first batch is left out; its extra cost, in the first repeat, is the "
                f"compile column; setup: the threads probe). "
                f"×ref: the median over {ladder.repeats} repeats of tokens/s over the reference's in the same repeat; "
                f"repeats: slowest–fastest; the interval bootstraps every warm batch's time per token. speed says "
                f"faster or slower only beyond the {ladder.drift_margin:.0%} run-to-run drift (lmprof compare's rule). "
-               f"% peak: of this machine's float32 matmul peak ({_num(peak, 1)} GFLOP/s), matmul FLOPs only.")
-    return Grid("speed", "Speed", columns, rows, [False] + [True] * 4 + [False] + [True] * 3, caption, [5])
+               f"% peak: of this machine's float32 matmul peak ({_num(peak, 1)} GFLOP/s), matmul FLOPs only. "
+               + floor_caption(ladder))
+    return Grid("speed", "Speed", columns, rows, [False] + [True] * 4 + [False] + [True] * 4, caption, [5])
+
+
+def floor_caption(ladder: Ladder) -> str:
+    """The floor row's words: what the floor is, its time per step, how to read % floor."""
+    f = ladder.floor
+    if not f:
+        return "% floor: not measured."
+    from lmprof.speedlab.floor import floor_note
+
+    return (f"{floor_note(f)[0].upper()}{floor_note(f)[1:]}. % floor: a row's time per token over the floor's "
+            "(100%: nothing left but the kernels; the rest is launches, Python and waiting).")
+
+
+def floor_line(ladder: Ladder) -> str:
+    """The row under the ladder: the floor and the fastest row against it."""
+    f = ladder.floor
+    if not f:
+        return ""
+    from lmprof.speedlab.floor import floor_note
+
+    timed = [r for r in measured(ladder) if r.floor_ratio]
+    best = min(timed, key=lambda r: r.floor_ratio or 0.0, default=None)
+    closest = f"; closest: {best.name} at {best.floor_ratio:.0%} of it" if best and best.floor_ratio else ""
+    return f"{floor_note(f)}{closest}"
 
 
 def _gflops(row: Row, phase: str) -> str:
@@ -113,14 +140,19 @@ def header(ladder: Ladder) -> str:
     where = env.get("gpu") or env.get("cpu") or env.get("device", "?")
     return (f"{c.get('model')} emsize {c.get('emsize')} nhid {c.get('nhid')} nlayers {c.get('nlayers')} "
             f"bptt {c.get('bptt')} batch {c.get('batch_size')} · budget {ladder.budget_batches} batches "
-            f"({ladder.budget_tokens:,} tokens) · {ladder.repeats} repeats, interleaved · {where}, "
+            f"({ladder.budget_tokens:,} tokens{_from_seconds(ladder)}) · {ladder.repeats} repeats, interleaved · {where}, "
             f"{env.get('threads')} threads, torch {env.get('torch')} · {ladder.wall_seconds:.0f} s in all")
+
+
+def _from_seconds(ladder: Ladder) -> str:
+    s = ladder.budget_seconds
+    return f", what the reference trained in {s:g} s" if isinstance(s, (int, float)) and s > 0 else ""
 
 
 def closing(ladder: Ladder) -> list[str]:
     """The best set and its time-to-quality ratio, or why there is none."""
     combos = [r for r in ladder.rows if len(r.members) > 1 and r.status == "measured"]
-    lines = []
+    lines = [floor_line(ladder)] if ladder.floor else []
     for r in combos:
         lines.append(f"best combination {r.name}: reaches the reference's ppl "
                      f"{times(r.time_to_quality_speedup)} sooner ({_seconds(r.time_to_quality)}), "

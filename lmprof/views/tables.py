@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from lmprof.phases import UNCOVERED
 from lmprof.views.format import BAR_WIDTH, bar, from_file
 from lmprof.views.rows import (  # noqa: F401  (re-exported: the report reads the rows from here)
-    CUDA_CLOCK, HOT_LINES, PARTS, UNIT_LABEL, UNIT_SCALE, LineRow, LineTableData, coverage, duration, in_unit,
-    interrupted, line_table_data, phase_caption, phase_table_rows, pick_unit, run_description, summary_parts,
-    sync_note)
+    CUDA_CLOCK, HOT_LINES, PARTS, UNIT_LABEL, UNIT_SCALE, LineRow, LineTableData, coverage, duration, gpu_busy,
+    has_gpu_busy, in_unit, interrupted, line_table_data, phase_caption, phase_table_rows, pick_unit,
+    run_description, summary_parts, sync_note)
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -167,6 +167,10 @@ def phase_table(result: "RunResult") -> "RenderableType":
     if on_cuda:
         table.add_column("host total", justify="right")
         table.add_column("host - GPU", justify="right")
+    busy = {r["name"]: gpu_busy(r) for r in result.phases} if has_gpu_busy(result) else None
+    if busy is not None:  # on CUDA with the profiler window: how busy the GPU was, and the regime word
+        table.add_column("GPU busy", justify="right")
+        table.add_column("regime")
     from lmprof.views.memory import phase_memory_cells, phase_memory_headers
 
     for header in phase_memory_headers(result):  # with --memory: peak RSS, or CUDA allocated and peak
@@ -182,6 +186,9 @@ def phase_table(result: "RunResult") -> "RenderableType":
         if on_cuda:
             gap = r["gap_seconds"]
             cells += [duration(r["host_seconds"]), ("-" if gap < 0 else "+") + duration(abs(gap))]
+        if busy is not None:
+            b = busy.get(r["name"])
+            cells += [f"{b[0]:.0%}", Text(b[1], style="red" if b[1] == "launch-bound" else "")] if b else ["", ""]
         cells += phase_memory_cells(result, r["name"])
         table.add_row(*cells)
     caption = phase_caption(result)
