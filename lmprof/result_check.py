@@ -153,6 +153,19 @@ OP_ROW = record({"name": STR, "input_shapes": STR, "calls": INT, "self_cpu_secon
                  "cuda_share": OPT_NUM}, required=("name", "calls"))
 COMPONENT_ROW = record({"name": STR, "module": STR, "calls": INT, "forward_seconds": OPT_SEC,
                         "backward_seconds": OPT_SEC}, required=("name",))
+# --backward-lines (instrument/backward_lines.py): per forward line, and the rest of the step
+BACKWARD_LINE = record({"line": INT, "source": STR, "fwd_device_seconds": SEC, "bwd_seconds": SEC,
+                        "bwd_fwd_ratio": OPT_NUM, "step_share": OPT_NUM, "accumulate_seconds": OPT_SEC,
+                        "fwd_launch_seconds": OPT_SEC, "bwd_launch_seconds": OPT_SEC, "nodes": items(STR)},
+                       required=("line",))
+BACKWARD_LINES = record({"lines": items(BACKWARD_LINE), "batches": INT, "first_batch": OPT_INT, "device": STR,
+                         "function": STR, "file": STR, "first_line": INT, "step_seconds": SEC,
+                         "backward_op_seconds": SEC, "attributed_backward_seconds": SEC, "consistency": OPT_NUM,
+                         "outside": items(record({"name": STR, "label": STR, "part": STR, "seconds": SEC,
+                                                  "step_share": OPT_NUM}, required=("name", "seconds"))),
+                         "shared_parameters": items(record({"name": STR, "lines": items(INT), "counted_on": INT},
+                                                           required=("name", "counted_on"))),
+                         "components_agreement": record({"max_points": NUM, "within": flag})})
 
 DOCUMENT = record({
     "schema_version": INT,
@@ -172,6 +185,7 @@ DOCUMENT = record({
     "ops": record({"rows": items(OP_ROW), "steps": OPT_INT, "trace_dir": file_name,
                    "trace_files": items(file_name), "sort_by": STR}),
     "flops": record(), "memory": record(), "gradients": record(),
+    "backward_lines": BACKWARD_LINES,
     "components": record({"rows": items(COMPONENT_ROW), "evaluation": items(COMPONENT_ROW), "steps": OPT_INT,
                           "warmup_steps": OPT_INT, "phases": values(OPT_SEC)}),
     "sweep": record({"run": STR, "key": OPT_STR, "vocab_size": OPT_INT, "started": OPT_STR, "finished": OPT_STR,
@@ -257,3 +271,40 @@ def _cut_strings(value: Any, counter: list[int]) -> Any:
                 value[i] = _cut_strings(item, counter)
     return value
 
+
+
+# --- a sweep folder's files (sweep.json, results.jsonl) -------------------------------------------
+SWEEP_PLAN = record({
+    "name": STR, "epochs": INT, "models": items(STR),
+    "runs": items(record({"key": STR, "label": STR, "model": STR, "folder": OPT_STR},
+                         required=("key", "label", "model"))),
+    "groups": items(record({"factor": STR, "rows": items(record({"value": STR, "keys": values(STR)},
+                                                                required=("value", "keys")))},
+                           required=("factor", "rows"))),
+}, required=("models", "runs", "groups"))
+SWEEP_ROW = record({
+    "kind": STR, "key": STR, "run": STR, "epoch": INT, "train_seconds": OPT_SEC, "val_ppl": OPT_NUM,
+    "val_loss": OPT_NUM, "clipped_fraction": OPT_NUM, "preclip_norm_max": OPT_NUM, "preclip_norm_median": OPT_NUM,
+    "jobs": OPT_INT, "threads": OPT_INT, "status": STR, "message": OPT_STR, "test_ppl": OPT_NUM,
+    "test_loss": OPT_NUM, "nparams": OPT_INT, "host": OPT_STR, "memory": record(), "gpu": OPT_STR, "cpu": OPT_STR,
+    "device": OPT_STR, "vocab_size": OPT_INT, "started": OPT_STR, "finished": OPT_STR, "executor": OPT_STR,
+}, required=("kind", "key"))
+
+
+def check_sweep_plan(doc: Any) -> str | None:
+    """What in a parsed sweep.json the sweep views could not read, in words; None if all is well."""
+    complaint = SWEEP_PLAN(doc, "")
+    if complaint:
+        return complaint.lstrip(".")
+    for g, group in enumerate(doc["groups"]):
+        for r, row in enumerate(group["rows"]):
+            missing = [m for m in doc["models"] if m not in row["keys"]]
+            if missing:
+                return f"groups[{g}].rows[{r}].keys lacks the run of {missing[0]!r}"
+    return None
+
+
+def check_sweep_row(row: Any) -> str | None:
+    """Why one row of results.jsonl cannot be read by the sweep views; None if it can."""
+    complaint = SWEEP_ROW(row, "")
+    return complaint.lstrip(".") if complaint else None

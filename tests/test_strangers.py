@@ -226,19 +226,61 @@ def test_report_of_a_poisoned_run_is_written(poisoned: Path, capfd: pytest.Captu
     assert "\x1b" not in page and "<a href=\"http://evil" not in page
 
 
-def test_a_poisoned_sweep_folder_prints_inert(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    folder = tmp_path / "sweep"
-    folder.mkdir()
-    plan = {"name": "s" + ESC, "models": ["LSTM"], "factors": [], "grid": False, "base": {"epochs": 1},
-            "runs": [{"key": "k1", "label": "LSTM" + ESC, "model": "LSTM", "settings": {}}],
-            "groups": [{"factor": "base", "rows": [{"value": "base" + ESC, "keys": {"LSTM": "k1"}}]}]}
+@pytest.fixture(scope="module")
+def sweep_folder(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> Path:
+    """A real tiny sweep: two runs of one batch."""
+    folder = tmp_path_factory.mktemp("stranger-sweep") / "sweep"
+    code = cli.main(["sweep", "--data", str(tiny_corpus), "--epochs", "1", "--max-batches", "1", "--emsize", "16",
+                     "--nhid", "16", "--bptt", "8", "--threads", "1", "--vary", "nhid=16,24", "--out", str(folder)])
+    assert code == 0
+    return folder
+
+
+def test_a_poisoned_sweep_folder_prints_and_reports_inert(sweep_folder: Path, tmp_path: Path,
+                                                          capfd: pytest.CaptureFixture[str]) -> None:
+    folder = copy_of(sweep_folder, tmp_path, "sweep")
+    plan = json.loads((folder / "sweep.json").read_text())
+    plan["name"] += ESC + "[/x]"
+    for run in plan["runs"]:
+        run["label"] += ESC
+    for group in plan["groups"]:
+        group["factor"] += ESC + "[link=http://evil.example/]L[/link]"
+        for row in group["rows"]:
+            row["value"] += ESC + "[/x]"
     (folder / "sweep.json").write_text(json.dumps(plan))
-    rows = [{"kind": "run", "run": "LSTM" + ESC, "key": "k1", "status": "failed", "message": ESC}]
+    rows = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
+    for row in rows:
+        row["run"] += ESC
+        if row["kind"] == "run":
+            row.update(message=ESC, host="h" + ESC)
     (folder / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     code, out, err = run_cli(capfd, "show", str(folder))
-    assert "Traceback" not in err
+    assert code == 0, err
     assert_inert(out)
     assert_inert(err)
+    assert "\\x1b]0;pwned" in out
+    code, out, err = run_cli(capfd, "report", str(folder))
+    assert code == 0, err
+    page = (folder / "report.html").read_text()
+    assert "\x1b" not in page and '<a href="http://evil' not in page
+
+
+def test_a_damaged_sweep_plan_is_one_line_and_a_damaged_row_is_left_out(sweep_folder: Path, tmp_path: Path,
+                                                                         capfd: pytest.CaptureFixture[str]) -> None:
+    folder = copy_of(sweep_folder, tmp_path, "sweep")
+    rows = (folder / "results.jsonl").read_text()
+    damaged = json.loads(rows.splitlines()[0])
+    damaged.update(epoch=[1], train_seconds="slow")
+    (folder / "results.jsonl").write_text(json.dumps(damaged) + "\n" + rows)
+    code, out, err = run_cli(capfd, "show", str(folder))
+    assert code == 0 and "Traceback" not in err
+    plan = json.loads((folder / "sweep.json").read_text())
+    plan["models"].append("GRU")  # a model no run was made for
+    (folder / "sweep.json").write_text(json.dumps(plan))
+    for argv in (["show", str(folder)], ["report", str(folder)]):
+        code, out, err = run_cli(capfd, *argv)
+        one_line_error(code, err)
+        assert "sweep.json is damaged" in err
 
 
 def test_the_command_line_console_keeps_printed_strings_inert() -> None:

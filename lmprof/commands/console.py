@@ -7,7 +7,6 @@ log file reads exactly like upstream's.
 
 from __future__ import annotations
 
-import functools
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,45 +20,10 @@ if TYPE_CHECKING:
 
 def make_console(*, stderr: bool = False) -> "Console":
     """The console a command prints to: rich, with a stranger's strings kept inert (``safe_console_class``)."""
-    return safe_console_class()(highlight=False, force_jupyter=False, stderr=stderr)  # in a notebook, lmprof.api shows results itself
+    from lmprof.views.safe_console import safe_console_class
 
-
-@functools.cache
-def safe_console_class() -> type:
-    """A rich Console through which no string drives the terminal.
-
-    Every view already gets a folder's strings made visible when the folder is read
-    (``lmprof.safe_files.visible``); this is the last guard, for whatever reaches print
-    another way (a folder's name, a message): control characters in printed text are
-    written as escapes (rich's own cursor and style codes are separate segments and pass),
-    and in markup only style tags act: a ``[link=...]`` or ``[@...]`` tag is shown as
-    text, and markup that does not parse is printed as it is instead of raising.
-    """
-    import re
-
-    from rich.console import Console
-    from rich.errors import MarkupError
-    from rich.segment import Segment
-
-    from lmprof.safe_files import visible
-
-    acting_tag = re.compile(r"(?<!\\)\[(?=(?:/?link|@|[^\]]*=))")
-
-    class SafeConsole(Console):
-        def render_str(self, text: str, **options: Any) -> Any:
-            if options.get("markup") is False or (options.get("markup") is None and not self._markup):
-                return super().render_str(text, **options)
-            try:
-                return super().render_str(acting_tag.sub(r"\\[", text), **options)
-            except MarkupError:
-                return super().render_str(text, **{**options, "markup": False})
-
-        def _render_buffer(self, buffer: Any) -> str:
-            return str(super()._render_buffer(
-                segment if segment.control else Segment(visible(segment.text), segment.style, segment.control)
-                for segment in buffer))
-
-    return SafeConsole
+    # force_jupyter=False: in a notebook, lmprof.api shows results itself
+    return safe_console_class()(highlight=False, force_jupyter=False, stderr=stderr)
 
 
 def log_to(console: "Console") -> Callable[[str], None]:

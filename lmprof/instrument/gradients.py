@@ -259,7 +259,9 @@ def load_run(run: str | Path) -> tuple[RunConfig, dict[str, Any]]:
     limit = min(CHECKPOINT_BYTES, (available_bytes() or CHECKPOINT_BYTES) // 2)  # it must fit in memory, twice
     with open_member(result.run_dir, name, limit=limit) as f:  # no link followed, size capped
         try:  # weights only: a pickle in a received folder is never run
-            state = torch.load(f, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's note on a pickle protocol it did not write
+                state = torch.load(f, map_location="cpu", weights_only=True)
         except Exception as e:  # UnpicklingError, a truncated zip, not a torch file at all: all one line
             raise UsageError(f"{Path(result.run_dir) / name} is not a checkpoint lmprof can read "
                              f"({e.__class__.__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})") from None

@@ -247,6 +247,10 @@ def load_rows(folder: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]
         raise
     except (UsageError, ValueError, RecursionError):
         raise UsageError(f"{folder} is not a sweep folder (no readable {SWEEP_FILE}): run `lmprof sweep` first") from None
-    if not isinstance(plan_doc, dict):
-        raise UsageError(f"{folder}/{SWEEP_FILE} is not a sweep plan (not a JSON object)")
-    return visible_strings(plan_doc), visible_strings(ResultStore(folder).rows)
+    from lmprof.result_check import check_sweep_plan, check_sweep_row
+
+    complaint = check_sweep_plan(plan_doc)  # the views read these fields: a wrong one is one line, not a traceback
+    if complaint:
+        raise UsageError(f"{Path(folder) / SWEEP_FILE} is damaged: {complaint}")
+    rows = [row for row in ResultStore(folder).rows if check_sweep_row(row) is None]  # a damaged row is left out
+    return visible_strings(plan_doc), visible_strings(rows)

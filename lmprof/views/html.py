@@ -78,9 +78,11 @@ def code_css() -> str:
 
 def rich_html(renderable: "RenderableType", width: int = 100) -> str:
     """A rich renderable exactly as the terminal shows it, as a <pre> with inline styles."""
-    from rich.console import Console
+    from lmprof.views.safe_console import safe_console_class
 
-    console = Console(record=True, file=io.StringIO(), width=width, color_system="truecolor", force_jupyter=False)
+    # the safe console: a folder's strings in a table (a sweep's labels) are text, never markup that breaks
+    console = safe_console_class()(record=True, file=io.StringIO(), width=width, color_system="truecolor",
+                                   force_jupyter=False)
     console.print(renderable)
     return console.export_html(inline_styles=True, code_format='<pre class="rich">{code}</pre>')
 
