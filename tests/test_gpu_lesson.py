@@ -38,6 +38,8 @@ def test_busy_by_phase_on_a_synthetic_event_list() -> None:
         # batch 2: forward 1000..1100, 50 us; an operator (cpu, not a window) and a kernel outside any window
         _window("forward", 1000, 1100), _kernel(1020, 1070), Event("aten::mm", "cpu", 1000, 1090),
         _kernel(5000, 6000),
+        # the GPU-side copies of the annotations span their windows: ranges, not kernels
+        Event("lmprof:forward", "cuda", 0, 100), Event("ProfilerStep#7", "cuda", 0, 1100),
     ]
     busy = busy_by_phase(events)
     assert set(busy) == {"forward", "backward"}
@@ -46,6 +48,21 @@ def test_busy_by_phase_on_a_synthetic_event_list() -> None:
     assert busy["forward"]["kernel_seconds"] == pytest.approx(80e-6)
     assert busy["forward"]["busy"] == pytest.approx(0.4)
     assert busy["backward"]["busy"] == pytest.approx(170 / 200)
+
+
+def test_the_floor_sums_kernels_per_step_and_leaves_annotations_out() -> None:
+    from lmprof.speedlab.floor import FloorEvent, floor_from_events
+
+    events = [FloorEvent("ProfilerStep#3", "cuda", 0, 5000, annotation=True),
+              FloorEvent("ProfilerStep#3", "cpu", 0, 5000, self_seconds=4e-3, annotation=True),
+              FloorEvent("sgemm", "cuda", 0, 300), FloorEvent("lstm_cell", "cuda", 400, 600),
+              FloorEvent("sgemm", "cuda", 5000, 5300), FloorEvent("lstm_cell", "cuda", 5400, 5600),
+              FloorEvent("aten::mm", "cpu", 0, 100, self_seconds=90e-6), FloorEvent("aten::add_", "cpu", 0, 10,
+                                                                                     self_seconds=10e-6)]
+    gpu = floor_from_events(events, 2, "cuda")
+    assert gpu["seconds"] == pytest.approx(500e-6) and gpu["kernels_per_step"] == 2 and gpu["kind"] == "kernel"
+    cpu = floor_from_events(events, 2, "cpu")  # the operators' self time, not the step's Python
+    assert cpu["seconds"] == pytest.approx(50e-6) and cpu["kind"] == "operator"
 
 
 def test_regime_words() -> None:

@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
                          "--max-batches and --dry-run do not apply here")
     names = [n.strip() for n in args.variants.split(",") if n.strip()] if args.variants else None
     choose(names)  # an unknown name fails before anything trains
-    check_options(cfg, args.repeats if args.repeats is not None else 1, args.eval_every, args.valid_tokens, args.overtime)
+    repeats = args.repeats if args.repeats is not None else 1  # None: the device decides (run_ladder)
+    check_options(cfg, repeats, args.eval_every, args.valid_tokens, args.overtime)
     for flag, value in (("--budget-batches", args.budget_batches), ("--budget-tokens", args.budget_tokens)):
         if value is not None and value <= 0:
             raise UsageError(f"{flag} must be a positive integer, got {value}")
@@ -82,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"speedlab: {line}", file=sys.stderr, flush=True)
 
     ladder = run_ladder(cfg, variants=names, budget_batches=args.budget_batches, budget_tokens=args.budget_tokens,
-                        budget_seconds=args.budget_seconds, repeats=args.repeats, eval_every=args.eval_every, valid_tokens=args.valid_tokens,
+                        budget_seconds=args.budget_seconds, repeats=args.repeats, eval_every=args.eval_every,
+                        valid_tokens=args.valid_tokens,
                         overtime=args.overtime, combine=not args.no_combine, progress=progress)
     write_text_atomic(folder / "ladder.json", ladder.to_json() + "\n")
     from lmprof.speedlab.ladder import run_results

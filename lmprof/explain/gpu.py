@@ -303,8 +303,8 @@ def _render_cpu(n: dict[str, Any]) -> RenderableType:
         ], right=["operators per step", "step", "dispatch share (ops × cost / step)"]),
         prose(f"""
             At a tiny size a good part of the CPU step is fixed per-operator cost ({tiny_share:.0%}, and
-            more as the sizes shrink): the CPU's version of launch-bound. At the default size it is arithmetic ({default_share:.0%} dispatch):
-            a CPU's cores are slow enough that the default model keeps them busy, while an H200 finishes
+            more as the sizes shrink): the CPU's version of launch-bound. At the default size it is
+            arithmetic ({default_share:.0%} dispatch): a CPU's cores are slow enough that the default model keeps them busy, while an H200 finishes
             the same kernels in ~2 ms and then waits for the host.
         """),
         section("5. What it means"), _question_a(busy),

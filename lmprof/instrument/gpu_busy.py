@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from lmprof.result import RunResult
 
 PREFIX = "lmprof:"  # the annotation name of a phase's window: lmprof:forward
+ANNOTATIONS = (PREFIX, "ProfilerStep")  # ranges, not work: on the GPU's timeline they span their kernels
 WATCH_FROM = 5  # the first watched batch: cuDNN's algorithm search and the allocator have settled by then
 WATCHED = 3
 LAUNCH_BOUND, MIXED, COMPUTE_BOUND = "launch-bound", "mixed", "compute-bound"
@@ -72,7 +73,8 @@ def covered(intervals: Iterable[tuple[float, float]], lo: float, hi: float) -> f
 
 def busy_by_phase(events: list[Event], prefix: str = PREFIX) -> dict[str, dict[str, float]]:
     """Per phase: its windows' seconds, the kernel seconds inside them, busy (their ratio), and windows seen."""
-    kernels = [(e.start, e.end) for e in events if e.device == "cuda"]
+    ranges = (prefix, *ANNOTATIONS)
+    kernels = [(e.start, e.end) for e in events if e.device == "cuda" and not e.name.startswith(ranges)]
     out: dict[str, dict[str, float]] = {}
     for e in events:
         if e.device != "cpu" or not e.name.startswith(prefix):
@@ -93,6 +95,8 @@ def events_of(prof: Any) -> list[Event]:
     out = []
     for e in prof.events():
         device = "cuda" if getattr(e, "device_type", None) == DeviceType.CUDA else "cpu"
+        if device == "cuda" and (getattr(e, "is_user_annotation", False) or e.name.startswith(ANNOTATIONS)):
+            continue  # the GPU-side copy of an annotation spans the whole window: it is not a kernel
         out.append(Event(e.name, device, float(e.time_range.start), float(e.time_range.end)))
     return out
 

@@ -41,7 +41,7 @@ class FloorEvent:
     @classmethod
     def of(cls, e: Any, cuda: Any) -> "FloorEvent":
         """From a torch FunctionEvent; ``cuda``: torch's DeviceType.CUDA."""
-        annotation = bool(getattr(e, "is_user_annotation", False)) or e.name.startswith("ProfilerStep")
+        annotation = bool(getattr(e, "is_user_annotation", False)) or e.name.startswith(("ProfilerStep", "lmprof:"))
         return cls(e.name, "cuda" if getattr(e, "device_type", None) == cuda else "cpu", float(e.time_range.start),
                    float(e.time_range.end), float(getattr(e, "self_cpu_time_total", 0.0)) / 1e6, annotation)
 
@@ -63,7 +63,7 @@ class _Stepper:
 def floor_from_events(events: list[Any], steps: int, device_type: str) -> dict[str, Any]:
     """Per step: kernel seconds and count on CUDA; on a CPU, operator self seconds (annotations left out)."""
     if device_type == "cuda":
-        kernels = [e for e in events if e.device == "cuda"]
+        kernels = [e for e in events if e.device == "cuda" and not e.annotation]  # not the GPU-side step ranges
         total = sum(e.end - e.start for e in kernels) / 1e6
         return {"seconds": total / steps, "kernels_per_step": len(kernels) / steps, "what": KERNEL_WHAT,
                 "kind": "kernel"}

@@ -46,7 +46,8 @@ EVAL_EVERY = 10  # reference batches between two quality checks
 VALID_TOKENS = 4000  # the validation slice every variant is judged on (all of it when shorter)
 OVERTIME = 2.0  # a variant short of the target at the budget trains on up to this times the budget
 Progress = Callable[[str], None]
-__all__ = ["CLOSE", "DIVERGED", "FAILED", "HELPS", "HURTS", "JSON_FORMAT", "NO_GAIN", "REFERENCE", "SKIPPED", "Ladder", "Row",
+__all__ = ["CLOSE", "DIVERGED", "FAILED", "HELPS", "HURTS", "JSON_FORMAT", "NO_GAIN", "REFERENCE", "SKIPPED",
+           "Ladder", "Row",
            "Trial", "best_set", "judge", "loss_agreement", "run_results", "time_to_quality", "run_ladder",
            "run_trial", "choose", "Plan"]
 
@@ -213,9 +214,10 @@ def run_trial(cfg: RunConfig, device: "torch.device", corpus: Any, variants: lis
             with listening(clock):
                 while len(trial.batch_ends) < limit:  # an epoch shorter than the budget: the next epoch
                     epoch += 1
-                    (setup.trainer or train)(setup.model, train_data, vcfg.replace(max_batches=limit - len(trial.batch_ends)),
-                          criterion, setup.ntokens, lr=vcfg.lr, epoch=epoch, optimizer=setup.optimizer,
-                          log=lambda line: None)
+                    step = setup.trainer or train  # the reference's train(), or cuda-graph's replaying one
+                    step(setup.model, train_data, vcfg.replace(max_batches=limit - len(trial.batch_ends)),
+                         criterion, setup.ntokens, lr=vcfg.lr, epoch=epoch, optimizer=setup.optimizer,
+                         log=lambda line: None)
         except _StopTraining:
             pass
         except LossNotFinite as e:

@@ -68,7 +68,8 @@ class Variant:
         if self.cuda_only and device.type != "cuda":
             return f"CUDA only: this run's device is {device.type}"
         if self.name == "cuda-graph" and cfg.use_optimizer:
-            return "the captured step updates with plain SGD (lr a device tensor); --use-optimizer's AdamW is not captured"
+            return ("the captured step updates with plain SGD (lr a device tensor); --use-optimizer's AdamW "
+                    "is not captured")
         if self.rnn_only and cfg.model == "Transformer":
             return "works on the RNN model's modules (encoder, rnn, decoder); the Transformer is built differently"
         if self.name == "adaptive-softmax" and cfg.tied:
