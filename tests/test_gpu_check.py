@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +11,10 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
-CHECKS = ("train + CPU twin", "profile --sync launch", "profile --sync blocking", "phase table", "trace",
-          "diagram bptt", "sweep LSTM GRU", "report")
-GPU_ONLY = ("blocking moves time off loss.item()", "cuDNN off, same outputs")
+CHECKS = ("set-up", "train", "CPU twin, dropout 0", "diagram bptt", "pytest -m cuda", "profile --sync launch",
+          "profile --sync blocking", "phase table", "trace", "speedlab --device cpu", "sweep LSTM GRU", "report")
+GPU_ONLY = ("CPU twin, TF32 off", "cuDNN off, same outputs", "blocking moves time off loss.item()",
+            "CUDA overhead bench", "explain gpu")
 
 
 def summary_rows(page: str) -> dict[str, tuple[str, str]]:
@@ -28,8 +30,9 @@ def summary_rows(page: str) -> dict[str, tuple[str, str]]:
 @pytest.mark.slow
 def test_cpu_half_runs_every_check_and_writes_the_summary(tiny_corpus: Path, tmp_path: Path) -> None:
     assert os.access(SCRIPT, os.X_OK), "benchmarks/gpu_check.sh is not executable"
-    env = {**os.environ, "PYTHON": sys.executable, "GPU_CHECK_INSTALL": "0", "GPU_CHECK_DATA": str(tiny_corpus),
-           "GPU_CHECK_BATCHES": "3", "GPU_CHECK_SIZE": "16", "GPU_CHECK_BPTT": "8", "OMP_NUM_THREADS": "2"}
+    env = {**os.environ, "PYTHON": sys.executable, "GPU_CHECK_INSTALL": "0", "GPU_DATA": str(tiny_corpus),
+           "GPU_CHECK_BATCHES": "3", "GPU_CHECK_TWIN_BATCHES": "3", "GPU_CHECK_LADDER_BATCHES": "3",
+           "GPU_CHECK_SIZE": "16", "GPU_CHECK_BPTT": "8", "OMP_NUM_THREADS": "2"}
     out = tmp_path / "gpu-check"
     done = subprocess.run([str(SCRIPT), str(out), "--cpu-only"], env=env, capture_output=True, text=True,
                           timeout=600)
@@ -41,10 +44,13 @@ def test_cpu_half_runs_every_check_and_writes_the_summary(tiny_corpus: Path, tmp
         assert rows[check][0] == "ok", (check, rows.get(check))
     for check in GPU_ONLY:
         assert rows[check] == ("skipped", "needs CUDA"), check
-    # what the page reports is what the runs measured
-    assert "valid loss" in rows["train + CPU twin"][1]
-    assert "per-call samples" in rows["phase table"][1]
-    for folder in ("train", "train-cpu", "profile-launch", "profile-blocking", "trace"):
+    # what the page reports is what the runs measured: on one CPU the twin is the same run, to the bit
+    assert "valid loss" in rows["train"][1]
+    assert rows["CPU twin, dropout 0"][1].endswith("(0.00e+00 relative)")
+    assert re.match(r"\d+ skipped, \d+ deselected in [0-9.]+s \(\d+ s\)$", rows["pytest -m cuda"][1])
+    assert rows["speedlab --device cpu"][1].startswith("reference 1.00x, foreach ")
+    assert "per-call samples" in rows["phase table"][1] and "of train()" in rows["phase table"][1]
+    for folder in ("train", "twin", "twin-cpu", "profile-launch", "profile-blocking", "trace"):
         assert (out / folder / "result.json").is_file(), folder
     assert (out / "profile-launch" / "report.html").stat().st_size > 1000
     assert (out / "bptt.svg").is_file()
@@ -52,7 +58,9 @@ def test_cpu_half_runs_every_check_and_writes_the_summary(tiny_corpus: Path, tmp
 
 def test_every_run_folder_may_be_written_again() -> None:
     """A second gpu_check.sh into the same folder reruns each check (run folders belong to one run)."""
-    runs = [line for line in SCRIPT.read_text(encoding="utf-8").splitlines()
-            if line.lstrip().startswith(("if lm ", "if [")) and '--out "$out/' in line and "bptt.svg" not in line]
-    assert len(runs) >= 5
+    script = SCRIPT.read_text(encoding="utf-8").replace("\\\n", " ")  # continued lines joined
+    runs = [line for line in script.splitlines()
+            if '--out "$out/' in line and not re.search(r'--out "\$out/[\w-]+\.(svg|md)"', line)]  # not files
+    assert len(runs) >= 8, runs
     assert all("--force" in line or "--fresh" in line for line in runs), runs
+
