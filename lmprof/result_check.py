@@ -184,7 +184,12 @@ DOCUMENT = record({
     "lines": record({"unit": one_of(*LINE_UNITS), "sync": STR, "functions": items(FUNCTION)}),
     "ops": record({"rows": items(OP_ROW), "steps": OPT_INT, "trace_dir": file_name,
                    "trace_files": items(file_name), "sort_by": STR}),
-    "flops": record(), "memory": record(), "gradients": record(),
+    "flops": record(), "gradients": record(),
+    "memory": record({"saved_bytes_peak": OPT_INT, "saved_bytes_by_module": values(OPT_INT),
+                      "saved_bytes_per_batch": items(INT), "rss_per_batch": items(INT),
+                      "cuda_allocated_per_batch": items(INT), "param_bytes": OPT_INT, "grad_bytes": OPT_INT,
+                      "optimizer_bytes": OPT_INT, "rss_peak_bytes": OPT_INT, "cuda_peak_bytes": OPT_INT,
+                      "rss_peak_scope": OPT_STR, "phases": values(values(OPT_INT))}),
     "backward_lines": BACKWARD_LINES,
     "components": record({"rows": items(COMPONENT_ROW), "evaluation": items(COMPONENT_ROW), "steps": OPT_INT,
                           "warmup_steps": OPT_INT, "phases": values(OPT_SEC)}),
@@ -202,8 +207,10 @@ def check_document(doc: Any) -> str | None:
 
 
 # --- caps: how much of a file the views read ----------------------------------------------
-SAMPLES_READ = 10_000  # per phase: a bootstrap over more says nothing new, and 1,000,000 took 24 GB
-ROWS_READ = 5_000  # line rows per function, functions, operators, epochs, component rows
+SAMPLES_READ = 10_000  # per phase (and per-batch memory series): a bootstrap over more says nothing new,
+                       # and 1,000,000 took 24 GB
+ROWS_READ = 1_000  # line rows per function (the reference functions have tens), operators, component rows
+LISTS_READ = {"phases": 100, "functions": 20, "epochs": 10_000}  # lists with their own, looser or tighter, cap
 STRING_READ = 4_096  # characters of any one string (a 10 MB config value printed 12 MB)
 
 
@@ -214,13 +221,16 @@ def bound_document(doc: dict[str, Any]) -> list[str]:
     the step phases call by call); long lists keep their first rows; long strings their start.
     """
     notes: list[str] = []
+    memory = doc.get("memory") or {}
+    series = [memory] * 3 if isinstance(memory, dict) else []
     thinned = [_thin(row) for row in doc.get("phases") or []]
+    thinned += [_thin(holder, key) for holder, key in zip(series, MEMORY_SERIES)]
     if any(thinned):
         notes.append(f"per-batch samples thinned to at most {SAMPLES_READ:,} per phase "
                      f"(one in {max(thinned):,} calls kept)")
     cut_lists = _cut_lists(doc)
     if cut_lists:
-        notes.append(f"only the first {ROWS_READ:,} rows read of {', '.join(cut_lists)}")
+        notes.append(f"only the first rows read of {', '.join(cut_lists)}")
     cut_strings = [0]
     _cut_strings(doc, cut_strings)
     if cut_strings[0]:
@@ -228,13 +238,17 @@ def bound_document(doc: dict[str, Any]) -> list[str]:
     return notes
 
 
-def _thin(row: Any) -> int:
-    samples = row.get("samples") if isinstance(row, dict) else None
+MEMORY_SERIES = ("saved_bytes_per_batch", "rss_per_batch", "cuda_allocated_per_batch")
+
+
+def _thin(row: Any, key: str = "samples") -> int:
+    samples = row.get(key) if isinstance(row, dict) else None
     if not isinstance(samples, list) or len(samples) <= SAMPLES_READ:
         return 0
     every = -(-len(samples) // SAMPLES_READ)
-    row["samples"] = samples[::every]
-    row["samples_every"] = int(row.get("samples_every") or 1) * every
+    row[key] = samples[::every]
+    if key == "samples":
+        row["samples_every"] = int(row.get("samples_every") or 1) * every
     return every
 
 
@@ -244,12 +258,14 @@ def _cut_lists(doc: dict[str, Any]) -> list[str]:
                                          ("epochs", doc.get("metrics"), "epochs"),
                                          ("components", doc.get("components"), "rows")]
     functions = (doc.get("lines") or {}).get("functions") or []
-    lists += [(f"lines of {f.get('name', '?')}", f, "lines") for f in functions[:ROWS_READ] if isinstance(f, dict)]
+    lists += [(f"lines of {f.get('name', '?')}", f, "lines") for f in functions[:LISTS_READ["functions"]]
+              if isinstance(f, dict)]
     cut = []
     for name, holder, key in lists:
-        if isinstance(holder, dict) and isinstance(holder.get(key), list) and len(holder[key]) > ROWS_READ:
-            holder[key] = holder[key][:ROWS_READ]
-            cut.append(name)
+        limit = LISTS_READ.get(name, ROWS_READ)
+        if isinstance(holder, dict) and isinstance(holder.get(key), list) and len(holder[key]) > limit:
+            holder[key] = holder[key][:limit]
+            cut.append(f"{name} ({limit:,})")
     return cut
 
 

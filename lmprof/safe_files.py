@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 from lmprof.errors import UsageError
 
 MiB = 1 << 20
-RESULT_BYTES = 256 * MiB  # result.json: a 40-epoch WikiText-2 run with every section is a few MiB
+RESULT_BYTES = 64 * MiB  # result.json: a 40-epoch WikiText-2 run with every section is a few MiB
 FIGURE_BYTES = 32 * MiB  # an SVG or PNG inlined into a page
 LOG_BYTES = 64 * MiB  # a sweep's results.jsonl (1,000 runs x 40 epochs: ~25 MiB), sweep.json, jobs.json
 CHECKPOINT_BYTES = 8 << 30  # model.pt read by gradflow --from (weights only; the config is checked first)

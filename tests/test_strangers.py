@@ -341,7 +341,19 @@ def test_long_strings_and_row_counts_are_cut_with_one_note(run_folder: Path, tmp
     code, out, err = run_cli(capfd, "show", str(folder))
     assert code == 0, err
     assert len(out) < 2_000_000
-    assert "string(s) longer than" in err and f"only the first {ROWS_READ:,} rows" in err
+    assert "string(s) longer than" in err and f"only the first rows read of lines of train ({ROWS_READ:,})" in err
+
+
+def test_a_result_json_over_its_cap_is_not_read(run_folder: Path, tmp_path: Path,
+                                                 capfd: pytest.CaptureFixture[str]) -> None:
+    from lmprof.safe_files import RESULT_BYTES
+
+    folder = copy_of(run_folder, tmp_path)
+    with open(folder / "result.json", "ab") as f:
+        f.write(b" " * (RESULT_BYTES + 1))  # still valid JSON: only its size is wrong
+    code, out, err = run_cli(capfd, "show", str(folder))
+    one_line_error(code, err)
+    assert "MiB lmprof reads" in err
 
 
 def test_the_recorder_keeps_a_bounded_aligned_sample_of_a_long_run() -> None:
@@ -383,8 +395,12 @@ def set_nan_time(doc: dict[str, Any]) -> None:
     doc["phases"][0]["seconds"] = float("nan")
 
 
+def set_memory_text(doc: dict[str, Any]) -> None:
+    doc["memory"]["saved_bytes_per_batch"][0] = "lots"
+
+
 @pytest.mark.parametrize("change", [set_epochs_batches, set_huge_seconds, set_negative_sample, set_coverage_text,
-                                    set_nan_time])
+                                    set_nan_time, set_memory_text])
 @pytest.mark.parametrize("command", ["show", "compare"])
 def test_values_the_views_cannot_show_are_one_line(change: Callable[[dict[str, Any]], None], command: str,
                                                    run_folder: Path, tmp_path: Path,
