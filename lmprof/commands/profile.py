@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="measure this machine's matmul peak again (else: the cached one, if under a day old "
                              "and taken with the same thread count)")
     add_components_flag(parser)
+    parser.add_argument("--backward-lines", action="store_true",
+                        help="with --fn forward or --fn train: each line of the model's forward with its operators' "
+                             "time, forward (device) and in backward, from a torch.profiler window on a few batches")
     add_grad_stats_flag(parser)
     add_memory_flags(parser)
 
@@ -49,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
     from lmprof.instrument.lines import choose_functions
 
     functions = choose_functions(args.fn)
+    if getattr(args, "backward_lines", False) and not {"forward", "train"} & set(functions):
+        from lmprof.errors import UsageError
+
+        raise UsageError("--backward-lines shows each line of forward with its backward: add --fn forward "
+                         "(or --fn train, where loss.backward() gets the breakdown)")
     cfg = config_from_args(args)
     if args.sync == "blocking":
         # Read when CUDA starts, so it must be set before anything touches the GPU.
@@ -71,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
         from lmprof.instrument.components import ComponentTimer
 
         instruments.insert(1, ComponentTimer())  # after the phase timer: its markers open first
+    if getattr(args, "backward_lines", False):
+        from lmprof.instrument.backward_lines import BackwardLines
+
+        instruments.append(BackwardLines())  # after --components: its contribute reads theirs
     try:
         result = run_training(cfg, command="profile", instruments=instruments, log=log_to(console),
                               run_dir=run_dir, force=args.force)

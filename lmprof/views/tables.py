@@ -41,7 +41,7 @@ def _highlighted(sources: list[str]) -> list[Any]:
     return [lines[i] if i < len(lines) else Text(s) for i, s in enumerate(sources)]
 
 
-def line_table(data: LineTableData, *, note: str = "", status: str = "") -> "RenderableType":
+def line_table(data: LineTableData, *, note: str = "", status: str = "", extras: Any = None) -> "RenderableType":
     """line, hits, time, per hit, % of the function, a bar and the source; the hottest lines marked ▶."""
     from rich.table import Table
     from rich.text import Text
@@ -70,6 +70,9 @@ def line_table(data: LineTableData, *, note: str = "", status: str = "") -> "Ren
                       Text(in_unit(row.seconds, data.time_unit), style=hot),
                       in_unit(row.per_hit, data.per_hit_unit), Text(f"{row.share:.1%}", style=hot),
                       Text(bar(row.share), style="red" if row.hot_rank else "cyan"), text)
+        for label, seconds, share in extras.after(row.line) if extras is not None else ():  # --backward-lines
+            table.add_row("", "", "", "", in_unit(seconds, data.per_hit_unit), f"{share:.1%}",  # per step, of backward
+                          Text(bar(share), style="dim"), Text(label, style="dim italic"))
     return FitSource(table)
 
 
@@ -102,7 +105,10 @@ def line_tables(result: "RunResult", unit: str | None = None) -> list["Renderabl
     chosen = unit or result.lines.get("unit", "auto")
     note = sync_note(result)
     status = "interrupted" if interrupted(result) else ""
-    return [line_table(line_table_data(f, chosen), note=note, status=status) for f in functions]
+    from lmprof.views.backward_lines import train_breakdown  # --backward-lines: loss.backward() broken down
+
+    return [line_table(line_table_data(f, chosen), note=note, status=status, extras=train_breakdown(result, f))
+            for f in functions]
 
 
 # --- phases --------------------------------------------------------------------------
@@ -226,4 +232,8 @@ def profile_view(result: "RunResult", unit: str | None = None) -> "RenderableTyp
         parts += [Text(), memory_view(result)]
     for table in line_tables(result, unit):
         parts += [Text(), table]
+    if result.backward_lines.get("lines"):
+        from lmprof.views.backward_lines import backward_table
+
+        parts += [Text(), backward_table(result)]
     return Group(*parts)

@@ -1,0 +1,284 @@
+"""Every forward line with its backward: operator time per source line of ``forward``, both directions.
+
+``--backward-lines`` watches a few training batches (``WATCHED`` from batch
+``WATCH_FROM``) in a torch.profiler session and answers, for each line of the
+model's forward: what its operators cost forward, and what the backward
+operators it created cost in ``loss.backward()``.
+
+How each operator finds its line:
+
+- forward: while forward runs in a watched batch, a TorchFunctionMode wraps
+  every torch call made under ``forward`` in ``record_function("lmprof-line:N")``,
+  N the line of forward that is running (read from its frame). An operator
+  belongs to the line annotation it runs inside.
+- backward: autograd numbers each node it creates (the profiler records that
+  *sequence number* on the forward operator, and again on the node's
+  ``autograd::engine::evaluate_function`` event in backward, with the forward
+  thread). A backward operator belongs to the node it runs in, the node to the
+  forward operator with the same (thread, sequence number), hence to its line.
+  The number is used, never timing order: backward runs in its own order,
+  and on CUDA on another thread.
+- gradient accumulation into a parameter's ``.grad`` (an AccumulateGrad node,
+  which has no forward operator) is named by a hook on that node and counted
+  on the first line that used the parameter; a parameter used by several
+  lines (``--tied``) is listed with the line it was counted on.
+
+CPU: an operator's time is its self time. CUDA: the summed time of the kernels
+it launched (its self device time), with the launch (self CPU) time beside it.
+Everything else in the watched steps (the loss, the engine's start, clipping,
+the update, ...) is listed as such, so the rows add up to the step.
+
+What it cannot see: work inside one operator is one line's. cuDNN's (or
+oneDNN's) fused LSTM is a single forward operator and a single backward node,
+so the ``self.rnn(...)`` line is one number, not one per time step.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from lmprof.instrument.backward_attribution import (GRAD_PREFIX, LINE_PREFIX, PHASE_PREFIX, Op, attribute,
+                                                    component_agreement)
+from lmprof.instrument.base import Instrument, RunContext
+from lmprof.phases import STEP_PHASES
+
+if TYPE_CHECKING:
+    from lmprof.result import RunResult
+
+WATCH_FROM = 2  # the first watched batch: the first calls pay for allocations and kernel choice
+WATCHED = 3
+
+
+def line_marks(function: Callable[..., Any]) -> Any:
+    """A TorchFunctionMode that annotates each torch call made under ``function`` with the line running there.
+
+    It also notes which parameters each line passes to torch (``params``: id -> (parameter, [lines]))
+    and the module whose ``forward`` it is (``owner``), so gradient accumulation can be named.
+    """
+    from torch.nn import Parameter
+    from torch.overrides import TorchFunctionMode
+    from torch.profiler import record_function
+
+    code = function.__code__
+    # line_profiler may run a copy of the code object: the same file, first line and name
+    key = (code.co_filename, code.co_firstlineno, code.co_name)
+
+    class LineMarks(TorchFunctionMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.params: dict[int, tuple[Any, list[int]]] = {}
+            self.owner: Any = None
+
+        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            frame = sys._getframe(1)
+            while frame is not None and not (frame.f_code is code or (
+                    frame.f_code.co_filename, frame.f_code.co_firstlineno, frame.f_code.co_name) == key):
+                frame = frame.f_back
+            if frame is None:
+                return func(*args, **kwargs)
+            line = frame.f_lineno
+            if self.owner is None:
+                self.owner = frame.f_locals.get("self")
+            for arg in args:
+                for value in arg if isinstance(arg, (list, tuple)) else (arg,):
+                    if isinstance(value, Parameter):
+                        lines = self.params.setdefault(id(value), (value, []))[1]
+                        if line not in lines:
+                            lines.append(line)
+            with record_function(f"{LINE_PREFIX}{line}"):  # the mode is off inside: torch's own calls pass
+                return func(*args, **kwargs)
+
+    return LineMarks()
+
+
+def _metric(device: str) -> tuple[Callable[[Any], float], Callable[[Any], float]]:
+    """(self, total) time in µs of a profiler event: CPU self time, or on CUDA its kernels' time."""
+    if device != "cuda":
+        return (lambda e: float(e.self_cpu_time_total)), (lambda e: float(e.cpu_time_total))
+    return ((lambda e: float(getattr(e, "self_device_time_total", None) or e.self_cuda_time_total or 0.0)),
+            (lambda e: float(getattr(e, "device_time_total", None) or e.cuda_time_total or 0.0)))
+
+
+def ops_of(events: Any, device: str) -> list[Op]:
+    """A profiler's host-side events (operators and annotations) as Ops, times in seconds."""
+    from torch.autograd import DeviceType
+
+    host = [e for e in events if getattr(e, "device_type", DeviceType.CPU) == DeviceType.CPU]
+    index = {id(e): i for i, e in enumerate(host)}
+    self_of, total_of = _metric(device)
+    launch_self = _metric("cpu")[0]
+    ops = []
+    for e in host:
+        parent = getattr(e, "cpu_parent", None)
+        annotation = bool(getattr(e, "is_user_annotation", False)) or e.name.startswith("lmprof-")
+        ops.append(Op(name=e.name, annotation=annotation, thread=int(e.thread),
+                      start=float(e.time_range.start), end=float(e.time_range.end), seq=int(e.sequence_nr),
+                      fwd_thread=int(e.fwd_thread or 0), self_seconds=self_of(e) / 1e6,
+                      total_seconds=total_of(e) / 1e6, launch_seconds=launch_self(e) / 1e6,
+                      parent=index.get(id(parent)) if parent is not None else None))
+    return ops
+
+
+class LineBackwardRecorder:
+    """Listens to the markers; profiles the watched batches, marks forward's lines, names gradient accumulation."""
+
+    def __init__(self, function: Callable[..., Any], first: int, count: int, cuda: bool) -> None:
+        self.function, self.first, self.count, self.cuda = function, first, count, cuda
+        self.batch = 0  # batches ended so far (a batch ends when its logging phase exits)
+        self.prof: Any = None
+        self.finished: Any = None  # the stopped profiler, read after the run (reading it here would time it)
+        self.marks: Any = None
+        self.marking = False
+        self.open: dict[str, Any] = {}
+        self.grad_open: dict[str, Any] = {}
+        self.hooks: list[Any] = []
+        self.param_lines: dict[str, list[int]] = {}  # parameter name -> the lines that used it, in order
+        self.batches = 0
+
+    def _start(self) -> None:
+        from torch.profiler import ProfilerActivity, profile
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.cuda else [])
+        self.prof = profile(activities=activities)
+        self.prof.start()
+        self.marks = line_marks(self.function)
+
+    def _stop(self) -> None:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()  # the last batch's kernels end inside the session
+        self.prof.stop()
+        self.finished, self.prof = self.prof, None
+        for handle in self.hooks:
+            handle.remove()
+        self.hooks = []
+
+    def enter(self, name: str) -> None:
+        if self.prof is None and self.finished is None and name == "data" and self.batch >= self.first:
+            self._start()
+        if self.prof is None or name not in STEP_PHASES:
+            return
+        from torch.profiler import record_function
+
+        span = record_function(PHASE_PREFIX + name)
+        span.__enter__()
+        self.open[name] = span
+        if name == "forward":
+            self.marks.__enter__()
+            self.marking = True
+
+    def exit(self, name: str) -> None:
+        if name == "forward" and self.marking:
+            self.marks.__exit__(None, None, None)
+            self.marking = False
+            self.batches += 1
+            if not self.hooks:
+                self._name_accumulation()
+        span = self.open.pop(name, None)
+        if span is not None:
+            span.__exit__(None, None, None)
+        if name == "logging":
+            self.batch += 1
+            if self.prof is not None and self.batch >= self.first + self.count:
+                self._stop()
+
+    def _name_accumulation(self) -> None:
+        """A pre- and a post-hook on each used parameter's AccumulateGrad node: its work annotated by name."""
+        from torch.autograd.graph import get_gradient_edge
+        from torch.profiler import record_function
+
+        names = {id(p): n for n, p in self.marks.owner.named_parameters()} if self.marks.owner is not None else {}
+        for pid, (param, lines) in self.marks.params.items():
+            name = names.get(pid, "parameter of shape " + "x".join(map(str, param.shape)))
+            self.param_lines[name] = lines
+            if not param.requires_grad:
+                continue
+            node = get_gradient_edge(param).node
+
+            def before(grad_outputs: Any, name: str = name) -> None:
+                span = record_function(GRAD_PREFIX + name)
+                span.__enter__()
+                self.grad_open[name] = span
+
+            def after(grad_inputs: Any, grad_outputs: Any, name: str = name) -> None:
+                span = self.grad_open.pop(name, None)
+                if span is not None:
+                    span.__exit__(None, None, None)
+
+            self.hooks += [node.register_prehook(before), node.register_hook(after)]
+
+    def close(self) -> None:
+        """The run ended inside the window (a short run, Ctrl-C): keep what was watched."""
+        if self.marking:
+            self.marks.__exit__(None, None, None)
+            self.marking = False
+        for span in [*self.grad_open.values(), *self.open.values()]:
+            span.__exit__(None, None, None)
+        self.open.clear()
+        self.grad_open.clear()
+        if self.prof is not None:
+            self._stop()
+
+
+class BackwardLines(Instrument):
+    """``result.backward_lines``: per line of forward, forward and backward operator time per watched step."""
+
+    name = "backward_lines"
+    outermost = True  # the profiler starts and stops outside the phase timer's spans
+
+    def __init__(self, function: Callable[..., Any] | None = None, *, watched: int = WATCHED,
+                 watch_from: int = WATCH_FROM) -> None:
+        self.function, self.watched, self.watch_from = function, watched, watch_from
+        self.rec: LineBackwardRecorder | None = None
+        self.device = "cpu"
+
+    def start(self, context: RunContext) -> None:
+        from lmprof.instrument.lines import resolve
+
+        function = self.function or resolve("forward", context.cfg.model)
+        self.function = getattr(function, "__func__", function)
+        self.device = "cuda" if getattr(context.device, "type", "cpu") == "cuda" else "cpu"
+        first = min(self.watch_from, max(0, context.batches_per_epoch - self.watched))
+        self.rec = LineBackwardRecorder(self.function, first, self.watched, self.device == "cuda")
+
+    def recorder(self) -> LineBackwardRecorder | None:
+        return self.rec
+
+    def stop(self) -> None:
+        if self.rec is not None:
+            self.rec.close()
+
+    def contribute(self, result: "RunResult", run_dir: Path) -> None:
+        if self.rec is None or self.rec.finished is None or not self.rec.batches:
+            return
+        result.backward_lines = self.section(ops_of(self.rec.finished.events(), self.device))
+        if result.components.get("rows"):
+            result.backward_lines["components_agreement"] = component_agreement(result.backward_lines,
+                                                                                result.components)
+
+    def section(self, ops: list[Op]) -> dict[str, Any]:
+        from lmprof.instrument.lines import relative_file
+
+        assert self.rec is not None and self.function is not None
+        found = attribute(ops, self.rec.param_lines)
+        source, first_line = inspect.getsourcelines(self.function)
+        texts = {first_line + i: text.rstrip("\n\r") for i, text in enumerate(source)}
+        return found.section(
+            batches=self.rec.batches, texts=texts, device=self.device,
+            about={"function": "forward", "qualname": self.function.__qualname__,
+                   "file": relative_file(self.function.__code__.co_filename), "first_line": first_line,
+                   "first_batch": self.rec.first})
+
+
+def per_line_totals(rows: list[dict[str, Any]], key: str) -> dict[int, float]:
+    """line -> the value of ``key`` (for views and tests that want a lookup)."""
+    out: dict[int, float] = defaultdict(float)
+    for row in rows:
+        out[int(row["line"])] += float(row.get(key) or 0.0)
+    return dict(out)
