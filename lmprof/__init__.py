@@ -9,6 +9,7 @@ each returning an object that displays itself in a notebook:
     lmprof.diagram.flow(run); lmprof.diagram.bptt(bptt=3)  # SVG in a notebook, .save(path)
     lmprof.explain("tied")                               # the walkthrough and its numbers
     lmprof.sweep(models=["LSTM", "GRU"], vary={"nhid": [32, 64]}, epochs=1)
+    lmprof.pack(run, "alice.zip")                        # a hand-in bundle for lmprof class
 
 Flags take upstream's names with underscores (batch_size, max_batches); a wrong
 name or value raises ValueError with the command line's own message. In
@@ -24,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from lmprof.version import __version__
 __all__ = ["RunConfig", "RunResult", "run", "UsageError", "__version__", "train", "profile", "trace", "load",
-           "sweep", "compare", "diagram", "explain", "load_ipython_extension"]
-_API = ("train", "profile", "trace", "load", "sweep", "diagram", "explain")
+           "sweep", "compare", "diagram", "explain", "pack", "load_ipython_extension"]
+_API = ("train", "profile", "trace", "load", "sweep", "diagram", "explain", "pack")
 # Subpackages that share a name with an API function: the name stays the function.
 _SHADOWED = ("explain", "sweep", "compare")
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from lmprof.errors import UsageError
     from lmprof.result import RunResult
     from lmprof.runner import run
-    from lmprof.api import diagram, explain, load, profile, sweep, trace, train
+    from lmprof.api import diagram, explain, load, pack, profile, sweep, trace, train
     from lmprof.magic import load_ipython_extension
 
 

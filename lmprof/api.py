@@ -195,6 +195,20 @@ def load(folder: str | Path) -> "RunResult":
         raise ValueError(str(e)) from None
 
 
+def pack(run: "RunResult | str | Path", out: str | Path | None = None, *, anonymize: bool = False) -> Path:
+    """A run's hand-in bundle (``lmprof pack``): one zip of JSON with this machine's calibration; its path.
+
+    >>> lmprof.pack("runs/demo", "alice.zip", anonymize=True)   # doctest: +SKIP
+    """
+    from lmprof.classroom.bundle import pack as pack_bundle
+    from lmprof.errors import UsageError
+
+    try:
+        return pack_bundle(getattr(run, "run_dir", run), out, anonymize=anonymize)
+    except UsageError as e:
+        raise ValueError(str(e)) from None
+
+
 def compare(*runs: "RunResult | str | Path", drift_margin: float | None = None) -> "Comparison":
     """What changed between runs (``lmprof compare``): the first is the baseline; RunResults or folders.
 

@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gradflow": ("lmprof.commands.gradflow", "measure the gradient flowing back through time, per layer and step"),
     "compare": ("lmprof.commands.compare", "what changed between runs, phase by phase and line by line, with noise"),
     "speedlab": ("lmprof.commands.speedlab", "measure well-known speed-ups against the reference: speed, quality, time to quality"),
+    "pack": ("lmprof.commands.pack", "one hand-in bundle of a run: JSON only, with this machine's calibration"),
+    "class": ("lmprof.commands.classroom", "a whole class of bundles: cohorts, distributions, misconceptions flagged"),
 }
 
 

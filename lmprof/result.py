@@ -122,15 +122,24 @@ class RunResult:
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str]) -> "RunResult":
         """A run folder's result.json, read as a stranger's: through no link, capped, checked, its strings inert."""
-        from lmprof.safe_files import RESULT_BYTES, member_state, read_member, visible_strings
+        from lmprof.safe_files import RESULT_BYTES, member_state, read_member
 
         path = Path(run_dir)
         if path.is_dir():
             path = path / RESULT_FILE
         if member_state(path.parent, path.name) == "missing" or path.is_dir():
             raise UsageError(f"{run_dir} is not a run folder (no {RESULT_FILE}): run `lmprof profile` or `lmprof train` first")
+        result = cls.from_json_bytes(read_member(path.parent, path.name, limit=RESULT_BYTES), path)
+        result.run_dir = str(path.parent)
+        return result
+
+    @classmethod
+    def from_json_bytes(cls, data: bytes, path: Path) -> "RunResult":
+        """A result.json's bytes, read as a stranger's: checked, capped, its strings inert (``path`` names it)."""
+        from lmprof.safe_files import visible_strings
+
         try:
-            doc = json.loads(read_member(path.parent, path.name, limit=RESULT_BYTES).decode("utf-8"))
+            doc = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:  # ValueError: bad JSON, or an integer too long to read
             raise UsageError(f"{path} is not a valid result.json ({e.__class__.__name__}: {e})") from None
         except RecursionError:
@@ -148,7 +157,6 @@ class RunResult:
         if complaint:
             raise UsageError(f"{path} is damaged: {complaint}")
         result = cls.from_dict(doc)
-        result.run_dir = str(path.parent)
         result.reading_notes = [f"{path}: {note}" for note in notes]
         READING_NOTES.extend(result.reading_notes)
         return result

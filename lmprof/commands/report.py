@@ -18,7 +18,8 @@ from lmprof.errors import UsageError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN",
-                        help="a run folder (holding result.json) or a sweep folder (holding sweep.json)")
+                        help="a run folder (holding result.json), a sweep folder (holding sweep.json), "
+                             "or a hand-in bundle (lmprof pack)")
     parser.add_argument("--output", metavar="FILE", default=None,
                         help="where to write the page (default: RUN/report.html)")
     parser.add_argument("--mixed-hardware", action="store_true",
@@ -54,15 +55,25 @@ def folder_report(folder: str | Path, *, mixed_hardware: bool = False) -> str:
 
 def write_report(run_dir: str | Path, output: str | Path | None = None, *, mixed_hardware: bool = False) -> Path:
     """Render RUN's report and write it atomically; return its path (``--report`` on other commands calls this)."""
-    from lmprof.fsutil import write_text_atomic
     from lmprof.views.report import REPORT_FILE
 
     folder = Path(run_dir)
+    if folder.is_file():  # a hand-in bundle (lmprof pack): its page beside it, NAME.html
+        from lmprof.classroom.bundle import load_run
+        from lmprof.views.report import run_report
+
+        html, target = run_report(load_run(folder)), Path(output) if output else folder.with_suffix(".html")
+        return _write_page(target, html)
     if not folder.is_dir():
         raise UsageError(f"{run_dir} is not a folder: give a run folder (lmprof profile, train, trace) "
                          "or a sweep folder (lmprof sweep)")
     html = folder_report(folder, mixed_hardware=mixed_hardware)
-    target = Path(output) if output else folder / REPORT_FILE
+    return _write_page(Path(output) if output else folder / REPORT_FILE, html)
+
+
+def _write_page(target: Path, html: str) -> Path:
+    from lmprof.fsutil import write_text_atomic
+
     try:
         return write_text_atomic(target, html)
     except OSError as e:

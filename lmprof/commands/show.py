@@ -9,7 +9,8 @@ from lmprof.instrument.lines import UNITS
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN",
-                        help="a run folder (or its result.json), e.g. runs/profile-LSTM-...; or a sweep folder")
+                        help="a run folder (or its result.json), e.g. runs/profile-LSTM-...; a sweep folder; "
+                             "or a hand-in bundle (lmprof pack)")
     parser.add_argument("--unit", choices=UNITS, default=None,
                         help="time unit of the line tables (default: the one the run used)")
 
@@ -19,16 +20,20 @@ def run(args: argparse.Namespace) -> int:
 
     from lmprof.commands.console import make_console, print_files
     from lmprof.commands.profile import print_profile
-    from lmprof.result import RunResult
 
     if (Path(args.run) / "sweep.json").is_file():
         return _show_sweep(Path(args.run))
-    result = RunResult.load(args.run)  # not a run folder: UsageError, one line
+    from lmprof.classroom.bundle import load_run
+
+    result = load_run(args.run)  # a run folder or a hand-in bundle (lmprof pack); else UsageError, one line
     console = make_console()
     print_profile(console, result, args.unit)
     if result.never_finished():
         console.print("\n" + result.never_finished(), style="yellow", markup=False, highlight=False)
-    print_files(console, Path(result.run_dir), {"result": "result.json", **result.files})
+    if Path(result.run_dir).is_dir():
+        print_files(console, Path(result.run_dir), {"result": "result.json", **result.files})
+    else:
+        console.print(f"\nBundle {result.run_dir}", markup=False, highlight=False)
     return 0
 
 

@@ -111,6 +111,8 @@ def figure_html(folder: Path, stem: str) -> str:
     """``stem.svg`` made safe (``svg_image``), else ``stem.png`` as a data: URI; "" when the folder has neither."""
     from lmprof.safe_files import FIGURE_BYTES, member_state, read_member
 
+    if not folder.is_dir():  # a hand-in bundle (lmprof pack) holds no figure: the page draws what it can
+        return ""
     for name in (f"{stem}.svg", f"{stem}.png"):
         state = member_state(folder, name)
         if state == "missing":
