@@ -179,13 +179,15 @@ def report_html(result: "RunResult") -> str:
             f'<td class="num">{"" if r.fwd is None else duration(r.fwd)}</td>'
             f'<td class="num">{"" if r.bwd is None else duration(r.bwd)}</td>'
             f'<td class="num">{"" if r.ratio is None else ratio(r.ratio)}</td><td class="num">{percent(r.share)}</td>'
-            f'<td style="min-width:14rem">{segments}</td><td class="src">{html.escape(r.label)}'
+            f'<td style="width:16rem;min-width:16rem;white-space:nowrap">{segments}</td>'
+            f'<td class="src">{html.escape(r.label)}'
             f'{" (" + duration(r.other) + ")" if r.other else ""}</td></tr>')
     legend = " ".join(f'<span style="display:inline-block;width:.8em;height:.8em;background:{c}"></span> {n}'
                       for n, c in (("host per call (line_profiler)", colours["host"]),
                                    ("device forward", colours["fwd"]), ("backward", colours["bwd"]),
                                    ("rest of the step", colours["other"])))
-    return (f'<div class="scroll"><table class="lines"><thead><tr><th class="num">line</th><th class="num">host/call</th>'
+    return (f'<p class="muted">{legend}</p>'
+            f'<div class="scroll"><table class="lines"><thead><tr><th class="num">line</th><th class="num">host/call</th>'
             f'<th class="num">fwd device</th><th class="num">bwd</th><th class="num">bwd/fwd</th>'
-            f'<th class="num">% step</th><th>{legend}</th><th>source</th></tr></thead><tbody>{"".join(body)}'
+            f'<th class="num">% step</th><th></th><th>source</th></tr></thead><tbody>{"".join(body)}'
             f'</tbody></table></div>' + "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes(result)))

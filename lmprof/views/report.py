@@ -101,6 +101,13 @@ def _lines_data(result: RunResult) -> dict[str, Any]:
             "lprof": result.files.get("lines", "")}
 
 
+def _backward_lines_html(result: RunResult) -> str:
+    """--backward-lines: a stacked bar per line of forward (host per call, device forward, backward)."""
+    from lmprof.views.backward_lines import report_html
+
+    return report_html(result)
+
+
 def _ops_data(result: RunResult) -> dict[str, Any]:
     from lmprof.views.ops import short_op_name, trace_hint
 
@@ -162,6 +169,8 @@ def run_page(result: RunResult, run_dir: Path) -> Page:
           if result.components.get("rows") else []),  # only with --components: no "missing" line
         Section("lines", "Line by line", data=_lines_data(result))
         if result.lines.get("functions") else Section("lines", "Line by line", missing="lmprof profile --fn train"),
+        *([Section("backward_lines", "Each line of forward with its backward", data={"html": _backward_lines_html(result)})]
+          if result.backward_lines.get("lines") else []),  # only with --backward-lines: no "missing" line
         Section("ops", "Top operators (torch.profiler)", data=_ops_data(result))
         if result.ops.get("rows") else Section("ops", "Top operators (torch.profiler)",
                                                missing=f"lmprof trace --into {shlex.quote(str(run_dir))}"),
