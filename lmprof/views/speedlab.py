@@ -81,8 +81,10 @@ def floor_caption(ladder: Ladder) -> str:
         return "% floor: not measured."
     from lmprof.speedlab.floor import floor_note
 
+    cpu = (" On a CPU the profiler's own cost sits inside the operators' times, so a fast row can read under "
+           "100%: read it as a comparison, not a wall." if f.get("kind") == "operator" else "")
     return (f"{floor_note(f)[0].upper()}{floor_note(f)[1:]}. % floor: a row's time per token over the floor's "
-            "(100%: nothing left but the kernels; the rest is launches, Python and waiting).")
+            "(100%: nothing left but the kernels; the rest is launches, Python and waiting)." + cpu)
 
 
 def floor_line(ladder: Ladder) -> str:
