@@ -102,6 +102,8 @@ class LineDiff:
 class FunctionDiff:
     name: str
     rows: list[LineDiff]
+    # --backward-lines in every run: statement -> its backward seconds per step, per run (None: not in that run)
+    bwd: dict[str, list[float | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -444,8 +446,26 @@ def line_diffs(runs: list[RunResult], shown: int = LINES_SHOWN) -> list[Function
             diffs.append(LineDiff(key[0], per_hit, [ratio(v, per_hit[0]) for v in per_hit]))
         diffs.sort(key=lambda d: -max(abs((v or 0.0) - (d.per_hit[0] or 0.0)) for v in d.per_hit[1:]))
         if diffs:
-            out.append(FunctionDiff(str(name), diffs[:shown]))
+            out.append(FunctionDiff(str(name), diffs[:shown], backward_by_statement(runs, str(name))))
     return out
+
+
+def backward_by_statement(runs: list[RunResult], qualname: str) -> dict[str, list[float | None]]:
+    """--backward-lines: each statement of ``qualname`` -> its backward seconds per step in each run, matched by
+    text (the k-th occurrence with the k-th, as the line table); empty unless every run has the attribution."""
+    sections = [r.backward_lines for r in runs]
+    if not all(s.get("qualname") == qualname and s.get("lines") for s in sections):
+        return {}
+    per_run = []
+    for s in sections:
+        seen: Counter[str] = Counter()
+        values = {}
+        for row in s["lines"]:
+            text = str(row.get("source", "")).strip()
+            seen[text] += 1
+            values[text if seen[text] == 1 else f"{text} #{seen[text]}"] = float(row.get("bwd_seconds") or 0.0)
+        per_run.append(values)
+    return {text: [v.get(text) for v in per_run] for text in per_run[0]}
 
 
 def op_rows(runs: list[RunResult], shown: int = OPS_SHOWN) -> tuple[list[OpRow], str]:

@@ -216,3 +216,29 @@ def test_on_cuda_device_times_are_kernel_times_not_launch_times(tiny_corpus: Pat
     assert any("self.rnn(" in r["source"] for r in timed)
     for r in timed:
         assert r["fwd_device_seconds"] != r["fwd_launch_seconds"], r["source"]
+
+
+def test_compare_matches_backward_by_statement_text() -> None:
+    from lmprof.compare import line_diffs
+
+    def run(first: int, rnn_bwd: float) -> RunResult:
+        texts = ["emb = self.encoder(input)", "output, hidden = self.rnn(emb, hidden)"]
+        lines = [{"line": first + i, "hits": 20, "seconds": 0.02 * (i + 1), "source": "        " + t}
+                 for i, t in enumerate(texts)]
+        return RunResult(lines={"functions": [{"name": "forward", "qualname": "RNNModel.forward", "lines": lines}]},
+                         backward_lines={"qualname": "RNNModel.forward", "lines": [
+                             {"line": first, "source": texts[0], "bwd_seconds": 0.001},
+                             {"line": first + 1, "source": texts[1], "bwd_seconds": rnn_bwd}]})
+
+    a, b = run(60, 0.004), run(70, 0.006)  # an edit moved every line down by ten
+    (forward,) = line_diffs([a, b])
+    assert forward.bwd["output, hidden = self.rnn(emb, hidden)"] == [0.004, 0.006]
+    from lmprof.views.compare import line_grid
+
+    class Two:  # the two fields line_grid reads of a Comparison
+        names = ["a", "b"]
+
+    grid = line_grid(Two(), forward)  # type: ignore[arg-type]
+    assert grid.columns[-3:] == ["A bwd", "B bwd", "B/A bwd"]
+    row = next(r for r in grid.rows if r[0].startswith("output"))
+    assert row[-3:] == ["4.00 ms", "6.00 ms", "1.50×"]

@@ -139,8 +139,14 @@ def line_grid(c: Comparison, fn: FunctionDiff) -> Grid:
         cells = [d.source, duration(d.per_hit[0])]
         for v, r in zip(d.per_hit[1:], d.ratios[1:]):
             cells += [duration(v), times(r)]
+        if fn.bwd:  # --backward-lines in every run: the statement's backward per step, and its ratio
+            bwd = fn.bwd.get(d.source) or [None] * len(c.names)
+            cells += [duration(v) for v in bwd] + [times(v / bwd[0] if v is not None and bwd[0] else None)
+                                                   for v in bwd[1:]]
         rows.append(cells)
     columns = ["statement", "A per hit"] + [col for x in others for col in (f"{x} per hit", f"{x}/A")]
+    if fn.bwd:
+        columns += [f"{x} bwd" for x in letters(c)] + [f"{x}/A bwd" for x in others]
     return Grid(f"lines-{fn.name}", f"Lines of {fn.name}: the statements whose time per hit changed most", columns,
                 rows, [False] + [True] * (len(columns) - 1), "Matched by statement text, not line number.")
 
