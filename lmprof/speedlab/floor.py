@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     import torch
 
 WARMUP, STEPS = 3, 5
-KERNEL_WHAT = "summed GPU time of one reference step's kernels"
-OPERATOR_WHAT = "summed operator self time of one reference step (the CPU analogue: no kernels are launched on a CPU)"
+KERNEL_WHAT = "the summed GPU time of one reference step's kernels"
+OPERATOR_WHAT = ("the summed self time of one reference step's operators, the CPU's analogue of kernel time "
+                 "(a CPU launches no kernels)")
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,5 @@ def floor_note(floor: dict[str, Any]) -> str:
 
     kernels = floor.get("kernels_per_step")
     count = f", {kernels:,.0f} kernels per step" if kernels else ""
-    return (f"{floor.get('kind', 'kernel')} floor: {duration(floor.get('seconds'))} per step "
-            f"({floor.get('what', '')}{count}; batch {floor.get('batch_size')}, averaged over {floor.get('steps')} "
-            "profiled steps)")
+    return (f"{floor.get('kind', 'kernel')} floor: {duration(floor.get('seconds'))} per step, "
+            f"{floor.get('what', '')}{count} (batch {floor.get('batch_size')}, {floor.get('steps')} profiled steps)")

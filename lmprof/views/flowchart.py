@@ -146,7 +146,7 @@ def flow_chart(result: "RunResult | None" = None, *, model: str = "LSTM", nlayer
     g.edge(first_step, epoch_rest[-1].name, label="next epoch", style="dashed", color="#6a1b9a",
            fontcolor="#6a1b9a", dir="back", penwidth="1.4")
     if rows:
-        g.node("legend", _legend(rows), shape="plaintext", style="", fillcolor="none")
+        g.node("legend", _legend(rows, bool(components)), shape="plaintext", style="", fillcolor="none")
         # Hung below the last phase: a tall legend beside the chart would stretch the edges of its rank.
         g.edge(after[-1].name, "legend", style="invis")
     return g
@@ -274,14 +274,17 @@ def _backward(parent: "graphviz.Digraph", phase: Phase, rows: dict[str, dict[str
     return phase.name
 
 
-def _legend(rows: dict[str, dict[str, Any]]) -> str:
-    """The heat scale's bins, and the time no phase covers."""
+def _legend(rows: dict[str, dict[str, Any]], components: bool = False) -> str:
+    """The heat scale's bins, and the time no phase covers; with components, a second legend beside the
+    first: the component boxes use the same colours for another quantity (share of one training step)."""
     lower = 0.0
     cells = []
     for upper, colour in HEAT:
         span = f"≥ {lower:.0%}" if upper > 1 else f"{lower:.0%} – {upper:.0%}"
         font = "white" if colour in DARK_FILLS else "black"
-        cells.append(f'<tr><td bgcolor="{colour}" align="left"><font color="{font}">{html.escape(span)}</font></td></tr>')
+        cells.append(f'<tr><td bgcolor="{colour}" align="left"><font color="{font}">{html.escape(span)}</font></td>'
+                     + (f'<td bgcolor="{colour}" align="left"><font color="{font}">{html.escape(span)}</font></td>'
+                        if components else "") + '</tr>')
         lower = upper
     projected = any("full_share" in row for row in rows.values())
     if projected:
@@ -291,10 +294,22 @@ def _legend(rows: dict[str, dict[str, Any]]) -> str:
     else:
         notes = ["Colour: the phase's share of the run's wall time.",
                  "Each phase: total time · share · calls."]
+    from lmprof.views.rows import gpu_busy
+
+    if any(gpu_busy(row) for row in rows.values()):  # on CUDA: what the GPU busy line under a phase means
+        notes.append("GPU busy: kernel time over the phase's time on a few watched batches; "
+                     "launch-bound under 40%, compute-bound from 75%.")
     outside = rows.get(UNCOVERED)
     if outside is not None:
         notes.append(f"Outside every phase (loop bookkeeping, prints): {measured(outside)}.")
-    note_rows = "".join(f'<tr><td align="left">{html.escape(n)}</td></tr>' for n in notes)
+    if components:
+        notes.append("Component boxes (inside forward and backward): their own legend, right: the component's "
+                     "forward or backward time as a share of one training step.")
+    span = ' colspan="2"' if components else ""
+    note_rows = "".join(f'<tr><td align="left"{span}>{html.escape(n)}</td></tr>' for n in notes)
+    scale = ("Share of a full epoch" if projected else "Share of wall time") + (" (phases)" if components else "")
+    heading = f'<td align="left"><b>{scale}</b></td>'
+    if components:
+        heading += '<td align="left"><b>Share of a training step (components)</b></td>'
     return (f'<<table border="0" cellborder="0" cellspacing="2" cellpadding="3">'
-            f'<tr><td align="left"><b>{"Share of a full epoch" if projected else "Share of wall time"}</b></td></tr>{"".join(cells)}'
-            f'{note_rows}</table>>')
+            f'<tr>{heading}</tr>{"".join(cells)}{note_rows}</table>>')
