@@ -127,7 +127,8 @@ def ctrl_c_after_first_row(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None
 def instrumented_run(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> Path:
     """A real tiny run watched by torch.profiler, the phase timer and line_profiler on train.
 
-    Shared: tests that add files to a run folder copy it first.
+    Shared: tests that add files to a run folder copy it first. On the CPU wherever run: the view
+    tests that read it check the views against a CPU run's sections (test_cuda.py has CUDA runs).
     """
     from lmprof.config import RunConfig
     from lmprof.instrument.lines import LineProfile
@@ -136,7 +137,8 @@ def instrumented_run(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path
     from lmprof.runner import run
 
     folder = tmp_path_factory.mktemp("instrumented") / "run"
-    cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, epochs=1, max_batches=5, bptt=8)
+    cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, epochs=1, max_batches=5, bptt=8,
+                    device=ORACLE_DEVICE)
     run(cfg, command="profile", run_dir=folder, log=lambda line: None,
         instruments=[TraceSession(TraceSchedule(wait=1, warmup=1, active=2)), PhaseTimer(), LineProfile(["train"])])
     return folder

@@ -112,8 +112,7 @@ def test_cuda_memory_statistics_per_phase_and_batch(watched: tuple[RunResult, Ru
     per_batch = memory["cuda_allocated_per_batch"]
     assert len(per_batch) == BATCHES and all(b > 0 for b in per_batch)
     assert memory["cuda_peak_bytes"] >= max(per_batch)
-    assert memory["param_bytes"] < memory["cuda_peak_bytes"]  # the weights live on the GPU
-    assert memory["phases"]["forward"]["cuda_peak_bytes"] > 0
+    assert memory["param_bytes"] < memory["cuda_peak_bytes"]  # the weights live on the GPU, and more beside
     assert memory["saved_bytes_peak"] > 0  # saved activations are counted on CUDA tensors too
 
 

@@ -93,7 +93,8 @@ def test_achieved_flops_on_a_real_run(tiny_corpus: Path, tmp_path: Path) -> None
     from lmprof.instrument.recorders import PhaseTimer
     from lmprof.runner import run
 
-    cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, bptt=8, epochs=1, max_batches=4)
+    cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, bptt=8, epochs=1, max_batches=4,
+                    device="cpu")  # the given peak is a CPU's: the run is on the CPU too, also on a GPU machine
     peak = {"gflops": 50.0, "size": 1024, "dtype": "float32", "device": "cpu", "cached": True}
     result = run(cfg, instruments=[PhaseTimer(), AchievedFlops(peak=peak)], log=lambda line: None,
                  run_dir=tmp_path / "run")

@@ -124,7 +124,7 @@ def test_sync_blocking_on_cpu_sets_the_mode_and_adds_no_note(tiny_args: list[str
                                                              monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("CUDA_LAUNCH_BLOCKING", "0")  # restored after the test
-    assert main(["profile", *tiny_args, "--sync", "blocking"]) == 0
+    assert main(["profile", *tiny_args, "--sync", "blocking", "--device", "cpu"]) == 0  # on CPU, also on a GPU machine
     assert os.environ["CUDA_LAUNCH_BLOCKING"] == "1"
     assert "CUDA" not in capsys.readouterr().out
     assert RunResult.load(tmp_path / "run").lines["sync"] == "blocking"

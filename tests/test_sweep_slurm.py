@@ -45,7 +45,8 @@ def overlapping(runs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[s
 def test_one_job_array_with_the_flags_gives_the_inline_numbers(fake_slurm, tiny_corpus, tmp_path) -> None:
     out = tmp_path / "slurm"
     flags = [*SLURM, "--partition", "debug", "--gpus-per-run", "1", "--max-parallel", "2", "--constraint", "fake",
-             "--setup", "export FROM_SETUP=yes", "--setup", "echo set up on $SLURM_JOB_NODELIST", "--exclusive"]
+             "--setup", "export FROM_SETUP=yes", "--setup", "echo set up on $SLURM_JOB_NODELIST", "--exclusive",
+             "--device", "cpu"]  # the fake SLURM's GPU numbers are made up: on a real GPU machine "1" may not exist
     assert main(args_for(tiny_corpus, out, *flags)) == 0
     [submission] = fake_slurm.submissions()  # one sbatch for the whole sweep
     options = submission["options"]
@@ -64,7 +65,7 @@ def test_one_job_array_with_the_flags_gives_the_inline_numbers(fake_slurm, tiny_
     assert list((out / "submitit").glob(f"{array}_*_0_log.out"))
 
     inline = tmp_path / "inline"
-    assert main(args_for(tiny_corpus, inline)) == 0
+    assert main(args_for(tiny_corpus, inline, "--device", "cpu")) == 0
     same = ("val_loss", "val_ppl", "lr", "batches", "tokens")
     assert {(r["run"], *(r[k] for k in same)) for r in rows(out, "epoch")} == \
         {(r["run"], *(r[k] for k in same)) for r in rows(inline, "epoch")}

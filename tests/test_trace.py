@@ -34,8 +34,10 @@ def trace_events(path: Path) -> list[dict[str, Any]]:
 def traced(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> Path:
     """One `lmprof trace` run shared by the tests that only read it: 6 steps, the default schedule."""
     run_dir = tmp_path_factory.mktemp("trace") / "run"
+    # the CPU's operator table (self CPU time, aten::addmm's bytes), also on a GPU machine; test_cuda.py
+    # has a CUDA trace's kernel rows
     code = main(["trace", "--data", str(tiny_corpus), "--emsize", "16", "--nhid", "16", "--bptt", "8",
-                 "--max-batches", "6", "--out", str(run_dir)])
+                 "--max-batches", "6", "--device", "cpu", "--out", str(run_dir)])
     assert code == 0
     return run_dir
 
@@ -82,7 +84,7 @@ def test_trace_prints_the_op_table_and_how_to_open_the_trace(tiny_corpus: Path, 
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["trace", "--data", str(tiny_corpus), "--emsize", "16", "--nhid", "16", "--bptt", "8",
                  "--wait", "0", "--warmup", "1", "--active", "2", "--repeat", "2", "--gzip",
-                 "--group-by-shape", "--memory", "--row-limit", "5", "--out", str(tmp_path / "run")])
+                 "--group-by-shape", "--memory", "--row-limit", "5", "--device", "cpu", "--out", str(tmp_path / "run")])
     out = capsys.readouterr().out
     assert code == 0
     assert "Top operators by self CPU time · 4 traced steps" in out
