@@ -30,40 +30,20 @@ class Toy(nn.Module):
         return self.out(h)
 
 
-def watch_toy(steps: int = 5, watched: int = 3) -> dict[str, Any]:
-    """A training loop with the reference loop's phase markers, watched by BackwardLines; its section."""
-    from lmprof.config import RunConfig
-    from lmprof.instrument.backward_lines import BackwardLines
-    from lmprof.instrument.base import RunContext
-    from lmprof.phases import listening, phase
+def watch_toy() -> dict[str, Any]:
+    """A few training steps of Toy, watched as --backward-lines watches a run: the section."""
+    from lmprof.instrument.backward_lines import watch_steps
 
     torch.manual_seed(0)
     model, x, y = Toy(), torch.randn(384, 8), torch.randint(4, (384,))
-    criterion = nn.CrossEntropyLoss()
-    instrument = BackwardLines(Toy.forward, watched=watched, watch_from=1)
-    instrument.start(RunContext(cfg=RunConfig(), device=torch.device("cpu"), run_dir=Path("."),
-                                batches_per_epoch=steps))
-    with listening(instrument.recorder()):  # type: ignore[arg-type]
-        for _ in range(steps):
-            with phase("data"):
-                pass
-            with phase("zero_grad"):
-                model.zero_grad()
-            with phase("forward"):
-                out = model(x)
-            with phase("loss"):
-                loss = criterion(out, y)
-            with phase("backward"):
-                loss.backward()
-            with phase("update"):
-                for p in model.parameters():
-                    p.data.add_(p.grad, alpha=-0.1)
-            with phase("logging"):
-                loss.item()
-    instrument.stop()
-    result = RunResult()
-    instrument.contribute(result, Path("."))
-    return result.backward_lines
+
+    def update() -> None:
+        for p in model.parameters():
+            p.data.add_(p.grad, alpha=-0.1)
+        model.zero_grad()
+
+    return watch_steps(Toy.forward, lambda: model(x), lambda out: nn.functional.cross_entropy(out, y),
+                       update=update, steps=4, watched=3)
 
 
 @pytest.fixture(scope="module")

@@ -103,6 +103,37 @@ def gradient_flow_curves(bptt: int, size: int, batch_size: int, batches: int, se
             "steps_to_1pct": {kind: steps_until(norms) for kind, norms in curves.items()}}
 
 
+def rnn_line_backward(model: RNNModel, stream: torch.Tensor, bptt: int) -> dict[str, Any]:
+    """Each line of forward, forward and in backward, as `lmprof profile --fn forward --backward-lines` measures
+    a training step (operator times; backward by autograd sequence number)."""
+    from lmprof.instrument.backward_lines import watch_steps
+
+    data, targets, hidden = stream[:bptt], stream[1:bptt + 1].reshape(-1), model.init_hidden(stream.size(1))
+    section = watch_steps(RNNModel.forward, lambda: model(data, hidden)[0], lambda out: nn.NLLLoss()(out, targets))
+    return {"bptt": bptt, "lines": [{k: r[k] for k in ("source", "fwd_device_seconds", "bwd_seconds", "nodes")}
+                                    for r in section["lines"]]}
+
+
+def _rnn_line_parts(measured: dict[str, Any] | None) -> list[RenderableType]:
+    if not measured:
+        return []
+    rows = measured["lines"]
+    rnn = next(r for r in rows if "self.rnn(" in r["source"])
+    ms = lambda s: f"{s * 1000:.2f}"  # noqa: E731
+    return [
+        table(f"each line of forward with its backward, one step at bptt {measured['bptt']} (the fused LSTM)",
+              ["line", "forward ms", "backward ms"], [(r["source"].strip(), ms(r["fwd_device_seconds"]),
+                                                       ms(r["bwd_seconds"])) for r in rows],
+              right=["forward ms", "backward ms"], caption="operator time per step, the mean of 3 watched steps"),
+        prose(f"""
+            Measured now, the `self.rnn(...)` line took {ms(rnn['fwd_device_seconds'])} ms forward and
+            {ms(rnn['bwd_seconds'])} ms in backward: its backward is {', '.join(rnn['nodes']) or 'one node'},
+            the whole window's BPTT inside one fused operator per layer, so no profiler can split it by
+            time step. In a training run: `lmprof profile --fn forward --backward-lines`.
+        """),
+    ]
+
+
 def demo(bptts: Sequence[int] = (5, 10, 20, 35), batch_size: int = 4, size: int = 32, nlayers: int = 1,
          ntokens: int = 100, reach_bptt: int = 8, seed: int = 0, flow_bptt: int = 20,
          flow_batches: int = 5) -> dict[str, Any]:
@@ -126,6 +157,7 @@ def demo(bptts: Sequence[int] = (5, 10, 20, 35), batch_size: int = 4, size: int 
         "reach_with_repackage": reach,
         "reach_without_repackage": reach_no_detach,
         "flow": gradient_flow_curves(flow_bptt, size, batch_size, flow_batches, seed),
+        "rnn_line": rnn_line_backward(model, stream, max(bptts)),  # last: its steps leave gradients behind
     }
 
 
@@ -215,6 +247,7 @@ def render(numbers: dict[str, Any]) -> RenderableType:
             uses computes the same outputs (checked now: {numbers['fused_equals_unrolled']}) but
             shows up as one node per layer.
         """),
+        *_rnn_line_parts(numbers.get("rnn_line")),
         section(f"Live: the gradient horizon (bptt {T})"),
         table("d loss(T) / d input(t)", ["step", "gradient norm"], reach_rows,
               right=["gradient norm"]),

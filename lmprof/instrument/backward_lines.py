@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -276,9 +275,40 @@ class BackwardLines(Instrument):
                    "first_batch": self.rec.first})
 
 
-def per_line_totals(rows: list[dict[str, Any]], key: str) -> dict[int, float]:
-    """line -> the value of ``key`` (for views and tests that want a lookup)."""
-    out: dict[int, float] = defaultdict(float)
-    for row in rows:
-        out[int(row["line"])] += float(row.get(key) or 0.0)
-    return dict(out)
+def watch_steps(function: Callable[..., Any], forward: Callable[[], Any], loss_of: Callable[[Any], Any], *,
+                update: Callable[[], None] | None = None, steps: int = 4, watched: int = 3) -> dict[str, Any]:
+    """Training steps outside a run (a walkthrough, a test), marked as the reference loop marks them and
+    watched as ``--backward-lines`` watches a run; returns the section. The first step is not watched.
+
+    ``forward()`` returns the output, ``loss_of(output)`` the loss; ``update()`` runs after backward.
+    """
+    import torch
+
+    from lmprof.config import RunConfig
+    from lmprof.phases import listening, phase
+    from lmprof.result import RunResult
+
+    instrument = BackwardLines(function, watched=watched, watch_from=max(steps - watched, 0))
+    instrument.start(RunContext(cfg=RunConfig(), device=torch.device("cpu"), run_dir=Path("."),
+                                batches_per_epoch=steps))
+    try:
+        with listening(instrument.recorder()):  # type: ignore[arg-type]
+            for _ in range(steps):
+                with phase("data"):
+                    pass
+                with phase("forward"):
+                    output = forward()
+                with phase("loss"):
+                    loss = loss_of(output)
+                with phase("backward"):
+                    loss.backward()
+                with phase("update"):
+                    if update is not None:
+                        update()
+                with phase("logging"):
+                    loss.item()
+    finally:
+        instrument.stop()
+    result = RunResult()
+    instrument.contribute(result, Path("."))
+    return result.backward_lines
