@@ -138,6 +138,35 @@ def test_without_busy_data_the_table_has_no_column_and_bad_values_are_ignored(tm
     assert gpu_busy({"gpu_busy": 0.5, "regime": "mixed"}) == (0.5, "mixed")
 
 
+def test_the_recorder_watches_the_chosen_batches_outside_the_phase_timer(tiny_corpus: Path, monkeypatch) -> None:
+    """The reference train() with the busy recorder outermost: three watched batches, one window per phase each,
+    and the phase timer's recorder sees every batch (a CPU profiler stands in; no kernels, so busy is 0)."""
+    import torch
+    from torch.profiler import ProfilerActivity
+
+    from lmprof.instrument.gpu_busy import BusyRecorder
+    from lmprof.instrument.recorders import HostRecorder
+    from lmprof.phases import Fanout, listening
+    from lmprof.reference.data import Corpus
+    from lmprof.reference.loop import batchify, build_model, train
+
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: None)
+    cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, bptt=8, device="cpu")
+    corpus = Corpus(str(tiny_corpus))
+    model = build_model(cfg, len(corpus.dictionary), torch.device("cpu"))
+    busy, timer = BusyRecorder(2, 3, [ProfilerActivity.CPU]), HostRecorder()
+    with listening(Fanout(busy, timer)):
+        train(model, batchify(corpus.train, cfg.batch_size), cfg.replace(max_batches=8), torch.nn.NLLLoss(),
+              len(corpus.dictionary), lr=cfg.lr, epoch=1, log=lambda line: None)
+    busy.collect()
+    found = busy_by_phase(busy.events)
+    assert busy.done and timer.calls["forward"] == 8
+    assert {name: int(row["windows"]) for name, row in found.items()} == {
+        name: 3 for name in ("data", "zero_grad", "repackage", "forward", "loss", "backward", "clip", "update",
+                             "logging")}
+    assert all(row["busy"] == 0.0 and row["window_seconds"] > 0 for row in found.values())
+
+
 def test_the_runner_adds_gpu_busy_on_cuda_only_and_never_beside_a_trace() -> None:
     import torch
 

@@ -104,10 +104,12 @@ def events_of(prof: Any) -> list[Event]:
 class BusyRecorder:
     """Listens to the markers; opens the profiler for the watched batches and annotates each step phase."""
 
-    def __init__(self, first: int, count: int) -> None:
+    def __init__(self, first: int, count: int, activities: list[Any] | None = None) -> None:
         self.first, self.count = first, count
+        self.activities = activities  # None: CPU and CUDA (tests on a CPU pass the CPU's alone)
         self.batch = 0  # batches ended so far (a batch ends when its logging phase exits)
         self.prof: Any = None
+        self.finished: Any = None  # the stopped profiler, parsed by collect()
         self.open: dict[str, Any] = {}
         self.events: list[Event] = []
         self.done = False
@@ -117,7 +119,7 @@ class BusyRecorder:
         from torch.profiler import ProfilerActivity, profile
 
         torch.cuda.synchronize()
-        self.prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+        self.prof = profile(activities=self.activities or [ProfilerActivity.CPU, ProfilerActivity.CUDA])
         self.prof.start()
 
     def _stop(self) -> None:
@@ -125,8 +127,12 @@ class BusyRecorder:
 
         torch.cuda.synchronize()
         self.prof.stop()
-        self.events = events_of(self.prof)
-        self.prof, self.done = None, True
+        self.finished, self.prof, self.done = self.prof, None, True  # read after the run: parsing takes time
+
+    def collect(self) -> None:
+        """The watched batches' events, parsed now (after the run, off its clock)."""
+        if self.finished is not None:
+            self.events, self.finished = events_of(self.finished), None
 
     def enter(self, name: str) -> None:
         if self.prof is None and not self.done and name == "data" and self.batch >= self.first:
@@ -176,8 +182,12 @@ class GpuBusy(Instrument):
         self.rec: BusyRecorder | None = None
 
     def start(self, context: RunContext) -> None:
+        from torch.profiler import ProfilerActivity, profile
+
         first = min(self.watch_from, max(0, context.batches_per_epoch - self.watched))
         self.rec = BusyRecorder(first, self.watched)
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]):
+            pass  # CUPTI's one-off start-up now, before training, not inside a watched batch
 
     def recorder(self) -> BusyRecorder | None:
         return self.rec
@@ -187,6 +197,8 @@ class GpuBusy(Instrument):
             self.rec.close()
 
     def contribute(self, result: "RunResult", run_dir: Path) -> None:
+        if self.rec is not None and hasattr(self.rec, "collect"):
+            self.rec.collect()
         if self.rec is None or not self.rec.events:
             return
         busy = busy_by_phase(self.rec.events)

@@ -424,7 +424,7 @@ VARIANTS: tuple[Variant, ...] = (
             "dropout > 0 the losses differ from eager's (measured in the losses column); with dropout 0 they "
             "agree to float rounding.", "changed", apply=_cuda_graph, cuda_only=True, rnn_only=True, probe=False,
             conflicts=("compile", "compile-reduce-overhead", "adaptive-softmax", "foreach", "set-to-none",
-                       "fused-adamw", "threads")),
+                       "fused-adamw", "threads", "bf16")),  # bf16: autocast's cast cache and capture do not mix
     Variant("fused-adamw", "torch.optim.AdamW(fused=True) in place of the baseline's AdamW",
             "AdamW reads and writes four tensors per parameter; the fused kernel does it in one pass over "
             "all parameters.", "close", apply=_fused_adamw, cuda_only=True),
