@@ -24,6 +24,34 @@ ORACLE_DEVICE = "cpu"
 
 
 CUDA_SKIP = "needs a CUDA device (torch.cuda.is_available() is False here); benchmarks/gpu_check.sh runs these on a GPU"
+# --pretend-cuda: torch.cuda.is_available() says True here and in every python the tests start (this
+# sitecustomize, first on their PYTHONPATH). Nothing else of CUDA works on a CPU machine, so a test that
+# trains on `--device auto` fails, as it would run on CUDA; one that names its device passes, as there.
+PRETEND_CUDA_SITE = """import os
+if os.environ.get("LMPROF_TEST_PRETEND_CUDA") == "1":  # tests/conftest.py's --pretend-cuda
+    import torch
+    torch.cuda.is_available = lambda: True
+"""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--pretend-cuda", action="store_true",
+                     help="torch.cuda.is_available() says True (in subprocesses too): shows which tests "
+                          "keep their device where `--device auto` would mean CUDA")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.getoption("--pretend-cuda"):
+        return
+    import tempfile
+
+    import torch
+
+    site = Path(tempfile.mkdtemp(prefix="lmprof-pretend-cuda-"))
+    (site / "sitecustomize.py").write_text(PRETEND_CUDA_SITE, encoding="utf-8")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])])
+    os.environ["LMPROF_TEST_PRETEND_CUDA"] = "1"
+    torch.cuda.is_available = lambda: True
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -33,7 +61,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     import torch
 
-    if not torch.cuda.is_available():
+    if item.config.getoption("--pretend-cuda") or not torch.cuda.is_available():
         pytest.skip(CUDA_SKIP)
 
 
