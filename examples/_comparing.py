@@ -6,6 +6,7 @@ Imported by examples/compare_tied.py, compare_lstm_gru.py and compare_bptt.py
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from lmprof import RunConfig, RunResult, run
@@ -13,6 +14,9 @@ from lmprof.instrument.flops import AchievedFlops
 from lmprof.instrument.recorders import PhaseTimer
 
 BATCHES = 40  # enough batches for a median and its interval; one epoch on the embedded corpus
+# The test suite runs each lesson short (tests/test_examples.py): the numbers it checks (FLOP ratios,
+# parameter counts) do not depend on how many batches ran; a class runs the lesson as written.
+BATCHES = int(os.environ.get("LMPROF_EXAMPLE_BATCHES", BATCHES))
 
 
 def profile(folder: Path, **changes: object) -> RunResult:

@@ -16,6 +16,8 @@ Ask the class, before the table appears:
 
 from __future__ import annotations
 
+import os
+
 from rich.console import Console
 
 from lmprof import RunConfig
@@ -26,6 +28,7 @@ from lmprof.speedlab.ladder import run_ladder
 from lmprof.views.speedlab import ladder_view
 
 BATCHES = 30  # a short budget: enough warm batches for a median and a few quality checks
+BATCHES = int(os.environ.get("LMPROF_EXAMPLE_BATCHES", BATCHES))  # the test suite's short run (tests/test_examples.py)
 
 
 def main() -> None:
