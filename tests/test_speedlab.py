@@ -365,7 +365,7 @@ def test_cuda_graph_is_skipped_on_a_cpu_and_the_floor_is_the_operators(small) ->
     assert reference.floor_ratio is not None and 0.5 < reference.floor_ratio < 20
     from lmprof.views.speedlab import floor_line
 
-    assert floor_line(lab).startswith("operator floor: ") and "CPU analogue" in floor_line(lab)
+    assert floor_line(lab).startswith("operator floor: ") and "analogue of kernel time" in floor_line(lab)
 
 
 def test_budget_seconds_sets_the_tokens_from_the_references_training(small) -> None:
@@ -380,6 +380,10 @@ def test_budget_seconds_sets_the_tokens_from_the_references_training(small) -> N
     for trials in lab.trials.values():  # every later training: the same tokens
         assert all(sum(t.batch_tokens[:t.budget_batches]) == lab.budget_tokens for t in trials)
     assert lab.row("foreach").losses == "bitwise equal"
+    from lmprof.speedlab.ladder import TIMED_CHECKS
+
+    checks = [len(t.checkpoints) for t in lab.trials["foreach"]]  # after the first training: a coarser grid
+    assert all(n <= TIMED_CHECKS + 1 for n in checks)
 
 
 def test_the_controls_run_only_when_named() -> None:

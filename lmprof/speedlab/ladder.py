@@ -43,6 +43,7 @@ GPU_REPEATS = 2  # on CUDA, with the time budget: the whole ladder in a few minu
 GPU_BUDGET_SECONDS = 3.0  # on CUDA the default budget is time: the reference trains this long (hundreds of steps)
 EVAL_EVERY = 10  # reference batches between two quality checks
 OVERTIME = 2.0  # a variant short of the target at the budget trains on up to this times the budget
+TIMED_CHECKS = 25  # with a time budget, at most this many quality checks per budget after the first training
 Progress = Callable[[str], None]
 __all__ = ["CLOSE", "DIVERGED", "FAILED", "HELPS", "HURTS", "JSON_FORMAT", "NO_GAIN", "REFERENCE", "SKIPPED",
            "Ladder", "Row",
@@ -112,6 +113,8 @@ def _interleaved(cfg: RunConfig, device: "torch.device", corpus: Any, members: d
                     plan.budget_batches = trial.budget_batches
                     plan.budget_tokens = sum(trial.batch_tokens[:trial.budget_batches])
                     plan.budget_seconds = None
+                    # hundreds of GPU steps: a check every few is wall time that tells nothing more
+                    plan.eval_every_tokens = max(plan.eval_every_tokens, math.ceil(plan.budget_tokens / TIMED_CHECKS))
     except KeyboardInterrupt:
         pass
     return trials, failed
@@ -206,7 +209,8 @@ def run_ladder(cfg: RunConfig, *, variants: Sequence[str] | None = None, budget_
         if "cuda-graph" in r.members and r.status == "measured":
             r.verdict_line += "; " + graph_note(r, kernel_floor)
     return Ladder(config=cfg.to_dict(), environment=environment(device), budget_tokens=plan.budget_tokens,
-                  budget_batches=plan.budget_batches, eval_every_batches=eval_every, valid_tokens=valid_tokens,
+                  budget_batches=plan.budget_batches, eval_every_batches=math.ceil(plan.eval_every_tokens / per_batch),
+                  valid_tokens=valid_tokens,
                   repeats=repeats, overtime=overtime, target_ppl=target, peak=peak, rows=rows,
                   combination=best if len(best) >= 2 else [], notes=notes, drift_margin=drift_margin,
                   wall_seconds=time.perf_counter() - started, interrupted=interrupted, trials=trials,
