@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import lmprof.views.notebook  # noqa: F401  (registers how a RunResult and a Comparison show in a notebook)
+from lmprof.display import register_terminal
 
 if TYPE_CHECKING:
     from lmprof.compare import Comparison
@@ -63,7 +64,7 @@ def run_command(argv: Sequence[str]) -> CommandOutput:
     from lmprof.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    with _notebook_progress(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with _notebook_progress(), _terminal_progress(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(argv))
     result = CommandOutput(code, out.getvalue(), err.getvalue())
     if code == 2:
@@ -81,6 +82,22 @@ def _notebook_progress() -> Iterator[None]:
         yield
         return
     with notebook_progress.enabled():
+        yield
+
+
+@contextlib.contextmanager
+def _terminal_progress() -> Iterator[None]:
+    """Plain Python on a terminal: the command's progress bar on the terminal's stderr, as the CLI shows it
+    (its printed tables stay captured: ``.show()`` prints them)."""
+    import sys
+
+    from lmprof.commands import console
+
+    stream = sys.stderr
+    if _in_notebook() or not (hasattr(stream, "isatty") and stream.isatty()):
+        yield
+        return
+    with console.progress_on(stream):
         yield
 
 
@@ -215,7 +232,7 @@ def compare(*runs: "RunResult | str | Path", drift_margin: float | None = None) 
     >>> lmprof.compare(lstm, gru)   # doctest: +SKIP
     (in a notebook: what differs, outcomes, phases with verdicts, FLOPs, lines, operators)
     """
-    from lmprof.compare import DRIFT_MARGIN, load_runs
+    from lmprof.compare import load_runs
     from lmprof.compare import compare as comparison
     from lmprof.errors import UsageError
 
@@ -224,7 +241,7 @@ def compare(*runs: "RunResult | str | Path", drift_margin: float | None = None) 
         results, notes = load_runs(folders)
     except UsageError as e:
         raise ValueError(str(e)) from None
-    return comparison(results, notes, drift_margin=DRIFT_MARGIN if drift_margin is None else drift_margin)
+    return comparison(results, notes, drift_margin=drift_margin)  # None: this machine's drift, or the default
 
 
 # --- sweeps, diagrams, walkthroughs ----------------------------------------------------------
@@ -320,6 +337,21 @@ class Explanation:
 
     def __repr__(self) -> str:
         return f"Explanation({self.topic!r}, numbers={sorted(self.numbers)})"
+
+    def show(self, width: int | None = None) -> None:
+        """Print the walkthrough as ``lmprof explain TOPIC`` does, with these numbers."""
+        from lmprof.display import show
+
+        show(self, width)
+
+
+def _explanation_page(explanation: Explanation) -> Any:
+    from lmprof.explain import topic_module
+
+    return topic_module(explanation.topic).render(explanation.numbers)
+
+
+register_terminal(Explanation, _explanation_page)
 
 
 def explain(topic: str, **options: Any) -> Explanation:

@@ -12,11 +12,15 @@ verdict of ``faster`` or ``slower`` needs both:
 
 - the interval excludes 1 (the difference is bigger than batch-to-batch
   scatter), and
-- the ratio clears ``DRIFT_MARGIN`` (the difference is bigger than what a
+- the ratio clears the drift margin (the difference is bigger than what a
   rerun of the same command drifts on this machine: the batches of one run
-  share its machine state, so the bootstrap alone cannot see that).
+  share its machine state, so the bootstrap alone cannot see that). It is
+  this machine's when ``benchmarks/bench_compare_noise.py --save`` measured
+  it here, else the labelled default (``lmprof.drift``).
 
-Otherwise ``within noise``. Runs on different hardware or thread counts are
+Otherwise ``within noise``. A phase under the noise floor (1% of the
+baseline's step and ``PHASE_FLOOR_SECONDS``, in both runs) gets no verdict:
+``too small to judge``; so does a line with fewer than ``LINE_MIN_HITS`` hits. Runs on different hardware or thread counts are
 ``not comparable on time``: their ratios are shown, never judged.
 
     >>> c = compare([RunResult.load("runs/a"), RunResult.load("runs/b")])  # doctest: +SKIP
@@ -32,16 +36,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from lmprof.drift import DEFAULT_MARGIN
 from lmprof.phases import LABELS, STEP_PHASES
 from lmprof.result import RESULT_FILE, RunResult
 
 JSON_FORMAT = "lmprof.compare/1"
 MAX_RUNS = 6
-# Run-to-run drift of a phase's median: benchmarks/bench_compare_noise.py reran one
-# `lmprof profile --fn train` command 5 times on lmprof's 2-core reference VM; forward,
-# backward and the whole step of a rerun drifted up to 13% while their bootstrap intervals
-# excluded 1. A verdict must clear that; on a quieter machine pass --drift to lower it.
-DRIFT_MARGIN = 0.15
+# Run-to-run drift of a phase's median, when this machine has none measured (lmprof.drift):
+# reruns of one command on lmprof's 2-core reference VM drifted up to 13% while their bootstrap
+# intervals excluded 1. A verdict must clear it; --drift sets another.
+DRIFT_MARGIN = DEFAULT_MARGIN
+# The noise floor: a phase this small (zero_grad, repackage: ~100 us at the default size) moves by
+# tens of percent between runs for reasons that are not the change under study (timer and
+# scheduler granularity, a cache line); no verdict below it.
+PHASE_FLOOR_SHARE = 0.01  # of the baseline's whole step
+PHASE_FLOOR_SECONDS = 200e-6
+LINE_MIN_HITS = 10  # a line run once an epoch (model.train(), init_hidden) has no per-hit spread to judge
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0  # the same runs always give the same intervals
 CONFIDENCE = 0.95
@@ -55,6 +65,7 @@ MEMORY_ROWS = (("saved activations, MiB", "saved_bytes_peak"), ("peak RSS, MiB",
 OPS_SHOWN = 12
 
 BASELINE, FASTER, SLOWER, NOISE = "baseline", "faster", "slower", "within noise"
+TOO_SMALL = "too small to judge"
 NOT_COMPARABLE, NO_SAMPLES = "not comparable on time", "no per-batch samples"
 
 
@@ -96,6 +107,8 @@ class LineDiff:
     source: str
     per_hit: list[float | None]  # seconds per hit, per run (None: the statement is not in that run)
     ratios: list[float | None]
+    hits: list[int | None] = field(default_factory=list)  # per run
+    judged: bool = True  # False: fewer than LINE_MIN_HITS hits in a run ("too small to judge")
 
 
 @dataclass
@@ -115,10 +128,12 @@ class OpRow:
 
 @dataclass
 class ComponentRow:
-    label: str  # as the component table names it: "decoder (Linear)"
+    label: str  # the role and each run's module kind: "rnn (LSTM vs GRU)", "decoder (Linear)"
     forward: list[float | None]  # seconds per training step, each run (None: the run has no such component)
     backward: list[float | None]
     ratios: list[float | None]  # forward + backward per step, against the first run
+    role: str = ""  # what the component does in the model, matched across runs: encoder, rnn, decoder, drop#2
+    modules: list[str | None] = field(default_factory=list)  # each run's module kind (None: not in that run)
 
 
 @dataclass
@@ -139,6 +154,8 @@ class Comparison:
     drift_margin: float = DRIFT_MARGIN
     confidence: float = CONFIDENCE
     components: list[ComponentRow] = field(default_factory=list)  # when every run has --components
+    drift_source: str = ""  # where drift_margin comes from: measured on this machine, the default, or --drift
+    judgements: list[dict[str, str] | None] = field(default_factory=list)  # per run: diverged / not converged, why
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data with stable keys (``lmprof compare --json``)."""
@@ -157,6 +174,12 @@ class Comparison:
 
     def __repr__(self) -> str:
         return f"Comparison({' vs '.join(self.names)}: {len(self.phases)} phases, {len(self.notes)} note(s))"
+
+    def show(self, width: int | None = None) -> None:
+        """Print the tables ``lmprof compare`` prints (``lmprof.views.compare``)."""
+        from lmprof.display import show
+
+        show(self, width)
 
     def verdict_counts(self, run: int = 1) -> Counter[str]:
         """How many phases got each verdict for run ``run`` (the step row left out)."""
@@ -221,11 +244,21 @@ def stored_version(folder: Path) -> int:
 
 # --- the comparison ------------------------------------------------------------------------
 def compare(results: Sequence[RunResult], notes: Sequence[str] = (), *,
-            drift_margin: float = DRIFT_MARGIN) -> Comparison:
-    """Compare ``results`` against the first: configuration, outcome, phases, FLOPs, lines, operators."""
+            drift_margin: float | None = None) -> Comparison:
+    """Compare ``results`` against the first: configuration, outcome, phases, FLOPs, lines, operators.
+
+    ``drift_margin`` None: this machine's measured drift, else the labelled default (``lmprof.drift``).
+    """
+    from lmprof.divergence import judge_result
+    from lmprof.drift import machine_drift
     from lmprof.views.rows import run_description
 
     runs = list(results)
+    if drift_margin is None:
+        drift_margin, drift_source = machine_drift(runs[0].environment)
+    else:
+        drift_source = f"{drift_margin:.0%}, as given (--drift)"
+    judgements = [judge_result(r) for r in runs]
     environment = differences([r.environment for r in runs], ENV_KEYS)
     hardware = {_hardware(r) for r in runs}
     comparable = len(hardware) == 1
@@ -244,13 +277,22 @@ def compare(results: Sequence[RunResult], notes: Sequence[str] = (), *,
         all_notes.append("some runs have no per-batch samples (recorded before lmprof kept them): "
                          "their phases compare mean times only, without a verdict")
     ops, op_unit = op_rows(runs)
+    for r, judged in zip(runs, judgements):  # the sweep's rule: a run worse than a uniform guess is named
+        if judged:
+            all_notes.append(f"{Path(r.run_dir).name}: {judged.line()}")
+    from lmprof.views.overhead import cost_line
+
+    for r in runs:  # what each run's instruments cost it (bare vs watched batches), one line a run
+        if r.overhead:
+            all_notes.append(f"{Path(r.run_dir).name}: {cost_line(r.overhead)}")
     return Comparison(
         names=[Path(r.run_dir).name or f"run {i}" for i, r in enumerate(runs)],
         run_dirs=[r.run_dir for r in runs], descriptions=[run_description(r) for r in runs],
         config=differences([r.config for r in runs], exclude=PLACE_KEYS), environment=environment,
         comparable_on_time=comparable, outcomes=outcome_rows(runs), phases=phases,
         flops=flop_rows(runs, phases), lines=line_diffs(runs), ops=ops, op_unit=op_unit,
-        notes=all_notes, drift_margin=drift_margin, components=component_rows_compared(runs))
+        notes=all_notes, drift_margin=drift_margin, components=component_rows_compared(runs),
+        drift_source=drift_source, judgements=[j.to_dict() if j else None for j in judgements])
 
 
 def _hardware(result: RunResult) -> str | None:
@@ -344,6 +386,7 @@ def phase_rows(runs: list[RunResult], comparable: bool, drift_margin: float = DR
     recorded = {r["name"] for run in runs for r in run.phases}
     names = [n for n in (*STEP_PHASES, STEP_ROW) if n in recorded or any(n in s for s in samples)]
     rng = np.random.default_rng(BOOTSTRAP_SEED)
+    floor = noise_floor([float(np.median(s[STEP_ROW])) if STEP_ROW in s else None for s in samples])
     rows = []
     for name in names:
         arrays = [np.asarray(s[name]) if name in s else None for s in samples]
@@ -358,8 +401,21 @@ def phase_rows(runs: list[RunResult], comparable: bool, drift_margin: float = DR
             if base is not None and other is not None and medians[0]:
                 row.intervals[i] = bootstrap_interval(base, other, rng)
             row.verdicts[i] = verdict(row.ratios[i], row.intervals[i], comparable, drift_margin)
+            if row.verdicts[i] in (FASTER, SLOWER, NOISE) and below_floor(medians[0], medians[i], floor):
+                row.verdicts[i] = TOO_SMALL
         rows.append(row)
     return rows
+
+
+def noise_floor(step_medians: Sequence[float | None]) -> float:
+    """The time under which a phase gets no verdict: 1% of the baseline's whole step, and at least PHASE_FLOOR_SECONDS."""
+    step = step_medians[0] if step_medians and step_medians[0] else 0.0
+    return max(PHASE_FLOOR_SHARE * step, PHASE_FLOOR_SECONDS)
+
+
+def below_floor(base: float | None, other: float | None, floor: float) -> bool:
+    """Both runs' times under the floor: a change there is not the experiment's to claim."""
+    return base is not None and other is not None and max(base, other) < floor
 
 
 def bootstrap_interval(base: Any, other: Any, rng: Any, resamples: int = BOOTSTRAP_RESAMPLES,
@@ -443,8 +499,11 @@ def line_diffs(runs: list[RunResult], shown: int = LINES_SHOWN) -> list[Function
         diffs = []
         for key in keys:
             per_hit = [t[name][key][1] / t[name][key][0] if key in t[name] else None for t in tables]
-            diffs.append(LineDiff(key[0], per_hit, [ratio(v, per_hit[0]) for v in per_hit]))
-        diffs.sort(key=lambda d: -max(abs((v or 0.0) - (d.per_hit[0] or 0.0)) for v in d.per_hit[1:]))
+            hits = [t[name][key][0] if key in t[name] else None for t in tables]
+            judged = all(h is not None and h >= LINE_MIN_HITS for h in hits)
+            diffs.append(LineDiff(key[0], per_hit, [ratio(v, per_hit[0]) for v in per_hit], hits, judged))
+        # Lines with enough hits first, by the largest change per hit; the few-hit lines after them.
+        diffs.sort(key=lambda d: (not d.judged, -max(abs((v or 0.0) - (d.per_hit[0] or 0.0)) for v in d.per_hit[1:])))
         if diffs:
             out.append(FunctionDiff(str(name), diffs[:shown], backward_by_statement(runs, str(name))))
     return out
@@ -490,18 +549,33 @@ def op_rows(runs: list[RunResult], shown: int = OPS_SHOWN) -> tuple[list[OpRow],
 
 
 def component_rows_compared(runs: list[RunResult]) -> list[ComponentRow]:
-    """When every run timed its components: each component's forward and backward per step, side by side."""
+    """When every run timed its components: each component's forward and backward per step, side by side.
+
+    Components are matched by role (the model's attribute name: encoder, rnn, decoder, and drop#2 for
+    the second call of drop), not by module kind, so an LSTM's rnn and a GRU's rnn share one row with a
+    ratio; the row names each run's kind ("rnn (LSTM vs GRU)").
+    """
     from lmprof.views.components import component_rows
 
     if not all(r.components.get("rows") for r in runs):
         return []
-    tables = [{row["label"]: row for row in component_rows(r)} for r in runs]
-    labels = list(dict.fromkeys(label for t in tables for label in t))  # the first run's order first
+    kinds = [{str(row.get("name")): str(row.get("module") or "") for row in r.components["rows"]} for r in runs]
+    tables = [{row["name"]: row for row in component_rows(r)} for r in runs]
+    roles = list(dict.fromkeys(role for t in tables for role in t))  # the first run's order first
     rows = []
-    for label in labels:
-        cells = [t.get(label) for t in tables]
+    for role in roles:
+        cells = [t.get(role) for t in tables]
+        modules = [k.get(role) if c else None for k, c in zip(kinds, cells)]
         totals = [c["total"] if c else None for c in cells]
-        rows.append(ComponentRow(label, [c["forward"] if c else None for c in cells],
+        rows.append(ComponentRow(role_label(role, modules), [c["forward"] if c else None for c in cells],
                                  [c["backward"] if c else None for c in cells],
-                                 [ratio(v, totals[0]) for v in totals]))
+                                 [ratio(v, totals[0]) for v in totals], role, modules))
     return rows
+
+
+def role_label(role: str, modules: Sequence[str | None]) -> str:
+    """'rnn' with LSTM and GRU -> 'rnn (LSTM vs GRU)'; one kind everywhere -> the component table's label."""
+    from lmprof.views.components import component_label
+
+    kinds = list(dict.fromkeys(m for m in modules if m))
+    return component_label(role, " vs ".join(kinds))

@@ -17,16 +17,7 @@ from datetime import datetime
 from statistics import mean
 from typing import Any
 
-
-# A run that ended above the vocabulary size after a single epoch: too little evidence to call it
-# diverged (the sweep's rule needs two epochs), and no model worth averaging either.
-NOT_CONVERGED = "not converged"
-
-
-def is_not_converged(status: str, val_ppls: list[float | None], vocab_size: int | None) -> bool:
-    """Ended "ok" but worse than a uniform guess: only possible after a single epoch (see is_diverged)."""
-    last = val_ppls[-1] if val_ppls else None
-    return status == "ok" and vocab_size is not None and last is not None and last > vocab_size
+from lmprof.divergence import NOT_CONVERGED, is_not_converged  # the one rule, re-exported here
 
 
 @dataclass
@@ -40,6 +31,7 @@ class RunSeries:
     message: str = ""
     epochs: list[int] = field(default_factory=list)
     train_seconds: list[float] = field(default_factory=list)
+    tokens: list[int | None] = field(default_factory=list)  # training tokens of each epoch (None: not recorded)
     val_ppl: list[float | None] = field(default_factory=list)  # None: NaN/inf
     clipped: list[float | None] = field(default_factory=list)  # fraction of the epoch's batches clipped
     preclip_max: list[float | None] = field(default_factory=list)  # largest pre-clip gradient norm
@@ -72,6 +64,18 @@ class RunSeries:
         return sum(self.train_seconds)
 
     @property
+    def tokens_per_s(self) -> float | None:
+        """Training tokens per second over every epoch: comparable across bptt, batch size and --max-batches."""
+        if not self.tokens or any(t is None for t in self.tokens) or self.total_seconds <= 0:
+            return None
+        return sum(t for t in self.tokens if t) / self.total_seconds
+
+    @property
+    def ms_per_1k_tokens(self) -> float | None:
+        rate = self.tokens_per_s
+        return 1e6 / rate if rate else None
+
+    @property
     def finite_ppl(self) -> list[float]:
         return [p for p in self.val_ppl if p is not None]
 
@@ -99,6 +103,7 @@ class SweepView:
     tables: list[FactorTable]
     runs: dict[str, RunSeries]  # key -> series, in plan order
     vocab_size: int | None = None
+    max_batches: dict[str, int] = field(default_factory=dict)  # run key -> its --max-batches (runs cut short only)
 
     @property
     def parallel_jobs(self) -> int:
@@ -149,6 +154,7 @@ def sweep_view(plan_doc: dict[str, Any], rows: list[dict[str, Any]]) -> SweepVie
             seen.add((series.key, row["epoch"]))
             series.epochs.append(row["epoch"])
             series.train_seconds.append(float(row.get("train_seconds") or 0.0))
+            series.tokens.append(int(row["tokens"]) if isinstance(row.get("tokens"), (int, float)) else None)
             series.val_ppl.append(row.get("val_ppl"))
             series.clipped.append(row.get("clipped_fraction"))
             series.preclip_max.append(row.get("preclip_norm_max"))
@@ -166,7 +172,7 @@ def sweep_view(plan_doc: dict[str, Any], rows: list[dict[str, Any]]) -> SweepVie
             vocab = row.get("vocab_size") or vocab
     for series in runs.values():
         order = sorted(range(len(series.epochs)), key=series.epochs.__getitem__)
-        for name in ("epochs", "train_seconds", "val_ppl", "clipped", "preclip_max"):
+        for name in ("epochs", "train_seconds", "tokens", "val_ppl", "clipped", "preclip_max"):
             values = getattr(series, name)
             setattr(series, name, [values[i] for i in order])
     for series in runs.values():
@@ -175,7 +181,20 @@ def sweep_view(plan_doc: dict[str, Any], rows: list[dict[str, Any]]) -> SweepVie
     tables = [FactorTable(g["factor"], list(plan_doc.get("models", [])),
                           [(row["value"], row["keys"]) for row in g["rows"]]) for g in plan_doc.get("groups", [])]
     return SweepView(name=str(plan_doc.get("name", "sweep")), epochs=int(plan_doc.get("epochs", 0)),
-                     models=list(plan_doc.get("models", [])), tables=tables, runs=runs, vocab_size=vocab)
+                     models=list(plan_doc.get("models", [])), tables=tables, runs=runs, vocab_size=vocab,
+                     max_batches=_max_batches(plan_doc))
+
+
+def _max_batches(plan_doc: dict[str, Any]) -> dict[str, int]:
+    """Run key -> --max-batches, for the runs whose epochs were cut (the base's, unless a run varies it)."""
+    base = plan_doc.get("base") if isinstance(plan_doc.get("base"), dict) else {}
+    out = {}
+    for run in plan_doc.get("runs", []):
+        settings = run.get("settings") if isinstance(run.get("settings"), dict) else {}
+        value = settings.get("max_batches", base.get("max_batches"))
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            out[str(run.get("key"))] = value
+    return out
 
 
 def summary_rows(view: SweepView) -> list[dict[str, Any]]:
@@ -201,6 +220,9 @@ def summary_rows(view: SweepView) -> list[dict[str, Any]]:
             "status": run.status, "epochs": len(run.epochs),
             "total_seconds": round(run.total_seconds, 4) if run.epochs else None,
             "avg_epoch_seconds": round(mean(run.train_seconds), 4) if run.epochs else None,
+            "tokens_per_s": round(run.tokens_per_s, 1) if run.tokens_per_s else None,
+            "ms_per_1k_tokens": round(run.ms_per_1k_tokens, 3) if run.ms_per_1k_tokens else None,
+            "max_batches": view.max_batches.get(key),
             "min_val_ppl": min(run.finite_ppl) if ok else None,
             "max_val_ppl": max(run.finite_ppl) if ok else None,
             "avg_val_ppl": mean(steady) if ok and steady else None,  # epochs above the vocabulary left out

@@ -181,7 +181,7 @@ def test_json_keys_are_stable(pair: tuple[Path, Path], capsys: pytest.CaptureFix
     doc = json.loads(capsys.readouterr().out)
     assert list(doc) == ["format", "names", "run_dirs", "descriptions", "config", "environment",
                          "comparable_on_time", "outcomes", "phases", "flops", "lines", "ops", "op_unit", "notes",
-                         "drift_margin", "confidence", "components"]
+                         "drift_margin", "confidence", "components", "drift_source", "judgements"]
     assert doc["format"] == "lmprof.compare/1"
     assert list(doc["phases"][0]) == ["name", "label", "medians", "spreads", "batches", "ratios", "intervals",
                                       "verdicts"]

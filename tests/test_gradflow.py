@@ -98,7 +98,7 @@ def test_gradflow_table_and_plot(tiny_corpus: Path, tmp_path: Path, capsys: pyte
                  "--nhid", "16", "--nlayers", "1", "--batches", "2", "--out", str(tmp_path)])
     out = " ".join(capsys.readouterr().out.split())  # titles wrap to the table's width
     assert code == 0
-    assert "GRU: |dLoss_T/d state_t| per step (mean over 2 batches)" in out and "decay per step" in out
+    assert "GRU: |dL/dh| per step t (mean over 2 batches)" in out and "decay per step" in out
     assert f"plot: {tmp_path / 'gradflow.png'}" in out
 
 
@@ -204,12 +204,13 @@ def test_explain_bptt_measures_the_tanh_rnn_and_lstm_curves() -> None:
     flow = numbers["flow"]
     assert set(flow["curves"]) == {"RNN_TANH h", "LSTM h", "LSTM c"}
     assert all(len(norms) == 6 and min(norms) > 0 for norms in flow["curves"].values())
-    for kind, norms in flow["curves"].items():
-        assert flow["steps_to_1pct"][kind] == steps_until(norms)
+    for kind in flow["curves"]:  # one figure per draw (seeds 0, 1, 2), as lmprof gradflow --draws 3 gives
+        assert len(flow["steps_to_1pct"][kind]) == 3 == len(flow["seeds"])
+        assert all(s is None or 0 < s < 6 for s in flow["steps_to_1pct"][kind])
     console = Console(width=100, record=True)
     console.print(bptt.render(numbers))
     text = " ".join(console.export_text().split())
-    assert "how much gradient reaches back (bptt 6)" in text and "the tanh RNN's gradient falls below 1%" in text
+    assert "how much gradient reaches back (bptt 6)" in text and "the tanh RNN's gradient fell below 1%" in text
 
 
 def test_train_grad_stats_prints_clip_lines_and_a_diverged_run_cites_them(

@@ -152,12 +152,30 @@ def sweep_runs_progress(console: "Console", executor_name: str) -> "Iterator[Cal
         yield on_run_end
 
 
+_progress_stream: list[Any] = []  # set by progress_on: plain Python's terminal (lmprof.api), while stdout is captured
+
+
+@contextmanager
+def progress_on(stream: Any) -> Iterator[None]:
+    """While the block runs, a command's progress bar goes to ``stream`` (a terminal) whatever its stdout is."""
+    previous = list(_progress_stream)
+    _progress_stream[:] = [stream]
+    try:
+        yield
+    finally:
+        _progress_stream[:] = previous
+
+
 def progress_instruments(console: "Console", *, prefix: str = "") -> list[Instrument]:
     """A live display of the run's stages: in a notebook cell, or on a terminal (``prefix``: what runs)."""
     from lmprof.commands import notebook_progress
 
     if notebook_progress.active():  # run from a notebook (lmprof.profile(...), %lmprof): a bar in the cell
         return [notebook_progress.NotebookProgress()]
+    if _progress_stream:  # lmprof.profile(...) from plain Python on a terminal
+        from lmprof.views.safe_console import safe_console_class
+
+        return [StageProgress(safe_console_class()(file=_progress_stream[0], highlight=False), prefix=prefix)]
     return [StageProgress(console, prefix=prefix)] if console.is_terminal and sys.stdout.isatty() else []
 
 

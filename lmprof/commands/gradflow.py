@@ -6,7 +6,10 @@
 
 Runs forward and backward through the unrolled model (the one `lmprof diagram
 bptt` draws, outputs equal to the fused kernel's) on real batches, without
-updating the weights; the loss is the last time step's. Writes gradflow.svg
+updating the weights; the loss is the last time step's. It measures --draws
+seeds (--seed, --seed + 1, ...) and gives each figure as its median and range
+over them (`lmprof explain bptt` prints the same figures for the same config
+and seed). Writes gradflow.svg
 and gradflow.png (in --out, or the run folder with --from, else runs/gradflow-<models>-<time>).
 """
 
@@ -22,6 +25,7 @@ from lmprof.config import RNN_KINDS
 from lmprof.errors import UsageError
 
 FLOW_BATCHES = 20  # lmprof.instrument.gradients.FLOW_BATCHES (not imported: --help stays light)
+DRAWS = 3  # lmprof.instrument.gradient_draws.DRAWS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="measure a run folder's trained weights, with its config and data")
     flow.add_argument("--batches", type=int, default=FLOW_BATCHES, metavar="N",
                       help=f"batches to average over (default {FLOW_BATCHES})")
+    flow.add_argument("--draws", type=int, default=DRAWS, metavar="N",
+                      help=f"seeds to measure (--seed, --seed + 1, ...): each figure's median and range over them "
+                           f"(default {DRAWS})")
     flow.add_argument("--json", action="store_true",
                       help="print only the JSON object (per kind, one list per layer of norms, t = 1..bptt)")
     for action in parser._actions:  # --out names where the plot goes here, not a run folder
@@ -43,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lmprof.instrument.gradients import gradient_flow, load_run
+    from lmprof.instrument.gradient_draws import gradient_flow_draws
+    from lmprof.instrument.gradients import load_run
     from lmprof.views.gradflow import flow_figure, flow_view
     from lmprof.views.plots import save
 
@@ -73,19 +81,19 @@ def run(args: argparse.Namespace) -> int:
     from lmprof.commands.console import make_console
 
     console = make_console(stderr=args.json)
-    flow = gradient_flow(cfg, kinds=kinds, batches=args.batches, state_dict=state_dict)
+    draws = gradient_flow_draws(cfg, kinds=kinds, batches=args.batches, draws=args.draws, state_dict=state_dict)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        pictures = save(flow_figure(flow), folder / "gradflow")
+        pictures = save(flow_figure(draws.mean_flow()), folder / "gradflow")
     except OSError as e:
         raise UsageError(f"cannot write the plot into {folder}: {e.strerror}: choose another --out") from None
     if args.json:
         from lmprof.result import json_safe
 
-        json.dump(json_safe(flow.to_dict()), sys.stdout, allow_nan=False)  # a NaN decay is null
+        json.dump(json_safe(draws.to_dict()), sys.stdout, allow_nan=False)  # a NaN decay is null
         sys.stdout.write("\n")
     else:
-        console.print(flow_view(flow))
+        console.print(flow_view(draws))
     for picture in pictures:
         console.print(f"plot: {picture}", markup=False, soft_wrap=True)
     return 0

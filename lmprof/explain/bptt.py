@@ -91,16 +91,31 @@ def gradient_reach(model: RNNModel, windows: torch.Tensor, *, detach: bool) -> d
     return {"previous_window": norms(embeddings[0]), "this_window": norms(embeddings[1])}
 
 
-def gradient_flow_curves(bptt: int, size: int, batch_size: int, batches: int, seed: int) -> dict[str, Any]:
-    """|dLoss_T/dh_t| for a tanh RNN and an LSTM, same data and seed (the embedded corpus), as lmprof gradflow."""
+def gradient_flow_curves(bptt: int, size: int, batch_size: int, batches: int, seed: int,
+                         draws: int = 3) -> dict[str, Any]:
+    """|dLoss_T/dh_t| for a tanh RNN and an LSTM over ``draws`` seeds: the measurement `lmprof gradflow` makes.
+
+    `lmprof gradflow` with FLOW_COMMAND's flags (this config and seed) prints the same figures.
+    """
     from lmprof.config import RunConfig
-    from lmprof.instrument.gradients import gradient_flow, steps_until
+    from lmprof.instrument.gradient_draws import gradient_flow_draws
+    from lmprof.views.gradflow import draws_rows
 
     cfg = RunConfig(bptt=bptt, emsize=size, nhid=size, nlayers=1, batch_size=batch_size, dropout=0.0, seed=seed)
-    flow = gradient_flow(cfg, kinds=["RNN_TANH", "LSTM"], batches=batches)
-    curves = {f"{kind} {state}": layers[0] for kind, states in flow.curves.items() for state, layers in states.items()}
-    return {"bptt": bptt, "batches": flow.batches, "curves": curves,
-            "steps_to_1pct": {kind: steps_until(norms) for kind, norms in curves.items()}}
+    measured = gradient_flow_draws(cfg, kinds=["RNN_TANH", "LSTM"], batches=batches, draws=draws)
+    mean = measured.mean_flow()
+    curves = {f"{kind} {state}": layers[0] for kind, states in mean.curves.items() for state, layers in states.items()}
+    figures = {f"{f['kind']} {f['state']}": f for f in measured.figures()}
+    return {"bptt": bptt, "batches": mean.batches, "curves": curves, "seeds": measured.seeds,
+            "steps_to_1pct": {key: f["steps_to_1pct"] for key, f in figures.items()},
+            "decay": {key: f["decay"] for key, f in figures.items()},
+            "rows": draws_rows(measured),
+            "command": FLOW_COMMAND.format(bptt=bptt, size=size, batch_size=batch_size, batches=batches,
+                                           seed=seed, draws=draws)}
+
+
+FLOW_COMMAND = ("lmprof gradflow --models RNN_TANH LSTM --bptt {bptt} --emsize {size} --nhid {size} --nlayers 1 "
+                "--batch_size {batch_size} --dropout 0 --batches {batches} --seed {seed} --draws {draws}")
 
 
 def rnn_line_backward(model: RNNModel, stream: torch.Tensor, bptt: int) -> dict[str, Any]:
@@ -136,7 +151,7 @@ def _rnn_line_parts(measured: dict[str, Any] | None) -> list[RenderableType]:
 
 def demo(bptts: Sequence[int] = (5, 10, 20, 35), batch_size: int = 4, size: int = 32, nlayers: int = 1,
          ntokens: int = 100, reach_bptt: int = 8, seed: int = 0, flow_bptt: int = 20,
-         flow_batches: int = 5) -> dict[str, Any]:
+         flow_batches: int = 5, flow_draws: int = 3) -> dict[str, Any]:
     torch.manual_seed(seed)
     model = RNNModel("LSTM", ntokens, size, size, nlayers, dropout=0.0)
     stream = torch.randint(ntokens, (max(max(bptts), 2 * reach_bptt) + 1, batch_size))
@@ -156,7 +171,7 @@ def demo(bptts: Sequence[int] = (5, 10, 20, 35), batch_size: int = 4, size: int 
         "reach_bptt": reach_bptt,
         "reach_with_repackage": reach,
         "reach_without_repackage": reach_no_detach,
-        "flow": gradient_flow_curves(flow_bptt, size, batch_size, flow_batches, seed),
+        "flow": gradient_flow_curves(flow_bptt, size, batch_size, flow_batches, seed, flow_draws),
         "rnn_line": rnn_line_backward(model, stream, max(bptts)),  # last: its steps leave gradients behind
     }
 
@@ -172,37 +187,56 @@ def _time_reading(windows: list[dict[str, Any]]) -> str:
     return ": about in proportion"
 
 
+def _reach_said(steps: list[int | None], bptt: int) -> str:
+    """'after 8 steps back in every draw' / 'after 7 to 9 steps back' / 'not within the window's 19 steps back'."""
+    known = sorted(s for s in steps if s is not None)
+    if not known:
+        return f"not within the window's {bptt - 1} steps back, in any draw"
+    tail = f" (in {len(steps) - len(known)} draw(s) not within the window)" if len(known) < len(steps) else ""
+    if known[0] == known[-1]:
+        return f"after {known[0]} steps back in {'every draw' if not tail else 'the others'}{tail}"
+    return f"after {known[0]} to {known[-1]} steps back{tail}"
+
+
+def _ranking(a: list[int | None], b: list[int | None], names: tuple[str, str]) -> str:
+    """Only what the draws show: one reaches further in every draw, or they overlap."""
+    far = [float("inf") if s is None else s for s in a], [float("inf") if s is None else s for s in b]
+    if min(far[0]) > max(far[1]):
+        return f"in every draw the {names[0]} kept 1% further back than the {names[1]}"
+    if min(far[1]) > max(far[0]):
+        return f"in every draw the {names[1]} kept 1% further back than the {names[0]}"
+    return "the draws overlap: at initialisation this measurement does not separate the two"
+
+
 def _flow_parts(flow: dict[str, Any]) -> list[RenderableType]:
-    """The measured curve: how many steps back the gradient keeps 1% of the last step's, tanh RNN vs LSTM."""
+    """The measured curves, over several seeds: how many steps back the gradient keeps 1% of the last step's."""
     T, curves = flow["bptt"], flow["curves"]
     backs = sorted({b for b in (0, 1, 2, 5, 10, 15, T - 1) if b < T})
     rows = [(str(b), *(number(curves[k][T - 1 - b] / curves[k][-1], 3) for k in curves)) for b in backs]
     reach = flow["steps_to_1pct"]
-
-    def said(kind: str) -> str:
-        n = reach[kind]
-        return f"{n} steps back" if n is not None else f"not within the window's {T - 1} steps back"
-
-    tanh, lstm = reach["RNN_TANH h"], reach["LSTM c"]
-    longer = ("the LSTM keeps it longer" if (lstm is None and tanh is not None) or (None not in (tanh, lstm)
-              and lstm > tanh) else "the tanh RNN keeps it as long or longer" if None not in (tanh, lstm)
-              else "both keep it across the whole window")
+    seeds = flow.get("seeds") or [0]
+    which = f"seeds {seeds[0]}–{seeds[-1]}" if len(seeds) > 1 else f"seed {seeds[0]}"
+    summary = [(r["kind"], r["state"], r["decay"], r["steps"]) for r in flow.get("rows", [])]
     return [
         section(f"Live: how much gradient reaches back (bptt {T})"),
         table(f"|dLoss_T/d state_t| ÷ its value at t = T (h: hidden, c: LSTM cell state), one layer, "
-              f"mean of {flow['batches']} batches of the embedded corpus",
+              f"mean of {flow['batches']} batches of the embedded corpus and {len(seeds)} draws ({which})",
               ["steps back", *curves], rows, right=["steps back", *curves]),
+        *([table(f"median (range) over the {len(seeds)} draws: `lmprof gradflow` prints the same",
+                 ["model", "gradient", "decay per step", "steps to 1%"], summary,
+                 right=["decay per step", "steps to 1%"])] if summary else []),
         prose(f"""
             The loss at the window's last step sends its gradient back through h_t, one step at a
-            time; each step multiplies it by the cell's Jacobian. Measured now, at initialisation:
-            the tanh RNN's gradient falls below 1% of the last step's {said('RNN_TANH h')}, the
-            LSTM cell state's {said('LSTM c')}: {longer}. A tanh RNN multiplies by W_hh·(1 − h²)
-            at every step, so the gradient shrinks geometrically while that is below 1. An LSTM's
-            cell state passes back through its forget gate alone: at initialisation the gate is
-            about sigmoid(0) = 0.5, so it halves per step too. Training can open the gate towards 1
-            where the text rewards a long memory; whether it did is a measurement, not a given.
-            Measure any kind, or a trained run: `lmprof gradflow --models LSTM RNN_TANH`,
-            `lmprof gradflow --from RUN`.
+            time; each step multiplies it by the cell's Jacobian. Measured now, at initialisation,
+            over {len(seeds)} draws ({which}): the tanh RNN's gradient fell below 1% of the last
+            step's {_reach_said(reach['RNN_TANH h'], T)}; the LSTM cell state's
+            {_reach_said(reach['LSTM c'], T)}; the LSTM hidden state's
+            {_reach_said(reach['LSTM h'], T)}. Of the tanh RNN and the LSTM cell state,
+            {_ranking(reach['RNN_TANH h'], reach['LSTM c'], ('tanh RNN', 'LSTM cell state'))}.
+            A tanh RNN multiplies by W_hh·(1 − h²) at every step; an LSTM's cell state passes back
+            through its forget gate, about sigmoid(0) = 0.5 at initialisation. Whether training
+            opens the gate is a measurement of a trained run: `lmprof gradflow --from RUN`. The
+            same figures, with every layer and state: `{flow.get('command', 'lmprof gradflow')}`.
         """),
     ]
 

@@ -25,7 +25,6 @@ it "not converged" and leave it out of averages, as a diverged one.
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import traceback
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from lmprof.config import RunConfig
+from lmprof.divergence import is_diverged  # the one rule (profile, show, compare use it too)
 from lmprof.errors import LossNotFinite
 from lmprof.instrument.base import Instrument
 from lmprof.instrument.gradients import CLIP_FIELDS, GradStats, clip_summary
@@ -57,23 +57,6 @@ class PerplexityAboveVocabulary(LossNotFinite):
             f"{vocab_size} (a uniform guess scores {vocab_size}); run stopped (try a smaller --lr)")
         self.epoch = epoch
         self.batch = -1
-
-
-def is_diverged(val_ppls: list[float | None], vocab_size: int | None, *, final: bool) -> bool:
-    """The sweep's rule, judged after the last of ``val_ppls`` (one per epoch so far).
-
-    NaN/inf (stored as None); or worse than a uniform guess over the vocabulary
-    at two epochs in a row, or at the ``final`` epoch of two or more. A run of one
-    epoch above it is not judged here: the tables call it "not converged".
-    """
-    def above(ppl: float | None) -> bool:
-        return ppl is None or not math.isfinite(ppl) or (vocab_size is not None and ppl > vocab_size)
-
-    last = val_ppls[-1]
-    if last is None or not math.isfinite(last):
-        return True
-    # One epoch is too little evidence: a run whose only epoch is above it ends as "not converged".
-    return above(last) and len(val_ppls) >= 2 and (final or above(val_ppls[-2]))
 
 
 def corpus_folder(cfg: RunConfig) -> Path:

@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
-from lmprof.compare import (BASELINE, FASTER, NO_SAMPLES, NOISE, NOT_COMPARABLE, SLOWER, STEP_ROW, Comparison,
-                            FunctionDiff)
+from lmprof.compare import (BASELINE, FASTER, LINE_MIN_HITS, NO_SAMPLES, NOISE, NOT_COMPARABLE, SLOWER, STEP_ROW,
+                            TOO_SMALL, Comparison, FunctionDiff)
+from lmprof.divergence import DIVERGED, NOT_CONVERGED
 from lmprof.views.format import duration, ratio as times  # "times": the name the compare and speedlab grids use
 
 if TYPE_CHECKING:
@@ -26,8 +27,9 @@ if TYPE_CHECKING:
 
 TEMPLATE = "compare.html.j2"
 VERDICT_STYLE = {FASTER: "bold green", SLOWER: "bold red", NOISE: "dim", NOT_COMPARABLE: "yellow",
-                 NO_SAMPLES: "dim", BASELINE: "dim"}
-VERDICT_CLASS = {FASTER: "faster", SLOWER: "slower", NOISE: "noise", NOT_COMPARABLE: "incomparable"}
+                 NO_SAMPLES: "dim", BASELINE: "dim", TOO_SMALL: "dim", DIVERGED: "bold red", NOT_CONVERGED: "yellow"}
+VERDICT_CLASS = {FASTER: "faster", SLOWER: "slower", NOISE: "noise", NOT_COMPARABLE: "incomparable", TOO_SMALL: "noise",
+                 DIVERGED: "slower", NOT_CONVERGED: "incomparable"}
 
 
 @dataclass
@@ -62,10 +64,19 @@ def flops_text(f: float | None) -> str:
 
 
 # --- the grids -----------------------------------------------------------------------------
+def run_status(c: Comparison, i: int) -> str:
+    """'diverged' / 'not converged' (the sweep's rule, lmprof.divergence), else 'learned'."""
+    judged = c.judgements[i] if i < len(c.judgements) else None
+    return judged["status"] if judged else "learned"
+
+
 def runs_grid(c: Comparison) -> Grid:
-    rows = [[("A" if i == 0 else chr(ord("A") + i)), name + (" (baseline)" if i == 0 else ""), desc]
-            for i, (name, desc) in enumerate(zip(c.names, c.descriptions))]
-    return Grid("runs", "Runs", ["", "run folder", "what ran"], rows, [False, False, False])
+    rows = [[("A" if i == 0 else chr(ord("A") + i)), name + (" (baseline)" if i == 0 else ""), desc,
+             run_status(c, i)] for i, (name, desc) in enumerate(zip(c.names, c.descriptions))]
+    flagged = [j for j in c.judgements if j]
+    caption = ("diverged / not converged: validation perplexity above the vocabulary size (worse than a uniform "
+               "guess); its ppl and ratios say nothing about the model (see the notes)") if flagged else ""
+    return Grid("runs", "Runs", ["", "run folder", "what ran", "outcome"], rows, [False] * 4, caption, [3])
 
 
 def letters(c: Comparison) -> list[str]:
@@ -84,10 +95,13 @@ def differs_grid(c: Comparison) -> Grid:
 def outcome_grid(c: Comparison) -> Grid:
     others = letters(c)[1:]
     rows = []
+    flagged = [run_status(c, i) if run_status(c, i) != "learned" else "" for i in range(len(c.names))]
     for o in c.outcomes:
-        cells = [o.metric, value(o.values[0])]
-        for v, r in zip(o.values[1:], o.ratios[1:]):
-            cells += [value(v), times(r)]
+        ppl = "ppl" in o.metric  # a diverged run's perplexity is named, and its ratio is not a result
+        cells = [o.metric, value(o.values[0]) + (f" ({flagged[0]})" if ppl and flagged[0] else "")]
+        for i, (v, r) in enumerate(zip(o.values[1:], o.ratios[1:]), start=1):
+            bad = ppl and (flagged[i] or flagged[0])
+            cells += [value(v) + (f" ({flagged[i]})" if ppl and flagged[i] else ""), "—" if bad else times(r)]
         rows.append(cells)
     columns = ["", "A"] + [col for x in others for col in (x, f"{x}/A")]
     return Grid("outcome", "Outcome", columns, rows, [False] + [True] * (len(columns) - 1),
@@ -109,9 +123,11 @@ def phase_grid(c: Comparison) -> Grid:
     columns += [col for x in others for col in (f"{x}/A", "95% interval", "verdict")]
     verdicts = [len(c.names) + 3 * i + 3 for i in range(len(others))]
     numeric = [False] + [j not in verdicts for j in range(1, len(columns))]
+    source = c.drift_source or f"{c.drift_margin:.0%}"
     caption = (f"Median time per training batch ± half the interquartile range. A verdict says faster or slower "
                f"only when the bootstrap {c.confidence:.0%} interval of the ratio excludes 1 and the ratio clears "
-               f"the {c.drift_margin:.0%} run-to-run drift of this machine; otherwise within noise.")
+               f"the run-to-run drift margin: {source}; otherwise within noise. Phases under the noise floor "
+               f"(1% of A's step and 200 µs) are too small to judge.")
     return Grid("phases", "Phases: time per batch", columns, rows, numeric, caption, verdicts)
 
 
@@ -138,7 +154,7 @@ def line_grid(c: Comparison, fn: FunctionDiff) -> Grid:
     for d in fn.rows:
         cells = [d.source, duration(d.per_hit[0])]
         for v, r in zip(d.per_hit[1:], d.ratios[1:]):
-            cells += [duration(v), times(r)]
+            cells += [duration(v), times(r) if d.judged else TOO_SMALL]
         if fn.bwd:  # --backward-lines in every run: the statement's backward per step, and its ratio
             bwd = fn.bwd.get(d.source) or [None] * len(c.names)
             cells += [duration(v) for v in bwd] + [times(v / bwd[0] if v is not None and bwd[0] else None)
@@ -148,7 +164,9 @@ def line_grid(c: Comparison, fn: FunctionDiff) -> Grid:
     if fn.bwd:
         columns += [f"{x} bwd" for x in letters(c)] + [f"{x}/A bwd" for x in others]
     return Grid(f"lines-{fn.name}", f"Lines of {fn.name}: the statements whose time per hit changed most", columns,
-                rows, [False] + [True] * (len(columns) - 1), "Matched by statement text, not line number.")
+                rows, [False] + [True] * (len(columns) - 1),
+                f"Matched by statement text, not line number. Lines with fewer than {LINE_MIN_HITS} hits in a run "
+                "are listed last, too small to judge.")
 
 
 def ops_grid(c: Comparison) -> Grid:
@@ -196,6 +214,7 @@ def component_grid(c: Comparison) -> Grid:
                                (f"{x} forward", f"{x} backward", *([f"{x}/A"] if x in others else []))]
     return Grid("components", "Model components: time per training step", columns, rows,
                 [False] + [True] * (len(columns) - 1),
+                "Matched by role (the model's attribute: encoder, rnn, decoder), each run's module kind named. "
                 "Mean per training step, as lmprof profile --components measured each run; no verdict "
                 "(per-step samples are kept for phases only).")
 

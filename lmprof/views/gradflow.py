@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from rich.console import RenderableType
 
+    from lmprof.instrument.gradient_draws import FlowDraws
+
 STATE_NAMES = {"h": "dL/dh", "c": "dL/dc"}
 SHARE = 0.01  # "how many steps back until the gradient is 1% of the last step's"
 
@@ -55,34 +57,91 @@ def step_rows(flow: GradientFlow, kind: str) -> list[dict[str, Any]]:
     return rows
 
 
-def step_table(flow: GradientFlow, kind: str) -> "RenderableType":
+def step_table(flow: GradientFlow, kind: str, state: str | None = None) -> "RenderableType":
+    """|dLoss_T/d state_t| per step t, one column pair (norm, ÷ last) per layer; one state per table
+    (h, then c), so the table keeps to 80 columns and numbers wrap whole, never cut."""
     from rich.table import Table
 
     states = flow.curves[kind]
-    table = Table(title=f"{kind}: |dLoss_T/d state_t| per step (mean over {flow.batches} batches)",
+    shown = [state] if state else list(states)
+    name = " and ".join(STATE_NAMES.get(s, s) for s in shown)
+    table = Table(title=f"{kind}: |{name}| per step t (mean over {flow.batches} batches)",
                   title_justify="left", show_edge=False, pad_edge=False)
-    table.add_column("t", justify="right")
-    table.add_column("back", justify="right", style="dim")
-    for state, layers in states.items():
-        for layer in range(1, len(layers) + 1):
-            table.add_column(f"{STATE_NAMES.get(state, state)} L{layer}", justify="right")
-            table.add_column("÷ last", justify="right", style="dim")
+    table.add_column("t", justify="right", no_wrap=True)
+    table.add_column("back", justify="right", style="dim", no_wrap=True)
+    for s in shown:
+        for layer in range(1, len(states[s]) + 1):
+            table.add_column(f"{STATE_NAMES.get(s, s)} L{layer}", justify="right", no_wrap=True)
+            table.add_column("÷ last", justify="right", style="dim", no_wrap=True)
     for row in step_rows(flow, kind):
         cells = [str(row["t"]), str(row["back"])]
         for key, (norm, ratio) in ((k, v) for k, v in row.items() if k not in ("t", "back")):
-            cells += [f"{norm:.2e}", "" if ratio is None else f"{ratio:.2g}"]
+            if key.rstrip("0123456789") in shown:
+                cells += [f"{norm:.2e}", "" if ratio is None else f"{ratio:.2g}"]
         table.add_row(*cells)
     return table
 
 
+def _steps_text(steps: "list[int | None]", bptt: int) -> str:
+    """'9 (8–10)': median and range over draws; a draw that never fell below 1% reads '> T-1'."""
+    from lmprof.instrument.gradient_draws import median_steps
+
+    beyond = f"> {bptt - 1}"
+
+    def one(value: "int | float | None") -> str:
+        return beyond if value is None else f"{value:g}"
+
+    if len(steps) == 1:
+        return one(steps[0])
+    known = [s for s in steps if s is not None]
+    low = one(min(known)) if known else beyond
+    high = beyond if None in steps else one(max(known))
+    return one(median_steps(steps)) + ("" if low == high else f" ({low}–{high})")
+
+
+def _decay_text(decays: list[float]) -> str:
+    import math
+    import statistics
+
+    finite = [d for d in decays if math.isfinite(d)]
+    if not finite:
+        return "—"
+    middle = statistics.median(finite)
+    return f"{middle:.3f}" + ("" if len(finite) == 1 else f" ({min(finite):.3f}–{max(finite):.3f})")
+
+
+def draws_rows(draws: "FlowDraws") -> list[dict[str, str]]:
+    """The summary as text, one row per kind, state and layer: what `gradflow` and `explain bptt` both print."""
+    return [{"kind": f["kind"], "state": STATE_NAMES.get(f["state"], f["state"]), "layer": str(f["layer"]),
+             "decay": _decay_text(f["decay"]), "steps": _steps_text(f["steps_to_1pct"], draws.bptt)}
+            for f in draws.figures()]
+
+
+def draws_table(draws: "FlowDraws") -> "RenderableType":
+    """How far back the gradient reaches: median (range) over the draws' seeds."""
+    from rich.table import Table
+
+    seeds = draws.seeds
+    which = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} draws, seeds {seeds[0]}–{seeds[-1]}"
+    table = Table(title=f"How far back the gradient reaches (bptt {draws.bptt}, loss at the last step; "
+                        f"median (range) of {which})", title_justify="left", show_edge=False, pad_edge=False)
+    for name, justify in (("model", "left"), ("gradient", "left"), ("layer", "right"),
+                          ("decay per step", "right"), ("steps to 1%", "right")):
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for row in draws_rows(draws):
+        table.add_row(row["kind"], row["state"], row["layer"], row["decay"], row["steps"])
+    return table
+
+
 def summary_table(flow: GradientFlow) -> "RenderableType":
+    """One draw's summary (a GradientFlow alone): decay per step, steps to 1%, t=1 ÷ t=T."""
     from rich.table import Table
 
     table = Table(title=f"How far back the gradient reaches (bptt {flow.config['bptt']}, loss at the last step)",
                   title_justify="left", show_edge=False, pad_edge=False)
     for name, justify in (("model", "left"), ("gradient", "left"), ("layer", "right"),
                           ("decay per step", "right"), ("steps to 1%", "right"), ("t=1 ÷ t=T", "right")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for row in summary_rows(flow):
         reach = row["steps_to_1pct"]
         table.add_row(row["kind"], STATE_NAMES.get(row["state"], row["state"]), str(row["layer"]),
@@ -91,17 +150,26 @@ def summary_table(flow: GradientFlow) -> "RenderableType":
     return table
 
 
-def flow_view(flow: GradientFlow) -> "RenderableType":
-    """The step tables, one per kind, then the summary."""
+DECAY_NOTE = ("decay per step: (|g at t=1| ÷ |g at t=T|)^(1/(T-1)); below 1 the gradient vanishes going back, "
+              "above 1 it explodes. steps to 1%: steps back until the gradient is below 1% of the last step's.")
+
+
+def flow_view(flow: "GradientFlow | FlowDraws") -> "RenderableType":
+    """The step tables (mean over the draws), one per kind and state, then the summary with its spread."""
     from rich.console import Group
     from rich.text import Text
 
+    from lmprof.instrument.gradient_draws import FlowDraws
+
+    draws = flow if isinstance(flow, FlowDraws) else None
+    mean = draws.mean_flow() if draws else flow
+    assert isinstance(mean, GradientFlow)
     parts: list[Any] = []
-    for kind in flow.curves:
-        parts += [step_table(flow, kind), Text("")]
-    parts.append(summary_table(flow))
-    parts.append(Text("decay per step: (|g at t=1| ÷ |g at t=T|)^(1/(T-1)); below 1 the gradient vanishes "
-                      "going back, above 1 it explodes.", style="dim"))
+    for kind, states in mean.curves.items():
+        for state in states:
+            parts += [step_table(mean, kind, state), Text("")]
+    parts.append(draws_table(draws) if draws else summary_table(mean))
+    parts.append(Text(DECAY_NOTE, style="dim"))
     return Group(*parts)
 
 
@@ -115,7 +183,8 @@ def flow_figure(flow: GradientFlow) -> "Figure":
     trained = "trained weights" if cfg.get("trained") else "at initialisation"
     fig, ax = new_figure(f"Gradient flow through time: |dLoss_T / dh_t| by steps back from the loss\n"
                           f"bptt {cfg['bptt']}, {cfg['nlayers']} layer(s), nhid {cfg['nhid']}, {trained}, "
-                          f"mean of {flow.batches} batches")
+                          f"mean of {flow.batches} batches" + (f" and {len(cfg['seeds'])} seeds"
+                                                               if len(cfg.get("seeds") or []) > 1 else ""))
     tab10 = matplotlib.colormaps["tab10"]
     kinds = list(flow.curves)
     layer_styles = ("-", "-.", ":", (0, (5, 1)))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmprof.compare import Comparison
-from lmprof.display import register_html
+from lmprof.display import register_html, register_terminal
 from lmprof.result import RunResult
 
 if TYPE_CHECKING:
@@ -124,6 +124,28 @@ def explanation_html(page: "RenderableType") -> str:
     return f'<div class="{SCOPE}">{rich_html(page, width=100)}</div>'
 
 
-# RunResult and Comparison live below the views; they find their notebook display here.
+def run_terminal(result: RunResult) -> "RenderableType":
+    """What ``RunResult.show()`` prints: ``lmprof show``'s tables."""
+    from lmprof.views.tables import profile_view
+
+    return profile_view(result)
+
+
+def comparison_terminal(comparison: Comparison) -> "RenderableType":
+    """What ``Comparison.show()`` prints: ``lmprof compare``'s tables."""
+    from lmprof.views.compare import compare_view
+
+    return compare_view(comparison)
+
+
+def _console_class() -> type:
+    from lmprof.views.safe_console import safe_console_class  # the command line's: a stranger's strings stay inert
+
+    return safe_console_class()
+
+
+# RunResult and Comparison live below the views; they find their notebook display and terminal tables here.
 register_html(RunResult, run_html)
 register_html(Comparison, comparison_html)
+register_terminal(RunResult, run_terminal, lambda **kw: _console_class()(**kw))
+register_terminal(Comparison, comparison_terminal)

@@ -106,16 +106,44 @@ def _refuse_mixed(view: SweepView, ax: "Axes", mixed_hardware: bool) -> bool:
 
 
 def epoch_time_figure(view: SweepView, mixed_hardware: bool = False) -> "Figure":
-    fig, ax = new_figure(f"{view.name}: training seconds per epoch" + _parallel_note(view, mixed_hardware))
-    if _refuse_mixed(view, ax, mixed_hardware):
+    """Training seconds per epoch (left) beside ms per 1,000 training tokens (right, when recorded).
+
+    Epoch seconds compare runs that train on the same tokens; a bptt or batch size change, or
+    --max-batches, changes how many, so the right panel puts every run on one scale: time per token.
+    """
+    cut = " (epochs cut by --max-batches: compare per token, right)" if view.max_batches else ""
+    fig, ax = new_figure(f"{view.name}: training seconds per epoch{cut}" + _parallel_note(view, mixed_hardware),
+                         size=(12.0, 5.0))
+    per_token = any(run.ms_per_1k_tokens for run in view.runs.values())
+    right = None
+    if per_token:
+        grid = fig.add_gridspec(1, 2)
+        ax.set_subplotspec(grid[0])
+        right = fig.add_subplot(grid[1])
+        right.grid(True, alpha=0.3)
+        right.set_title("ms per 1,000 training tokens (= 10^6 / tokens/s)", loc="left", fontsize=10)
+    refused = _refuse_mixed(view, ax, mixed_hardware)
+    if right is not None and refused:
+        _refuse_mixed(view, right, mixed_hardware)
+    if refused:
         return fig
     for run in view.runs.values():
         ax.plot(run.epochs, run.train_seconds, **_style(view, run))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training seconds")
-    ax.set_xticks(range(1, max(view.epochs, 1) + 1))
-    ax.set_ylim(bottom=0)
-    _legend(ax)
+        if right is not None:
+            points = [(e, 1e6 * s / t) for e, s, t in zip(run.epochs, run.train_seconds, run.tokens) if t]
+            if points:
+                style = {**_style(view, run), "gid": None, "label": None}
+                right.plot([p[0] for p in points], [p[1] for p in points], **style)
+    for axes, label in ((ax, "training seconds"), *(((right, "ms per 1k tokens"),) if right is not None else ())):
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(label)
+        axes.set_xticks(range(1, max(view.epochs, 1) + 1))
+        axes.set_ylim(bottom=0)
+    if right is not None and ax.get_legend_handles_labels()[0]:  # one legend, right of both panels
+        right.legend(*ax.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+                     frameon=False)
+    else:
+        _legend(ax)
     return fig
 
 

@@ -193,6 +193,16 @@ def run_page(result: RunResult, run_dir: Path) -> Page:
         headline.append(("test ppl", number(m.get("test_ppl"))))
     if m.get("message"):
         headline.append(("note", str(m["message"])))
+    if result.overhead:  # what the instruments cost on this run (bare vs watched batches)
+        from lmprof.views.overhead import cost_line
+
+        headline.append(("instruments", cost_line(result.overhead)))
+    from lmprof.divergence import judge_result
+
+    judged = judge_result(result)  # the sweep's rule: a run worse than a uniform guess says so, why, what to try
+    if judged:
+        headline[0] = ("status", judged.status)
+        headline.append((judged.status, f"{judged.why}. Try: {judged.advice}"))
     if result.never_finished():
         headline.append(("note", result.never_finished()))
     return Page(title=f"lmprof report · {run_dir.resolve().name}", kind="run", headline=headline,

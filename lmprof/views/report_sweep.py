@@ -26,6 +26,8 @@ def _seconds(value: float | None) -> str:
 SUMMARY_COLUMNS = (  # key of summary_rows, column title, format
     ("run", "run", _plain), ("status", "status", _plain), ("epochs", "epochs", _plain),
     ("total_seconds", "total s", _seconds), ("avg_epoch_seconds", "s / epoch", _seconds),
+    ("tokens_per_s", "tokens/s", lambda v: "—" if v is None else f"{v:,.0f}"),
+    ("ms_per_1k_tokens", "ms / 1k tokens", lambda v: "—" if v is None else f"{v:.1f}"),
     ("final_val_ppl", "final val ppl", lambda v: "—" if v is None else number(v)),
     ("min_val_ppl", "min val ppl", lambda v: "—" if v is None else number(v)),
     ("test_ppl", "test ppl", lambda v: "—" if v is None else number(v)),
@@ -33,7 +35,7 @@ SUMMARY_COLUMNS = (  # key of summary_rows, column title, format
     ("saved_bytes_peak", "saved activations MiB", lambda v: "—" if v is None else f"{v / 2**20:.1f}"),
     ("rss_peak_bytes", "peak RSS MiB", lambda v: "—" if v is None else f"{v / 2**20:.0f}"),
 )
-TIME_KEYS = ("total_seconds", "avg_epoch_seconds")  # hidden when runs of the sweep ran on different hardware
+TIME_KEYS = ("total_seconds", "avg_epoch_seconds", "tokens_per_s", "ms_per_1k_tokens")  # hidden when runs of the sweep ran on different hardware
 
 
 def sweep_page(plan: dict[str, Any], rows: list[dict[str, Any]], folder: Path, mixed_hardware: bool = False) -> Page:
@@ -46,7 +48,7 @@ def sweep_page(plan: dict[str, Any], rows: list[dict[str, Any]], folder: Path, m
 
     from lmprof.views.plots import FIGURES, sweep_figures
     from lmprof.sweep_summary import summary_rows, sweep_view
-    from lmprof.views.sweep_tables import clip_table, factor_table, has_clip_stats, notes
+    from lmprof.views.sweep_tables import clip_table, factor_table, has_clip_stats, has_speed, notes, speed_table
 
     view = sweep_view(plan, rows)
     hide_times = view.mixed() and not mixed_hardware
@@ -62,7 +64,9 @@ def sweep_page(plan: dict[str, Any], rows: list[dict[str, Any]], folder: Path, m
             cells[0] = f"{cells[0]} (base run: in the {row['factor']} tables)"
     sections.append(Section("tables", "Tables", data={
         "tables": rich_html(Group(*(part for t in view.tables for part in (
-            factor_table(view, t, mixed_hardware), *([clip_table(view, t)] if has_clip_stats(view, t) else [])))),
+            factor_table(view, t, mixed_hardware),
+            *([speed_table(view, t, mixed_hardware)] if has_speed(view, t) else []),
+            *([clip_table(view, t)] if has_clip_stats(view, t) else [])))),
             width=110),
         "notes": notes(view, mixed_hardware), "summary_columns": [title for _, title, _ in SUMMARY_COLUMNS],
         "summary": summary}))

@@ -96,6 +96,47 @@ def factor_table(view: SweepView, table: FactorTable, mixed_hardware: bool = Fal
     return t
 
 
+def has_speed(view: SweepView, table: FactorTable) -> bool:
+    return any(view.runs[k].tokens_per_s for k in table_keys(table))
+
+
+def speed_table(view: SweepView, table: FactorTable, mixed_hardware: bool = False) -> "Table":
+    """Beside a factor's epoch seconds: each run's training tokens per second and ms per 1,000 tokens.
+
+    Epoch seconds compare only runs that train on the same tokens; a bptt or batch size change (or
+    --max-batches, which cuts every epoch at N batches of bptt x batch tokens) changes how many, so
+    speed is read here, per token.
+    """
+    from rich.table import Table
+
+    hide = view.mixed(table_keys(table)) and not mixed_hardware
+    t = Table(title=f"{view.name}: {table.factor}: training speed (tokens/s · ms per 1k tokens)",
+              title_justify="left", show_lines=False)
+    t.add_column(table.factor, justify="right", style="bold")
+    for model in table.models:
+        t.add_column(f"{model} tokens/s", justify="right")
+        t.add_column(f"{model} ms/1k tok", justify="right")
+    for value, keys in table.rows:
+        cells = [value]
+        for model in table.models:
+            run = view.runs[keys[model]]
+            rate, per_1k = run.tokens_per_s, run.ms_per_1k_tokens
+            cells += ["—", "—"] if hide and rate else [f"{rate:,.0f}" if rate else "", f"{per_1k:.1f}" if per_1k else ""]
+        t.add_row(*cells)
+    return t
+
+
+def cut_note(view: SweepView) -> str | None:
+    """When --max-batches cut the epochs: each 'epoch' retrains on the same first batches; read speed per token."""
+    cuts = sorted(set(view.max_batches.values()))
+    if not cuts:
+        return None
+    counts = " / ".join(str(c) for c in cuts)
+    return (f"epochs cut by --max-batches {counts}: every 'epoch' trains on the same first {counts} batches of the "
+            "corpus (not a pass over it), and runs with another bptt or batch size process a different number of "
+            "tokens in those batches: compare tokens/s or ms per 1k tokens, not epoch seconds.")
+
+
 def has_clip_stats(view: SweepView, table: FactorTable) -> bool:
     return any(f is not None for k in table_keys(table) for f in view.runs[k].clipped)
 
@@ -140,7 +181,11 @@ def _missing(run: RunSeries, epoch: int) -> str:
 def notes(view: SweepView, mixed_hardware: bool = False) -> list[str]:
     """What a reader must know to compare the numbers (plain lines, markup-free)."""
     lines = ["s: training seconds of the epoch (evaluation excluded); val ppl: validation perplexity. "
-             "'all ok': mean epoch seconds and mean final val ppl of the runs that ended ok."]
+             "'all ok': mean epoch seconds and mean final val ppl of the runs that ended ok. "
+             "tokens/s: training tokens over training seconds, every epoch."]
+    cut = cut_note(view)
+    if cut:
+        lines.append(cut)
     if any(f is not None for r in view.runs.values() for f in r.clipped):
         lines.append("clipped (max norm): the share of the epoch's batches whose gradient norm was above --clip, "
                      "so clip_grad_norm_ scaled it down, and the largest norm before clipping.")
@@ -207,6 +252,8 @@ def sweep_tables(view: SweepView, mixed_hardware: bool = False) -> "RenderableTy
     parts: list[Any] = []
     for table in view.tables:
         parts.append(factor_table(view, table, mixed_hardware))
+        if has_speed(view, table):
+            parts.append(speed_table(view, table, mixed_hardware))
         if has_clip_stats(view, table):
             parts.append(clip_table(view, table))
     parts += [Text(line, style="dim") for line in notes(view, mixed_hardware)]

@@ -215,6 +215,15 @@ def profile_view(result: "RunResult", unit: str | None = None) -> "RenderableTyp
         parts += [Text("interrupted: Ctrl-C stopped the run; these tables show what ran before it.",
                        style="bold red"), Text()]
     parts.append(Text(run_description(result), style="bold"))
+    from lmprof.views.overhead import cost_line
+
+    if result.overhead:  # what the instruments cost on this run (bare vs watched batches)
+        parts.append(Text(cost_line(result.overhead), style="dim"))
+    from lmprof.divergence import judge_result
+
+    judged = judge_result(result)  # the sweep's rule (lmprof.divergence): diverged / not converged, why, what to try
+    if judged:
+        parts.append(Text(judged.line(), style="bold red"))
     if result.phases:
         parts += [summary_table(result), Text(), phase_table(result)]
     else:
