@@ -95,6 +95,7 @@ def profile_peak_rss_mb(tmp: Path, batches: int) -> float:
 
 
 def collect(pairs: int, batches: int, quick: bool) -> dict[str, Any]:
+    import bench_backward_lines
     import bench_lines
     import bench_components
     import bench_gradients
@@ -141,6 +142,10 @@ def collect(pairs: int, batches: int, quick: bool) -> dict[str, Any]:
     for label, data in corpora:
         parts = bench_components.components_ratio(data, pairs=pairs, batches=as_long_as_embedded(label, batches, 2))
         row(f"--components / bare, {label}", parts["median"], "x", parts["target"], min=parts["min"], max=parts["max"])
+    # a fixed cost (a profiler window on batches 2-4, read afterwards): measured over 40 batches of the embedded corpus
+    lines_bwd = bench_backward_lines.backward_lines_ratio(None, pairs=7, batches=40)
+    row("--backward-lines / bare, 40 batches, embedded corpus", lines_bwd["median"], "x", lines_bwd["target"],
+        min=lines_bwd["min"], max=lines_bwd["max"])
     for label, data in corpora:
         grads = bench_gradients.grad_stats_ratio(data, pairs=pairs,
                                                 batches=as_long_as_embedded(label, batches, 2))

@@ -48,6 +48,8 @@ def _show_sweep(folder: "Path") -> int:
     from lmprof.commands.profile import table_width
 
     console.print(sweep_tables(sweep_view(*load_rows(folder))), width=table_width(console))
-    console.print(f"\n[bold]Sweep folder[/bold] {folder}  (plots and every table on one page: "
-                  f"lmprof report {folder})", highlight=False)
+    from lmprof.views.format import from_file
+
+    console.print(f"\n[bold]Sweep folder[/bold] {from_file(folder)}  (plots and every table on one page: "
+                  f"lmprof report {from_file(folder)})", highlight=False)
     return 0
