@@ -181,10 +181,12 @@ def progress_instruments(console: "Console", *, prefix: str = "") -> list[Instru
 
 def print_files(console: "Console", run_dir: Path, files: dict[str, str]) -> None:
     """End a command by saying where each file is."""
-    console.print(f"\n[bold]Run folder[/bold] {run_dir}")
+    from lmprof.views.format import from_file  # a folder's name and its file names are text, never markup
+
+    console.print(f"\n[bold]Run folder[/bold] {from_file(run_dir)}")
     for role, name in files.items():
         if (run_dir / name).exists():
-            console.print(f"  {role:<12} {run_dir / name}", highlight=False)
+            console.print(f"  {from_file(role):<12} {from_file(run_dir / name)}", highlight=False)
 
 
 def dropout_note(args: Any) -> str | None:
