@@ -284,6 +284,28 @@ def test_graph_step_skips_the_epochs_short_last_batch(tiny) -> None:
     assert ran == 3 and step.skipped == 1
 
 
+def test_the_cuda_graph_variant_through_the_ladders_trial_on_a_fake_graph(tiny, monkeypatch) -> None:
+    """run_trial with cuda-graph's trainer (the graph faked): losses recorded per batch, the budget kept,
+    quality checked; with dropout 0 the losses are the reference's to float rounding."""
+    import torch
+
+    import lmprof.speedlab.graph_step as graph_step
+    from lmprof.speedlab.ladder import Plan, run_trial
+    from lmprof.speedlab.variants import BY_NAME
+
+    monkeypatch.setattr(graph_step, "GraphApi", lambda device: graph_step.EagerGraphApi())
+    cfg, corpus = tiny
+    per_batch = cfg.bptt * cfg.batch_size
+    plan = Plan(6 * per_batch, 6, 3 * per_batch, 1.0, 1)
+    eager = run_trial(cfg, torch.device("cpu"), corpus, [], plan, None)
+    graph = run_trial(cfg, torch.device("cpu"), corpus, [BY_NAME["cuda-graph"]], plan, None)
+    assert graph.status == "ok" and len(graph.losses) == 6 == len(graph.batch_ends)
+    assert [c["tokens"] for c in graph.checkpoints] == [c["tokens"] for c in eager.checkpoints]
+    assert max(abs(a - b) for a, b in zip(eager.losses, graph.losses)) < 1e-4
+    assert graph.budget_ppl == pytest.approx(eager.budget_ppl, rel=1e-3)
+    assert any("graph-safe" in note for note in graph.notes)
+
+
 # --- explain gpu on a machine without CUDA ------------------------------------------------------------
 def test_explain_gpu_without_cuda_names_the_h200_and_measures_the_cpu(capsys) -> None:
     from lmprof.cli import main
