@@ -7,7 +7,7 @@ name can be guessed by hashing candidates; share nothing more secret than a
 class roster would be.
 
 What is replaced, everywhere in the bundle's JSON (keys included):
-- every occurrence of the host names and user names given (as whole words);
+- every occurrence of the host names and user names given (not inside a longer word);
 - the path fields (config data/save/out, the corpus, the run folder), whole;
 - every absolute path in any other string (``/home/...``, ``~/...``, ``C:\\...``).
 """
@@ -42,7 +42,7 @@ class Anonymizer:
         names.update({u: stable_hash("user", u) for u in users if u and len(u) >= 2})
         ordered = sorted(names, key=len, reverse=True)  # the longest first: 'alice-pc' before 'alice'
         self.names = names
-        self.pattern = re.compile(r"(?<![\w-])(?:" + "|".join(map(re.escape, ordered)) + r")(?![\w-])") \
+        self.pattern = re.compile(r"(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, ordered)) + r")(?![A-Za-z0-9])") \
             if ordered else None
 
     def text(self, value: str) -> str:

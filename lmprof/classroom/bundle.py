@@ -114,11 +114,11 @@ def pack(run_dir: str | Path, out: str | Path | None = None, *, anonymize: bool 
             "packed_at": time.strftime("%Y-%m-%d %H:%M:%S"), "run": folder.resolve().name,
             "samples_kept": SAMPLES_KEPT}
     if anonymize:
-        from lmprof.classroom.anonymize import for_machine
+        from lmprof.classroom.anonymize import for_machine, stable_hash
 
         scrub = for_machine(environment, doc)
         doc, environment, calibration, meta = (scrub.document(x) for x in (doc, environment, calibration, meta))
-        meta["run"] = scrub.text(str(meta["run"]))
+        meta["run"] = stable_hash("run", str(meta["run"]))  # a folder's name may be the student's
     environment.pop("home", None)  # used to find the user's name; never handed in
     members = {"bundle.json": meta, RESULT_FILE: doc, "environment.json": environment,
                "calibration.json": calibration}

@@ -33,6 +33,9 @@ MEASURES: tuple[tuple[str, str, str], ...] = (
 SHARE_PHASES = ("data", "forward", "loss", "backward", "clip", "update", "logging")
 MIN_COHORT_FOR_Z = 5  # a median and a spread of fewer runs say little
 MAD_TO_SIGMA = 1.4826  # a normal's sigma is 1.4826 median absolute deviations
+# A phase's share moves by a tenth of itself, at least half a point, between reruns of one program on one
+# machine (a first run in a fresh process gives forward ten points more than a warm one: 50% against 40%).
+SHARE_NOISE = (0.1, 0.005)
 
 
 @dataclass
@@ -151,13 +154,16 @@ def quantiles(values: list[float], qs: tuple[float, ...] = (0.1, 0.5, 0.9)) -> l
     return out
 
 
-def robust_z(value: float, values: list[float]) -> float | None:
-    """(value - median) / (1.4826 MAD): a normal's z, one wild run cannot move; None for too few runs."""
+def robust_z(value: float, values: list[float], relative: float = 0.02, floor: float = 0.0) -> float | None:
+    """(value - median) / (1.4826 MAD): a normal's z, one wild run cannot move; None for too few runs.
+
+    The spread is at least ``relative`` of the median and ``floor``: identical runs still differ that much.
+    """
     if len(values) < MIN_COHORT_FOR_Z:
         return None
     median = quantiles(values, (0.5,))[0]
     mad = quantiles([abs(v - median) for v in values], (0.5,))[0]
-    spread = max(MAD_TO_SIGMA * mad, 0.02 * abs(median), 1e-12)  # identical runs: 2% of the median is noise
+    spread = max(MAD_TO_SIGMA * mad, relative * abs(median), floor, 1e-12)
     return (value - median) / spread
 
 
@@ -184,7 +190,7 @@ def place_in_cohorts(rows: list[RunRow]) -> dict[str, list[RunRow]]:
             for row, value in present:
                 below = sum(v < value for v in values) + 0.5 * (sum(v == value for v in values) - 1)
                 row.positions[key] = 100 * below / (len(values) - 1) if len(values) > 1 else 50.0
-                z = robust_z(value, values)
+                z = robust_z(value, values, *(SHARE_NOISE if key.startswith("share:") else (0.02, 0.0)))
                 if z is not None:
                     row.z[key] = z
     return dict(sorted(cohorts.items(), key=lambda kv: (-len(kv[1]), kv[0])))
