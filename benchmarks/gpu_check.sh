@@ -37,8 +37,10 @@ mkdir -p "$out" && out=$(cd "$out" && pwd)
 absolute() { [ -z "$1" ] && return; (cd "$1" 2>/dev/null && pwd) || echo "$1"; }  # paths given from the caller's folder
 data=$(absolute "${GPU_DATA:-${GPU_CHECK_DATA:-}}")
 upstream=$(absolute "${UPSTREAM:-}")
+site_path=(); IFS=: read -r -a given_path <<<"${PYTHONPATH:-}"
+for p in "${given_path[@]}"; do [ -n "$p" ] && site_path+=("$(absolute "$p")"); done  # tests run elsewhere
 cd "$root"
-export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"  # lmprof from this tree; nothing installed into python
+export PYTHONPATH="$root${site_path[*]:+:$(IFS=:; echo "${site_path[*]}")}"  # lmprof from this tree; nothing installed
 export MPLBACKEND=Agg
 
 batches=${GPU_CHECK_BATCHES:-200}; size=${GPU_CHECK_SIZE:-200}; bptt=${GPU_CHECK_BPTT:-35}
@@ -170,7 +172,8 @@ else row FAILED "diagram bptt" "$(last_line "$out/diagram.log")"; fi
 
 # --- 4. the real-CUDA tests (pytest -m cuda) -----------------------------------------------------
 if "$PY" -c 'import pytest' 2>/dev/null; then
-  tests=(tests); [ "$device" = cpu ] && tests=(tests/test_cuda.py)  # on the CPU they only skip: one file is enough
+  # only the files that hold cuda-marked tests: quicker, and no other test file's imports can stop them
+  mapfile -t tests < <(grep -l 'pytest.mark.cuda' tests/test_*.py)
   at=$SECONDS
   LMPROF_TEST_DATA=$data LMPROF_TEST_UPSTREAM=$upstream timeout "$step_timeout" \
     "$PY" -m pytest -m cuda -q -rs -p no:cacheprovider "${tests[@]}" >"$out/pytest-cuda.log" 2>&1
