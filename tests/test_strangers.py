@@ -33,7 +33,7 @@ def run_folder(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> P
     folder = tmp_path_factory.mktemp("stranger") / "run"
     code = cli.main(["profile", "--fn", "train", "--components", "--memory", "--data", str(tiny_corpus),
                      "--emsize", "16", "--nhid", "16", "--epochs", "1", "--max-batches", "4", "--bptt", "8",
-                     "--threads", "1", "--out", str(folder)])
+                     "--threads", "1", "--device", "cpu", "--out", str(folder)])
     assert code == 0
     return folder
 
@@ -231,7 +231,8 @@ def sweep_folder(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) ->
     """A real tiny sweep: two runs of one batch."""
     folder = tmp_path_factory.mktemp("stranger-sweep") / "sweep"
     code = cli.main(["sweep", "--data", str(tiny_corpus), "--epochs", "1", "--max-batches", "1", "--emsize", "16",
-                     "--nhid", "16", "--bptt", "8", "--threads", "1", "--vary", "nhid=16,24", "--out", str(folder)])
+                     "--nhid", "16", "--bptt", "8", "--threads", "1", "--device", "cpu", "--vary", "nhid=16,24",
+                     "--out", str(folder)])
     assert code == 0
     return folder
 
@@ -493,7 +494,7 @@ def test_a_full_disk_during_the_checkpoint_is_one_line_and_keeps_result_json(
     folder = small_tmpfs / "run"
     code, out, err = run_cli(capfd, "train", "--data", str(tiny_corpus), "--emsize", "400", "--nhid", "400",
                              "--epochs", "1", "--max-batches", "1", "--bptt", "8", "--threads", "1",
-                             "--out", str(folder))
+                             "--device", "cpu", "--out", str(folder))
     one_line_error(code, err)
     assert "No space left on device" in err and "model.pt" in err
     doc = json.loads((folder / "result.json").read_text())  # valid, and says what happened
@@ -506,7 +507,7 @@ def test_a_closed_pipe_stops_the_printing_not_the_run(tiny_corpus: Path, tmp_pat
     folder = tmp_path / "bp1"
     command = [sys.executable, "-m", "lmprof", "profile", "--fn", "train", "--data", str(tiny_corpus),
                "--emsize", "16", "--nhid", "16", "--epochs", "2", "--max-batches", "3", "--bptt", "8",
-               "--log-interval", "1", "--threads", "1", "--out", str(folder)]
+               "--log-interval", "1", "--threads", "1", "--device", "cpu", "--out", str(folder)]
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before the first line: `| head -0`
     done = subprocess.run(command, stdout=write_end, stderr=subprocess.PIPE, timeout=300)
