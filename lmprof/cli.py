@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # A write that fails for one of these is the disk's or the folder's fault, not lmprof's: one line, exit 2.
 FULL_OR_READ_ONLY = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 STORAGE_ERRORS = FULL_OR_READ_ONLY | {errno.EACCES, errno.EPERM, errno.EIO}
+# A received folder whose flow.svg is a folder (or whose member path runs through a file): its fault too.
+STORAGE_ERRORS |= {errno.EISDIR, errno.ENOTDIR, errno.ELOOP}
 
 
 class Parser(argparse.ArgumentParser):
@@ -101,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         if e.errno not in STORAGE_ERRORS:
             raise
-        where = f" {e.filename}" if e.filename else ""
+        target = e.filename2 or e.filename  # an atomic write's rename names the temp file first, the target second
+        where = f" {target}" if target else ""
         verb = "cannot write" if e.errno in FULL_OR_READ_ONLY else "cannot use"
         print(f"lmprof {args.command}: error: {verb}{where}: {e.strerror}", file=sys.stderr)
         return 2

@@ -100,6 +100,16 @@ def test_a_fifo_figure_does_not_hang_the_report(run_folder: Path, tmp_path: Path
     assert "is not a regular file" in (folder / "report.html").read_text()
 
 
+def test_a_member_that_is_a_folder_is_one_line_when_written(run_folder: Path, tmp_path: Path,
+                                                            capfd: pytest.CaptureFixture[str]) -> None:
+    folder = copy_of(run_folder, tmp_path)
+    (folder / "flow.svg").unlink(missing_ok=True)
+    (folder / "flow.svg").mkdir()
+    code, out, err = run_cli(capfd, "diagram", "flow", "--from", str(folder), "--format", "svg")
+    one_line_error(code, err)
+    assert "flow.svg: Is a directory" in err
+
+
 def test_the_api_and_notebook_do_not_follow_a_linked_figure(run_folder: Path, tmp_path: Path,
                                                             secret: tuple[Path, str]) -> None:
     import lmprof
