@@ -325,6 +325,32 @@ def test_explain_gpu_numbers_are_sane(capsys) -> None:
     assert numbers["tiny"]["ops"] > 50 and numbers["default"]["seconds"] > numbers["tiny"]["seconds"]
 
 
+def test_explain_gpus_cuda_page_on_a_fake_gpu(monkeypatch) -> None:
+    """The CUDA branch's code (floor, eager and graph steps, the batch curve, the page) run on the CPU at tiny
+    sizes, with the graph faked and the device's name given: every number present, the words right."""
+    import torch
+
+    import lmprof.speedlab.graph_step as graph_step
+    from lmprof.explain import gpu
+
+    monkeypatch.setattr(graph_step, "GraphApi", lambda device: graph_step.EagerGraphApi())
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
+    monkeypatch.setattr(gpu, "BASE", RunConfig(emsize=16, nhid=16, nlayers=1, bptt=4, batch_size=2))
+    monkeypatch.setattr(gpu, "CURVE", (2, 8))
+    monkeypatch.setattr(gpu, "WARM", 4)
+    monkeypatch.setattr(gpu, "TIMED", 3)
+    numbers = gpu.measure_gpu(torch.device("cpu"), 50)
+    assert [c["batch"] for c in numbers["curve"]] == [2, 8] and numbers["curve_stopped"] == ""
+    assert numbers["eager_seconds"] > 0 and numbers["graph_seconds"] > 0 and numbers["kernel_seconds"] > 0
+    text = io.StringIO()
+    from rich.console import Console
+
+    Console(file=text, width=120, color_system=None).print(gpu.render({"cuda": True, **numbers, "h200": gpu.H200}))
+    page = text.getvalue()
+    assert "Measured now on Fake GPU" in page and "GPU busy" in page and "whole step as one CUDA graph" in page
+    assert "question (a)" in page and ("launch-bound" in page or "compute-bound" in page or "mixed" in page)
+
+
 # --- with CUDA ----------------------------------------------------------------------------------------
 @pytest.mark.cuda
 def test_cuda_graph_20_steps_finite_and_close_to_eager_with_dropout_0(tiny_corpus: Path) -> None:

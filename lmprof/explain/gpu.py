@@ -172,6 +172,10 @@ def _ms(seconds: float) -> str:
     return f"{1e3 * seconds:.2f} ms"
 
 
+def _count(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
 def _predict() -> RenderableType:
     return prose("""
         A GPU does not run Python. For every operation the host (Python, torch's dispatcher, the CUDA
@@ -245,7 +249,7 @@ def _render_gpu(n: dict[str, Any]) -> RenderableType:
         section(f"2. Measured now on {n['gpu']} (torch {n['torch']})"),
         table(None, ["what", "figure"], [
             ("eager step (the reference train(), synchronised)", _ms(n["eager_seconds"])),
-            ("kernels per step; their summed GPU time", f"{n['kernels_per_step']:,.0f}; {_ms(n['kernel_seconds'])}"),
+            ("kernels per step; their summed GPU time", f"{_count(n['kernels_per_step'])}; {_ms(n['kernel_seconds'])}"),
             ("GPU busy (kernel time / step time)", f"{n['busy']:.0%}"),
             ("the whole step as one CUDA graph, replayed", f"{_ms(n['graph_seconds'])} "
              f"({n['eager_seconds'] / n['graph_seconds']:.1f}x eager; the floor is {_ms(n['kernel_seconds'])})"),
