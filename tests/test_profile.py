@@ -123,7 +123,11 @@ def test_ctrl_c_after_training_prints_what_ran_and_exits_130(tiny_args: list[str
 def test_sync_blocking_on_cpu_sets_the_mode_and_adds_no_note(tiny_args: list[str], tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
     monkeypatch.setenv("CUDA_LAUNCH_BLOCKING", "0")  # restored after the test
+    # as from a shell: on a GPU machine earlier tests have started CUDA in this process, where blocking is refused
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
     assert main(["profile", *tiny_args, "--sync", "blocking", "--device", "cpu"]) == 0  # on CPU, also on a GPU machine
     assert os.environ["CUDA_LAUNCH_BLOCKING"] == "1"
     assert "CUDA" not in capsys.readouterr().out
