@@ -40,6 +40,32 @@ def quiet_library_warnings() -> None:
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
+def device_choice_note(device: str, accel: bool) -> str:
+    """When upstream's --accel and an explicit --device are both given, which one won (the explicit one), in words."""
+    if not accel or device == "auto":
+        return ""
+    return (f"--device {device} and --accel both given: --device {device} wins (an explicit device is never "
+            "overridden; --accel means --device auto)")
+
+
+def set_launch_blocking() -> None:
+    """--sync blocking: CUDA reads CUDA_LAUNCH_BLOCKING once, when it starts in this process.
+
+    Set it now, or refuse in one line where CUDA is already running (a notebook that used the GPU):
+    a run recorded as blocking that was not would show launch times as kernel times.
+    """
+    import os
+    import sys
+
+    torch = sys.modules.get("torch")  # not imported yet: CUDA cannot have started
+    started = torch is not None and torch.cuda.is_initialized()
+    if started and os.environ.get("CUDA_LAUNCH_BLOCKING") != "1":
+        raise UsageError("--sync blocking: CUDA has already started in this process, and it reads "
+                         "CUDA_LAUNCH_BLOCKING only when it starts; restart the notebook kernel (or run lmprof "
+                         "profile --sync blocking from a shell) and profile before anything uses the GPU")
+    os.environ["CUDA_LAUNCH_BLOCKING"] = "1"
+
+
 def setting(default: Any, help: str, *, flag: str | None = None, metavar: str | None = None,
             choices: tuple[str, ...] | None = None, upstream: bool = True, cli: bool = True) -> Any:
     """A RunConfig field and its command-line flag: the one place a setting is described.
@@ -84,6 +110,10 @@ class RunConfig:
     device: str = setting("auto", "auto: the accelerator when present, else cpu", choices=DEVICES, upstream=False)
     threads: int | None = setting(None, "torch CPU threads (default: torch's choice for this machine)",
                                   metavar="N", upstream=False)
+    sample_every: int | None = setting(None, "expensive instruments (lines, components, memory, grad-stats, CUDA "
+                                             "phase events) watch one training batch in K, the others run bare; 0: "
+                                             "every batch (default: 16 on CUDA, 0 elsewhere)", metavar="K",
+                                       upstream=False)
     synth_seed: int = setting(0, "seed of the embedded corpus (when data is None)", upstream=False, cli=False)
 
     eval_batch_size = 10  # upstream's constant (not a flag)
@@ -113,6 +143,9 @@ class RunConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not -(2**63) <= self.seed < 2**64:
             raise UsageError(f"--seed must be a whole number from -2**63 to 2**64 - 1 (what torch.manual_seed "
                              f"takes), got {self.seed}")
+        if self.sample_every is not None and (isinstance(self.sample_every, bool) or
+                                              not isinstance(self.sample_every, int) or self.sample_every < 0):
+            raise UsageError(f"--sample-every must be 0 (every batch) or a positive integer, got {self.sample_every}")
         if self.device not in DEVICES:
             raise UsageError(f"unknown --device {self.device!r}: choose one of {', '.join(DEVICES)}")
         if self.tied and self.model in RNN_KINDS and self.nhid != self.emsize:

@@ -19,6 +19,7 @@ Sections (each optional but ``config``):
     memory        saved-activation bytes, parameter/gradient/optimizer bytes, RSS, CUDA memory
     gradients     pre-clip gradient norms and the fraction of batches clipped, per epoch
     backward_lines per line of forward: its operators' time forward and in backward (--backward-lines)
+    overhead      bare and watched ms per batch, their ratio, the sampling (--sample-every)
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class RunResult:
     memory: dict[str, Any] = field(default_factory=dict)  # saved activations, params/grads/optimizer, RSS, CUDA
     gradients: dict[str, Any] = field(default_factory=dict)  # pre-clip norms and clip statistics per epoch
     backward_lines: dict[str, Any] = field(default_factory=dict)  # per forward line: forward and backward operator time
+    overhead: dict[str, Any] = field(default_factory=dict)  # bare vs watched ms per batch: what the instruments cost
     sweep: dict[str, Any] = field(default_factory=dict)  # a sweep's run: its place in the sweep, where it ran, its error
     files: dict[str, str] = field(default_factory=dict)  # role -> file name in the run folder
     run_dir: str = ""  # where the folder was when last saved or loaded

@@ -25,6 +25,7 @@ from lmprof.corpora import synth
 from lmprof.corpora.check import CorpusSize, check_corpus
 from lmprof.errors import UsageError
 from lmprof.instrument.base import Instrument, RunContext
+from lmprof.instrument.sampling import sampled_names, sampler_for
 from lmprof.phases import Fanout, listening
 from lmprof.result import RunResult
 from lmprof.version import __version__
@@ -90,7 +91,8 @@ def _remove_own_files(run_dir: Path) -> None:
 def resolve_device(cfg: RunConfig) -> Any:
     import torch
 
-    want = "auto" if cfg.accel else cfg.device
+    # --accel is upstream's "use an accelerator": it means --device auto, and never overrides an explicit device
+    want = cfg.device
     if want == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -102,6 +104,22 @@ def resolve_device(cfg: RunConfig) -> Any:
     if want == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UsageError("--device mps: no MPS device is available here (use --device cpu or auto)")
     return torch.device(want)
+
+
+# Instruments whose timers stamp spans inside a phase on the host clock: on MPS (asynchronous, no timing
+# events in lmprof) those times would be launch times. The phase timer synchronises instead (recorders.py).
+UNSYNCHRONISED_ON_MPS = {"components": "--components", "backward_lines": "--backward-lines"}
+
+
+def refuse_unsynchronised_timers(instruments: Sequence[Instrument], device: Any) -> None:
+    """One line, before the run folder exists, for a timer that would misread an MPS run."""
+    if getattr(device, "type", "") != "mps":
+        return
+    flags = [UNSYNCHRONISED_ON_MPS[i.name] for i in instruments if i.name in UNSYNCHRONISED_ON_MPS]
+    if flags:
+        raise UsageError(f"{' and '.join(flags)} on --device mps: its spans would time kernel launches, not "
+                         "kernels (MPS runs asynchronously and lmprof has no MPS timing events); use --device "
+                         "cpu for them, or drop the flag (the phase table synchronises at each phase)")
 
 
 def full_batches_per_epoch(cfg: RunConfig, size: CorpusSize) -> int:
@@ -176,6 +194,7 @@ def run(
     data_path = Path(cfg.data) if cfg.data else synth.default_corpus(cfg.synth_seed)
     size = check_corpus(data_path, cfg.batch_size, cfg.bptt, cfg.eval_batch_size)
     device = resolve_device(cfg)  # before the folder exists: a bad --device writes nothing
+    refuse_unsynchronised_timers(instruments, device)
     folder = prepare_run_dir(run_dir or cfg.out or default_run_dir(command, cfg), force=force)
     save_path = cfg.save or str(folder / "model.pt")
 
@@ -185,6 +204,10 @@ def run(
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    from lmprof.config import device_choice_note
+
+    if device_choice_note(cfg.device, cfg.accel):
+        log(device_choice_note(cfg.device, cfg.accel))
     result = _first_result(cfg, command, device, folder, data_path, size, save_path, sweep)
 
     from lmprof.epoch_records import EpochRecords
@@ -194,19 +217,20 @@ def run(
                          full_batches_per_epoch=full_batches_per_epoch(cfg, size))
     instruments = with_gpu_busy(instruments, device)
     started: list[Instrument] = []
+    sampler = None
     start = time.perf_counter()
     try:
         with ExitStack() as stack:
-            _start_watching(stack, instruments, context, started)
+            sampler = _start_watching(stack, instruments, context, started)
             main(cfg, str(data_path), save_path, device, log=log, watch=records)
     except KeyboardInterrupt:
         result.metrics["status"] = "interrupted"
-        _close(result, folder, started, start)
+        _close(result, folder, started, start, sampler)
         raise
     except Exception as e:
         result.metrics["status"] = "failed"
         result.metrics["message"] = f"{e.__class__.__name__}: {e}"
-        unsaved = _close(result, folder, started, start)
+        unsaved = _close(result, folder, started, start, sampler)
         if isinstance(e, OSError) or unsaved:
             raise UsageError(unsaved_message(result, folder, e if isinstance(e, OSError) else unsaved)) from None
         raise
@@ -214,7 +238,7 @@ def run(
         status=records.status, message=records.message, test_loss=records.test_loss,
         test_ppl=records.test_ppl, ntokens=records.ntokens, nparams=records.nparams,
         train_tokens=records.train_tokens)
-    unsaved = _close(result, folder, started, start)
+    unsaved = _close(result, folder, started, start, sampler)
     if unsaved:
         raise UsageError(unsaved_message(result, folder, unsaved))
     return result
@@ -235,18 +259,27 @@ def _first_result(cfg: RunConfig, command: str, device: Any, folder: Path, data_
 
 
 def _start_watching(stack: ExitStack, instruments: Sequence[Instrument], context: RunContext,
-                    started: list[Instrument]) -> None:
-    """Start each instrument (stopped when ``stack`` closes) and install their recorders for the markers."""
-    recorders = []
+                    started: list[Instrument]) -> Any:
+    """Start each instrument (stopped when ``stack`` closes) and install their recorders for the markers.
+
+    Returns the Sampler when the run samples (an instrument that costs per call, or CUDA phase events:
+    lmprof.instrument.sampling), else None."""
+    recorders: list[tuple[Any, bool]] = []
     for instrument in instruments:
         instrument.start(context)
         started.append(instrument)
         stack.callback(instrument.stop)
         rec = instrument.recorder()
         if rec is not None:  # an outermost recorder (gpu_busy) enters before the others and exits after them
-            recorders.insert(0, rec) if getattr(instrument, "outermost", False) else recorders.append(rec)
-    if recorders:
-        stack.enter_context(listening(recorders[0] if len(recorders) == 1 else Fanout(*recorders)))
+            entry = (rec, bool(getattr(instrument, "sampled", False)))
+            recorders.insert(0, entry) if getattr(instrument, "outermost", False) else recorders.append(entry)
+    sampler = sampler_for(instruments, recorders, context)
+    if sampler is not None:
+        stack.enter_context(listening(sampler))
+    elif recorders:
+        plain = [rec for rec, _ in recorders]
+        stack.enter_context(listening(plain[0] if len(plain) == 1 else Fanout(*plain)))
+    return sampler
 
 
 def with_gpu_busy(instruments: Sequence[Instrument], device: Any) -> list[Instrument]:
@@ -262,13 +295,18 @@ def with_gpu_busy(instruments: Sequence[Instrument], device: Any) -> list[Instru
     return [*instruments, GpuBusy()]
 
 
-def _close(result: RunResult, folder: Path, started: Sequence[Instrument], start: float) -> OSError | None:
+def _close(result: RunResult, folder: Path, started: Sequence[Instrument], start: float,
+           sampler: Any = None) -> OSError | None:
     """Every instrument's tables into the result, and result.json saved; the first write that failed, if any.
 
     One failed write (lines.lprof on a full disk) does not stop the others: what can be kept, is.
     """
     failed: OSError | None = None
     result.metrics["wall_seconds"] = time.perf_counter() - start
+    if sampler is not None:  # what watching cost, measured on this run (bare vs watched batches)
+        cfg = result.config
+        result.overhead = sampler.section(sampled_names(started), int(cfg.get("batch_size", 1)),
+                                          int(cfg.get("bptt", 1)))
     for instrument in started:
         try:
             instrument.contribute(result, folder)

@@ -59,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
                          "(or --fn train, where loss.backward() gets the breakdown)")
     cfg = config_from_args(args)
     if args.sync == "blocking":
-        # Read when CUDA starts, so it must be set before anything touches the GPU.
-        os.environ["CUDA_LAUNCH_BLOCKING"] = "1"
+        from lmprof.config import set_launch_blocking
+
+        set_launch_blocking()  # read when CUDA starts: set before anything touches the GPU, or refused
 
     from lmprof.commands.console import log_to, make_console, progress_instruments
     from lmprof.commands.train import finish

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lmprof.instrument.base import Instrument, RunContext
+from lmprof.instrument.cuda_events import EventPool
 from lmprof.result import RunResult
 
 Clock = Callable[[], float]
@@ -56,6 +57,7 @@ class ComponentTimer(Instrument):
     """Forward and backward time of each model component; contributes ``result.components``."""
 
     name = "components"
+    sampled = True  # watches one batch in --sample-every K (lmprof.instrument.sampling)
 
     def __init__(self, clock: Clock = time.perf_counter, *, warmup: int = 0,
                  event_factory: Callable[[], Any] | None = None,
@@ -67,6 +69,7 @@ class ComponentTimer(Instrument):
         self.cuda = event_factory is not None
         self.model_kind = ""
         self._event: Callable[[], Any] | None = event_factory
+        self._pool: EventPool | None = EventPool(event_factory) if event_factory is not None else None
         self._synchronize: Callable[[], None] | None = synchronize
         self._handles: list[Any] = []
         self._finder: Any = None
@@ -89,11 +92,9 @@ class ComponentTimer(Instrument):
 
     # --- clocks ------------------------------------------------------------------------
     def _now(self) -> Any:
-        if self._event is None:
+        if self._pool is None:
             return self.clock()
-        event = self._event()
-        event.record()
-        return event
+        return self._pool.stamp()
 
     def _add(self, key: tuple[str, str, str], start: Any, end: Any) -> None:
         if key[0] == "train" and self.steps < self.warmup:
@@ -102,19 +103,24 @@ class ComponentTimer(Instrument):
             self.seconds[key] += end - start
             return
         self._pending.append((key, start, end))
-        if len(self._pending) >= FOLD_EVERY:
-            self._fold(wait=False)
 
     def _fold(self, wait: bool) -> None:
+        """Read finished spans; their events go back to the pool unless a span still waiting shares them.
+
+        Called between steps only (a span's end is often the next one's start: none may be reused while open)."""
         if wait and self._synchronize is not None:
             self._synchronize()
-        keep = []
+        keep, read = [], {}
         for key, start, end in self._pending:
             if wait or end.query():
                 self.seconds[key] += start.elapsed_time(end) / 1000.0
+                read[id(start)], read[id(end)] = start, end
             else:
                 keep.append((key, start, end))
         self._pending = keep
+        if self._pool is not None:
+            waiting = {id(e) for _, start, end in keep for e in (start, end)}
+            self._pool.give(*(e for i, e in read.items() if i not in waiting))
 
     # --- the instrument protocol -----------------------------------------------------------
     def start(self, context: RunContext) -> None:
@@ -123,13 +129,31 @@ class ComponentTimer(Instrument):
 
         self.model_kind = context.cfg.model
         if context.device.type == "cuda" and self._event is None:
+            from lmprof.instrument.cuda_events import cuda_pool
+
             self.cuda = True
             self._event = lambda: torch.cuda.Event(enable_timing=True)
+            self._pool = cuda_pool(context.device)
             self._synchronize = torch.cuda.synchronize
+        self._watch_hook = register_module_forward_pre_hook
         self._finder = register_module_forward_pre_hook(self._find)
 
     def recorder(self) -> "ComponentTimer":
         return self
+
+    def watch(self, on: bool) -> None:
+        """Sampling: hooks on for a watched batch, off (removed: a bare module call pays nothing) otherwise."""
+        if not on:
+            self.stop()
+            return
+        if self._handles or self._finder is not None:
+            return
+        if self.model is not None:
+            self._hook_model(self.model)
+        if self.criterion is not None:
+            self._hook(self.criterion, LOSS)
+        if self.model is None or self.criterion is None:
+            self._finder = self._watch_hook(self._find)
 
     def stop(self) -> None:
         for handle in [self._finder, *self._handles]:
@@ -161,6 +185,8 @@ class ComponentTimer(Instrument):
             for (component, start), (_, stop) in zip(self._marks, [*self._marks[1:], ("", end)]):
                 self._add(("train", "backward", component), start, stop)
             self.steps += 1
+            if len(self._pending) >= FOLD_EVERY:  # between steps: no event of an open span is handed back
+                self._fold(wait=False)
         self._phase, self._phase_start = None, None
 
     # --- module hooks ----------------------------------------------------------------------

@@ -58,6 +58,7 @@ class GradStats(Instrument):
     """
 
     name = "gradients"
+    sampled = True  # reads the norm on one batch in --sample-every K (lmprof.instrument.sampling)
 
     def __init__(self) -> None:
         self.clip = 0.0

@@ -131,6 +131,7 @@ class LineProfile(Instrument):
     """
 
     name = "lines"
+    sampled = True  # traces one training batch in --sample-every K (lmprof.instrument.sampling)
 
     def __init__(self, functions: Sequence[str] = ("train",), *, unit: str = "auto", sync: str = "launch") -> None:
         if unit not in UNITS:
@@ -143,6 +144,7 @@ class LineProfile(Instrument):
         self.functions: dict[str, Callable[..., Any]] = {}
         self.profiler: Any = None
         self.counter = PhaseCounter()
+        self.tracing = False
 
     def recorder(self) -> PhaseCounter | None:
         return self.counter if any(name in TRAINING_PHASE for name in self.names) else None
@@ -157,10 +159,18 @@ class LineProfile(Instrument):
             # it can tell profiled code apart); the statements and their numbers stay the same.
             self.profiler.add_function(func)
         self.profiler.enable_by_count()
+        self.tracing = True
+
+    def watch(self, on: bool) -> None:
+        """Sampling: the tracer on for a watched batch only (a bare batch runs untraced)."""
+        if self.profiler is not None and on != self.tracing:
+            self.profiler.enable_by_count() if on else self.profiler.disable_by_count()
+            self.tracing = on
 
     def stop(self) -> None:
-        if self.profiler is not None:
+        if self.profiler is not None and self.tracing:
             self.profiler.disable_by_count()
+            self.tracing = False
 
     def contribute(self, result: RunResult, run_dir: Path) -> None:
         if self.profiler is None:

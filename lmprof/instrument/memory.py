@@ -53,9 +53,11 @@ class ProcMemory:
         self.page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         self.statm: Any = None
         self.clear: Any = None
+        self.status: Any = None  # kept open: opening it per phase boundary cost more than reading it
         try:
             self.statm = open("/proc/self/statm", "rb", buffering=0)
             self.clear = open("/proc/self/clear_refs", "wb", buffering=0)
+            self.status = open("/proc/self/status", "rb", buffering=0)
         except OSError:
             pass
 
@@ -76,15 +78,16 @@ class ProcMemory:
             return False
 
     def peak(self) -> int:
-        if self.clear is not None:
-            with open("/proc/self/status", "rb") as f:
-                for line in f:
-                    if line.startswith(b"VmHWM:"):
-                        return int(line.split()[1]) * 1024
+        if self.clear is not None and self.status is not None:
+            self.status.seek(0)
+            text = self.status.read(8192)
+            at = text.find(b"VmHWM:")
+            if at >= 0:
+                return int(text[at + 6:text.index(b"kB", at)]) * 1024
         return peak_rss()
 
     def close(self) -> None:
-        for f in (self.statm, self.clear):
+        for f in (self.statm, self.clear, self.status):
             if f is not None:
                 f.close()
 
@@ -96,20 +99,52 @@ def peak_rss() -> int:
 
 
 class CudaMemory:
-    """The CUDA allocator's figures; tests pass a fake with the same four functions."""
+    """The CUDA allocator's figures; tests pass a fake with the same four functions.
 
-    def __init__(self, torch_cuda: Any, device: Any) -> None:
+    ``torch.cuda.memory_allocated()`` and ``max_memory_allocated()`` each build, flatten and sort the
+    whole ``memory_stats()`` dictionary in Python (461k ``_recurse_add_to_result`` calls in 150 batches
+    of --memory on the H200). ``raw_stats(index)``, torch's C binding under memory_stats, gives both
+    figures from one nested dict; ``reset(index)`` resets the peak without the Python wrapper.
+    """
+
+    def __init__(self, torch_cuda: Any, device: Any, raw_stats: Callable[[int], Any] | None = None,
+                 reset: Callable[[int], None] | None = None, index: int = 0) -> None:
         self.cuda = torch_cuda
         self.device = device
+        self.raw_stats, self.raw_reset, self.index = raw_stats, reset, index
 
     def allocated(self) -> int:
-        return int(self.cuda.memory_allocated(self.device))
+        return self.read()[0]
 
     def reset_peak(self) -> None:
-        self.cuda.reset_peak_memory_stats(self.device)
+        if self.raw_reset is not None:
+            self.raw_reset(self.index)
+        else:
+            self.cuda.reset_peak_memory_stats(self.device)
 
     def peak(self) -> int:
-        return int(self.cuda.max_memory_allocated(self.device))
+        return self.read()[1]
+
+    def read(self) -> tuple[int, int]:
+        """(allocated, peak since the last reset) in bytes, from one call where torch allows."""
+        if self.raw_stats is not None:
+            allocated = self.raw_stats(self.index)["allocated_bytes"]["all"]
+            return int(allocated["current"]), int(allocated["peak"])
+        return int(self.cuda.memory_allocated(self.device)), int(self.cuda.max_memory_allocated(self.device))
+
+
+def torch_cuda_memory(device: Any) -> CudaMemory:
+    """CudaMemory on a real CUDA device, reading through torch's C bindings when this torch has them."""
+    import torch
+
+    index = torch.cuda._get_device_index(device, optional=True)
+    raw = getattr(torch._C, "_cuda_memoryStats", None)
+    reset = getattr(torch._C, "_cuda_resetPeakMemoryStats", None)
+    try:  # the binding's shape is torch's business: check it once, fall back to the public calls
+        raw(index)["allocated_bytes"]["all"]["peak"]  # type: ignore[misc]
+    except Exception:
+        raw = reset = None
+    return CudaMemory(torch.cuda, device, raw, reset, index)
 
 
 class SavedCounter:
@@ -194,6 +229,7 @@ class MemoryRecorder:
         self.grad_bytes = 0
         self.optimizer_bytes = 0
         self._open: list[str] = []
+        self._allocated = 0
 
     # --- module hooks: which part of the model is running -------------------------
 
@@ -264,8 +300,9 @@ class MemoryRecorder:
         rss = self.proc.peak() if self.rss_peak_ok else self.proc.rss()
         peaks["rss_peak_bytes"] = max(peaks.get("rss_peak_bytes", 0), rss)
         if self.cuda is not None:
-            peaks["cuda_peak_bytes"] = max(peaks.get("cuda_peak_bytes", 0), self.cuda.peak())
-            peaks["cuda_allocated_bytes"] = self.cuda.allocated()
+            allocated, peak = self.cuda.read()  # one allocator query per boundary
+            peaks["cuda_peak_bytes"] = max(peaks.get("cuda_peak_bytes", 0), peak)
+            peaks["cuda_allocated_bytes"] = self._allocated = allocated
         if name == "loss":
             self._end_of_batch()
         elif name == "backward" and not self.grad_bytes and self.model is not None:
@@ -276,7 +313,7 @@ class MemoryRecorder:
         self.batch_saved.append(self.counter.live_bytes)
         self.batch_rss.append(self.proc.rss())
         if self.cuda is not None:
-            self.batch_cuda.append(self.cuda.allocated())
+            self.batch_cuda.append(self._allocated)  # read at this same boundary
         if self.counter.live_bytes >= max(self.batch_saved):
             self.by_role = dict(self.counter.packed_bytes)
 
@@ -327,6 +364,7 @@ class MemoryInstrument(Instrument):
     """``--memory``: contributes result.memory; ``snapshot`` (CUDA) also writes memory_snapshot.pickle."""
 
     name = "memory"
+    sampled = True  # watches one batch in --sample-every K (lmprof.instrument.sampling)
 
     def __init__(self, snapshot: bool = False, cuda_factory: Callable[[Any], CudaMemory | None] | None = None,
                  ) -> None:
@@ -340,9 +378,7 @@ class MemoryInstrument(Instrument):
         if self.cuda_factory is not None:
             cuda = self.cuda_factory(context.device)
         elif getattr(context.device, "type", "") == "cuda":
-            import torch
-
-            cuda = CudaMemory(torch.cuda, context.device)
+            cuda = torch_cuda_memory(context.device)
         if self.snapshot and cuda is not None:
             import torch
 
@@ -353,6 +389,15 @@ class MemoryInstrument(Instrument):
 
     def recorder(self) -> MemoryRecorder | None:
         return self.rec
+
+    def watch(self, on: bool) -> None:
+        """Sampling: the global module hooks only while a watched batch runs (a bare module call pays nothing)."""
+        if self.rec is None:
+            return
+        if on and not self.rec.module_hooks:
+            self.rec.install()
+        elif not on:
+            self.rec.uninstall()
 
     def stop(self) -> None:
         if self.rec is not None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lmprof.instrument.base import Instrument, RunContext
+from lmprof.instrument.cuda_events import EventPool
 from lmprof.phases import LABELS, PHASE_NAMES, STEP_PHASES, UNCOVERED
 from lmprof.result import RunResult
 
@@ -90,38 +91,46 @@ class CudaEventRecorder(HostRecorder):
 
     ``event_factory`` makes an object with ``record()``, ``query()`` and
     ``elapsed_time(other)`` (ms), as ``torch.cuda.Event(enable_timing=True)``
-    does; tests inject a fake to run this logic on a CPU.
+    does; tests inject a fake to run this logic on a CPU. ``pool``: where the
+    events come from (make_recorder gives the pooled, cached-stream one).
+
+    Sampled (``watch(False)``, lmprof.instrument.sampling): a bare batch's step
+    phases keep the host clock only; a step phase's GPU total is then its
+    watched calls' total scaled to all its calls, and its samples are the
+    watched calls'. The events sit inside the host clock's span (clock, then
+    event; event, then clock), so their host cost is inside the phases.
     """
 
     clock_name = "cuda events"
     FOLD_EVERY = 2048  # completed event pairs are folded into totals past this many pending
 
     def __init__(self, event_factory: Callable[[], Any], synchronize: Callable[[], None],
-                 clock: Clock = time.perf_counter) -> None:
+                 clock: Clock = time.perf_counter, pool: EventPool | None = None) -> None:
         super().__init__(clock)
-        self.event_factory = event_factory
+        self.pool = pool or EventPool(event_factory)
         self.synchronize = synchronize
+        self.events_on = True
         self.gpu_seconds: dict[str, float] = defaultdict(float)
+        self.gpu_calls: dict[str, int] = defaultdict(int)
         self.gpu_samples: dict[str, BoundedSamples] = defaultdict(BoundedSamples)
-        self._events: list[tuple[str, Any]] = []  # (name, start event) still open
+        self._events: list[Any] = []  # start events still open (None: opened bare)
         self._pending: list[tuple[str, Any, Any]] = []  # (name, start, end) not yet read
-        self._spare: list[Any] = []
 
-    def _event(self) -> Any:
-        event = self._spare.pop() if self._spare else self.event_factory()
-        event.record()
-        return event
+    def watch(self, on: bool) -> None:
+        """Sampling: events on the step phases of watched batches only (every phase outside them)."""
+        self.events_on = on
 
     def enter(self, name: str) -> None:
-        self._events.append((name, self._event()))
         super().enter(name)
+        self._events.append(self.pool.stamp() if self.events_on else None)
 
     def exit(self, name: str) -> None:
+        start = self._events.pop()
+        if start is not None:
+            self._pending.append((name, start, self.pool.stamp()))
+            if len(self._pending) >= self.FOLD_EVERY:
+                self._fold(wait=False)
         super().exit(name)
-        opened, start = self._events.pop()
-        self._pending.append((opened, start, self._event()))
-        if len(self._pending) >= self.FOLD_EVERY:
-            self._fold(wait=False)
 
     def _fold(self, wait: bool) -> None:
         """Read finished event pairs into totals; with wait, synchronise first (once, at the end)."""
@@ -133,16 +142,19 @@ class CudaEventRecorder(HostRecorder):
             if wait or end.query():
                 seconds = start.elapsed_time(end) / 1000.0
                 self.gpu_seconds[name] += seconds
+                self.gpu_calls[name] += 1
                 if name in STEP_PHASES:
                     self.gpu_samples[name].append(seconds)
-                self._spare += (start, end)
+                self.pool.give(start, end)
             else:
                 keep.append((name, start, end))
         self._pending = keep
 
     def device_seconds(self) -> dict[str, float]:
+        """GPU seconds per phase; a sampled step phase's watched total scaled to all its calls."""
         self._fold(wait=True)
-        return dict(self.gpu_seconds)
+        return {name: seconds * self.calls[name] / self.gpu_calls[name] if self.gpu_calls[name] else seconds
+                for name, seconds in self.gpu_seconds.items()}
 
     def device_samples(self) -> dict[str, list[float]]:
         self._fold(wait=True)
@@ -151,12 +163,46 @@ class CudaEventRecorder(HostRecorder):
     def sample_every(self) -> dict[str, int]:
         return {name: values.every for name, values in self.gpu_samples.items()}
 
+    def watched_calls(self) -> dict[str, int]:
+        """Per step phase: the calls its GPU time was measured on (fewer than its calls when sampled)."""
+        self._fold(wait=True)
+        return {name: self.gpu_calls[name] for name in STEP_PHASES if name in self.gpu_calls}
+
+
+class SyncedHostRecorder(HostRecorder):
+    """MPS: the host clock, read after waiting for the device at each phase boundary.
+
+    MPS runs asynchronously like CUDA, and lmprof has no MPS timing events: without the wait a phase's
+    kernels would land on whichever phase next waits (loss.item()). The waits cost throughput, not truth.
+    """
+
+    clock_name = "host, synchronised"
+
+    def __init__(self, synchronize: Callable[[], None], clock: Clock = time.perf_counter) -> None:
+        super().__init__(clock)
+        self.synchronize = synchronize
+
+    def enter(self, name: str) -> None:
+        self.synchronize()
+        super().enter(name)
+
+    def exit(self, name: str) -> None:
+        self.synchronize()
+        super().exit(name)
+
 
 def make_recorder(device: Any, clock: Clock = time.perf_counter) -> HostRecorder:
+    if getattr(device, "type", str(device)) == "mps":
+        import torch
+
+        return SyncedHostRecorder(torch.mps.synchronize, clock)
     if getattr(device, "type", str(device)) == "cuda":
         import torch
 
-        return CudaEventRecorder(lambda: torch.cuda.Event(enable_timing=True), torch.cuda.synchronize, clock)
+        from lmprof.instrument.cuda_events import cuda_pool
+
+        return CudaEventRecorder(lambda: torch.cuda.Event(enable_timing=True), torch.cuda.synchronize, clock,
+                                 pool=cuda_pool(device))
     return HostRecorder(clock)
 
 
@@ -165,6 +211,7 @@ def phase_rows(recorder: HostRecorder, wall_seconds: float) -> list[dict[str, An
     device = recorder.device_seconds()
     samples = recorder.device_samples()
     every = recorder.sample_every()
+    watched = recorder.watched_calls() if isinstance(recorder, CudaEventRecorder) else {}
     rows = []
     for name in sorted(recorder.calls, key=lambda n: PHASE_NAMES.index(n) if n in PHASE_NAMES else len(PHASE_NAMES)):
         seconds = device.get(name, 0.0)
@@ -174,6 +221,8 @@ def phase_rows(recorder: HostRecorder, wall_seconds: float) -> list[dict[str, An
                "share": seconds / wall_seconds if wall_seconds > 0 else 0.0}
         if name in STEP_PHASES:
             row["samples"] = samples.get(name, [])
+            if watched.get(name, calls) < calls:  # sampled CUDA events: seconds scaled from these calls
+                row["watched_calls"] = watched[name]
             if every.get(name, 1) > 1:  # a long run: one call in this many kept (SAMPLES_KEPT at most)
                 row["samples_every"] = every[name]
         rows.append(row)
@@ -203,6 +252,15 @@ class PhaseTimer(Instrument):
 
     def recorder(self) -> HostRecorder | None:
         return self.rec
+
+    @property
+    def switched(self) -> bool:
+        """On CUDA the sampler switches the events (lmprof.instrument.sampling); a host clock costs too little."""
+        return isinstance(self.rec, CudaEventRecorder)
+
+    def watch(self, on: bool) -> None:
+        if isinstance(self.rec, CudaEventRecorder):
+            self.rec.watch(on)
 
     def stop(self) -> None:
         self.stopped = self.clock()

@@ -217,4 +217,9 @@ def phase_caption(result: "RunResult") -> str:
                      "same code would misattribute (launches return before their kernels finish).")
     if has_gpu_busy(result):
         lines.append(gpu_busy_caption(result))
+    from lmprof.views.overhead import watched_program_note
+
+    note = watched_program_note(result.overhead)  # a watched step over 10% slower: say whose shares these are
+    if note:
+        lines.append(note)
     return "\n".join(lines)

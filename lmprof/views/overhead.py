@@ -1,0 +1,43 @@
+"""What the instruments cost on this run, in one line (show, the report, the notebook, compare).
+
+Reads the ``overhead`` section the runner writes (lmprof.instrument.sampling):
+
+    >>> cost_line({"sample_every": 4, "instruments": ["components"], "batches": 24, "watched_batches": 6,
+    ...            "watched_ms_per_batch": 13.0, "bare_ms_per_batch": 10.0, "ratio": 1.3, "run_cost": 0.075})
+    'instruments cost +8% on this run (components watched 6 of 24 batches, 1 in 4; a watched batch 13.00 ms, a bare one 10.00 ms: 1.30x)'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ABOVE = 1.10  # a watched step this much slower than a bare one: the tables describe a changed program
+
+
+def cost_line(overhead: dict[str, Any]) -> str:
+    """One line for show, the report, the notebook and compare: what the instruments cost on this run."""
+    if not overhead:
+        return ""
+    every, watched, batches = overhead.get("sample_every", 0), overhead.get("watched_batches", 0), \
+        overhead.get("batches", 0)
+    names = ", ".join(overhead.get("instruments") or []) or "phase events"
+    sampling = (f"{names} watched {watched} of {batches} batches, 1 in {every}" if every and every > 1
+                else f"{names} watched every batch")
+    ratio = overhead.get("ratio")
+    if not isinstance(ratio, (int, float)):
+        return (f"instruments cost: not measured on this run ({sampling}; with --sample-every K the bare "
+                "batches give the bare step)")
+    run_cost = overhead.get("run_cost", ratio - 1)
+    return (f"instruments cost {100 * run_cost:+.0f}% on this run ({sampling}; a watched batch "
+            f"{overhead['watched_ms_per_batch']:.2f} ms, a bare one {overhead['bare_ms_per_batch']:.2f} ms: "
+            f"{ratio:.2f}x)")
+
+
+def watched_program_note(overhead: dict[str, Any]) -> str:
+    """Under the phase table, when a watched step is over 10% slower than a bare one; '' otherwise."""
+    ratio = overhead.get("ratio") if overhead else None
+    if not isinstance(ratio, (int, float)) or ratio <= ABOVE:
+        return ""
+    return (f"These shares are of the watched program: a watched step takes {overhead['watched_ms_per_batch']:.2f} "
+            f"ms, the bare step {overhead['bare_ms_per_batch']:.2f} ms ({ratio:.2f}x); "
+            "--sample-every K with a larger K watches fewer batches.")
