@@ -274,14 +274,33 @@ def test_graph_step_static_buffers_hidden_carry_and_lr_tensor(tiny) -> None:
     assert all(float(h.abs().sum()) > 0 for h in step.static_hidden)  # the epoch started from zeros, then stepped
 
 
-def test_graph_step_skips_the_epochs_short_last_batch(tiny) -> None:
-    from lmprof.reference.loop import batchify
+def test_graph_step_runs_the_epochs_short_last_batch_eagerly(tiny) -> None:
+    """Two epochs of 5 whole batches and a short one: the short ones run eagerly, the losses stay the reference's."""
+    import torch
+
+    from lmprof.reference.loop import batchify, build_model, train
 
     cfg, corpus = tiny
-    train_data = batchify(corpus.train[:cfg.batch_size * (3 * cfg.bptt + 4)], cfg.batch_size)  # 3 whole + a short one
-    model, step, _ = _graph_step(cfg, len(corpus.dictionary))
-    ran = step.train(model, train_data, cfg, _Losses(), len(corpus.dictionary), lr=cfg.lr, epoch=1)
-    assert ran == 3 and step.skipped == 1
+    ntokens = len(corpus.dictionary)
+    train_data = batchify(corpus.train[:cfg.batch_size * (5 * cfg.bptt + 4)], cfg.batch_size)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, ntokens, torch.device("cpu"))
+    reference: list[float] = []
+
+    def criterion(output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        loss = torch.nn.NLLLoss()(output, targets)
+        reference.append(loss.item())
+        return loss
+
+    graph_model, step, api = _graph_step(cfg, ntokens)
+    losses = _Losses()
+    for epoch in (1, 2):
+        train(model, train_data, cfg, criterion, ntokens, lr=cfg.lr, epoch=epoch, log=lambda line: None)  # type: ignore[arg-type]
+        assert step.train(graph_model, train_data, cfg, losses, ntokens, lr=cfg.lr, epoch=epoch) == 6
+    assert step.eager_steps == 2 and api.captures == 1 and step.steps == 10
+    assert losses.tokens[5] == 3 * cfg.batch_size  # the short batch: 3 rows
+    assert len(losses.values) == len(reference) == 12
+    assert max(abs(a - b) for a, b in zip(losses.values, reference)) < 1e-4
 
 
 def test_the_cuda_graph_variant_through_the_ladders_trial_on_a_fake_graph(tiny, monkeypatch) -> None:

@@ -104,8 +104,8 @@ class GraphStep:
     """The reference train()'s loop, with the step replayed from a graph; same signature as train().
 
     One GraphStep serves one trial (its graph belongs to the model and batch
-    size it was captured for). ``skipped`` counts the short last batches of an
-    epoch it left out: a graph replays one shape.
+    size it was captured for). A graph replays one shape, so an epoch's short
+    last batch runs the same step eagerly (``eager_steps`` counts them).
     """
 
     def __init__(self, model: "nn.Module", loss_fn: Callable[..., "torch.Tensor"], cfg: RunConfig,
@@ -122,17 +122,17 @@ class GraphStep:
         self.neg_lr = torch.full((), -cfg.lr, device=device)
         self.static_loss = torch.zeros((), device=device)
         self.replay: Callable[[], None] | None = None
-        self.steps = 0  # steps taken (eager warm-up and replays)
-        self.skipped = 0
+        self.steps = 0  # full-shape steps taken (eager warm-up, then replays)
+        self.eager_steps = 0  # short last batches of an epoch, run eagerly
 
-    def _step(self) -> None:
-        """One training step on the static buffers; everything it touches is captured."""
+    def _step(self, data: "torch.Tensor | None" = None, targets: "torch.Tensor | None" = None) -> None:
+        """One training step on the static buffers (or on ``data``, eagerly); everything it touches is captured."""
         import torch
 
         for p in self.params:
             p.grad = None  # backward writes fresh gradients (in a graph: the same memory each replay)
-        output, hidden = self.model(self.static_data, self.static_hidden)
-        loss = self.loss_fn(output, self.static_targets)
+        output, hidden = self.model(self.static_data if data is None else data, self.static_hidden)
+        loss = self.loss_fn(output, self.static_targets if targets is None else targets)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, self.clip, foreach=self.foreach)
         with torch.no_grad():
@@ -170,13 +170,16 @@ class GraphStep:
         for i in range(0, train_data.size(0) - 1, cfg.bptt):
             with phase("data"):
                 data, targets = get_batch(train_data, i, cfg.bptt)
-                if data.size(0) != self.static_data.size(0):
-                    self.skipped += 1  # the epoch's short last chunk: a graph replays one shape
-                    continue
-                self.static_data.copy_(data)
-                self.static_targets.copy_(targets)
+                short = data.size(0) != self.static_data.size(0)  # the epoch's short last chunk
+                if not short:
+                    self.static_data.copy_(data)
+                    self.static_targets.copy_(targets)
             with phase("step"):
-                self.run_step()
+                if short:  # the graph replays one shape: this one runs the same step eagerly
+                    self._step(data, targets)
+                    self.eager_steps += 1
+                else:
+                    self.run_step()
             batches += 1
             with phase("logging"):
                 value = self.static_loss.item()

@@ -269,7 +269,7 @@ def _cuda_graph(setup: Setup) -> None:
 
     setup.trainer = GraphStep(setup.model, setup.criterion, setup.cfg, setup.device).train
     setup.notes.append("dropout masks come from the graph-safe CUDA generator (offset advanced per replay): "
-                       "with dropout > 0 the losses differ from eager's; the epoch's short last batch is skipped")
+                       "with dropout > 0 the losses differ from eager's; an epoch's short last batch runs eagerly")
 
 
 def thread_candidates(cores: int | None = None) -> list[int]:
