@@ -379,7 +379,7 @@ def test_cuda_graph_20_steps_finite_and_close_to_eager_with_dropout_0(tiny_corpu
     from lmprof.speedlab.ladder import Plan, run_trial
     from lmprof.speedlab.variants import BY_NAME
 
-    # bptt 4: 37 batches an epoch, so the 20 never reach the epoch's short last batch (which the graph skips)
+    # bptt 4: 37 batches an epoch, so the 20 stay inside one epoch
     cfg = RunConfig(data=str(tiny_corpus), emsize=32, nhid=32, bptt=4, dropout=0.0, device="cuda")
     corpus, per_batch = Corpus(str(tiny_corpus)), cfg.bptt * cfg.batch_size
     plan = Plan(20 * per_batch, 20, 10 * per_batch, 1.0, 1)
