@@ -144,14 +144,19 @@ class RunResult:
     @classmethod
     def from_json_bytes(cls, data: bytes, path: Path) -> "RunResult":
         """A result.json's bytes, read as a stranger's: checked, capped, its strings inert (``path`` names it)."""
-        from lmprof.safe_files import visible_strings
-
         try:
             doc = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:  # ValueError: bad JSON, or an integer too long to read
             raise UsageError(f"{path} is not a valid result.json ({e.__class__.__name__}: {e})") from None
         except RecursionError:
             raise UsageError(f"{path} is not a valid result.json (nested too deeply to read)") from None
+        return cls.from_document(doc, path)
+
+    @classmethod
+    def from_document(cls, doc: Any, path: Path) -> "RunResult":
+        """A parsed result.json from a stranger: checked, capped, its strings inert (``path`` names it)."""
+        from lmprof.safe_files import visible_strings
+
         if not isinstance(doc, dict) or "config" not in doc:
             raise UsageError(f"{path} is not an lmprof result.json (no config section)")
         from lmprof.result_check import bound_document, check_document

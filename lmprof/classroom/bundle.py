@@ -4,7 +4,7 @@ A bundle holds four members, all JSON, nothing else:
 
     bundle.json       format, schema version, lmprof version, when packed, anonymized or not
     result.json       the run's record (its line tables included, as JSON: never the lines.lprof pickle);
-                      per-batch samples thinned to at most 1,000 per series; no checkpoint, no trace
+                      per-batch samples thinned to at most 256 per series; no checkpoint, no trace
     environment.json  the packing machine: CPU model and capability, GPUs present, torch, threads
     calibration.json  that machine's matmul peak and the time of one fixed tiny reference step
 
@@ -41,7 +41,7 @@ MEMBER_BYTES = 16 * MiB  # one member, uncompressed
 TOTAL_BYTES = 32 * MiB  # all members, uncompressed
 MAX_MEMBERS = 16
 MAX_DEPTH = 64  # a result.json is 6 levels deep; deeper is a bomb for the parser, not a run
-SAMPLES_KEPT = 1000  # per-batch series kept per phase: the shape of an epoch, not every batch
+SAMPLES_KEPT = 256  # per-batch series kept per phase: the shape of an epoch (and reading 300 bundles fast)
 MEMBERS = ("bundle.json", RESULT_FILE, "environment.json", "calibration.json")
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 BUNDLE_SUFFIXES = (".zip",)
@@ -172,6 +172,14 @@ def _json(data: bytes, shown: str, member: str) -> Any:
     return value
 
 
+def _thin_series(doc: Any) -> None:
+    """The per-batch series of an unchecked result.json thinned as pack thins them (other shapes left alone)."""
+    phases = doc.get("phases") if isinstance(doc, dict) else None
+    for row in phases if isinstance(phases, list) else []:
+        if isinstance(row, dict) and isinstance(row.get("samples"), list):
+            row["samples"] = thinned(row["samples"])
+
+
 def _read_file(path: Path) -> bytes:
     """The bundle's bytes: a regular file named by the user (followed as given), at most BUNDLE_BYTES."""
     from lmprof.safe_files import read_member
@@ -251,10 +259,10 @@ def read_bundle(path: str | Path) -> Bundle:
         if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= BUNDLE_SCHEMA:
             raise BundleRefused(f"{shown}: bundle schema version {visible(repr(version))[:40]} is not one this "
                                 f"lmprof reads (1..{BUNDLE_SCHEMA}): refused")
-        raw = _member(zf, members[RESULT_FILE], shown)
-        _json(raw, shown, RESULT_FILE)  # the depth limit before the checker walks it
+        doc = _json(_member(zf, members[RESULT_FILE], shown), shown, RESULT_FILE)  # depth checked here
+        _thin_series(doc)  # before the checker walks them: a stranger's 10,000 samples a phase cost 256's
         try:
-            result = RunResult.from_json_bytes(raw, Path(str(where)) / RESULT_FILE)
+            result = RunResult.from_document(doc, Path(str(where)) / RESULT_FILE)
         except UsageError as e:
             raise BundleRefused(f"{e}: refused") from None
         extras = {}
