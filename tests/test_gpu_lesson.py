@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from lmprof.config import RunConfig
-from lmprof.instrument.gpu_busy import (COMPUTE_BOUND, LAUNCH_BOUND, MIXED, Event, GpuBusy, busy_by_phase, covered,
-                                        regime)
+from lmprof.instrument.gpu_busy import (COMPUTE_BOUND, LAUNCH_BOUND, MIXED, Event, GpuBusy, busy_by_phase,
+                                        busy_by_sessions, covered, regime)
 
 
 # --- GPU busy from a profiler's events ---------------------------------------------------------------
@@ -159,12 +159,30 @@ def test_the_recorder_watches_the_chosen_batches_outside_the_phase_timer(tiny_co
         train(model, batchify(corpus.train, cfg.batch_size), cfg.replace(max_batches=8), torch.nn.NLLLoss(),
               len(corpus.dictionary), lr=cfg.lr, epoch=1, log=lambda line: None)
     busy.collect()
-    found = busy_by_phase(busy.events)
-    assert busy.done and timer.calls["forward"] == 8
+    found = busy_by_sessions(busy.sessions)
+    assert busy.done and timer.calls["forward"] == 8 and len(busy.sessions) == 3  # one profiler session a batch
     assert {name: int(row["windows"]) for name, row in found.items()} == {
         name: 3 for name in ("data", "zero_grad", "repackage", "forward", "loss", "backward", "clip", "update",
                              "logging")}
     assert all(row["busy"] == 0.0 and row["window_seconds"] > 0 for row in found.values())
+
+
+def test_sessions_are_summed_each_in_its_own_time_base() -> None:
+    first = [_window("forward", 0, 100), _kernel(0, 20)]
+    second = [_window("forward", 0, 100), _kernel(50, 90), _kernel(200, 300)]  # same times, another session
+    busy = busy_by_sessions([first, second])["forward"]
+    assert busy["windows"] == 2 and busy["busy"] == pytest.approx(60 / 200)
+
+
+@pytest.mark.parametrize("every, batches, first", [(16, 200, 1), (16, 10, 0), (0, 200, 5), (0, 6, 3), (None, 4, 1)])
+def test_the_first_watched_batch_in_the_batches_the_recorder_hears(every, batches, first, tmp_path) -> None:
+    import torch
+
+    from lmprof.instrument.base import RunContext
+
+    context = RunContext(cfg=RunConfig(sample_every=every), device=torch.device("cpu" if every is None else "cuda"),
+                         run_dir=tmp_path, batches_per_epoch=batches)
+    assert GpuBusy().first_heard(context) == first
 
 
 def test_the_runner_adds_gpu_busy_on_cuda_only_and_never_beside_a_trace() -> None:

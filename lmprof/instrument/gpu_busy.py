@@ -102,17 +102,26 @@ def events_of(prof: Any) -> list[Event]:
 
 
 class BusyRecorder:
-    """Listens to the markers; opens the profiler for the watched batches and annotates each step phase."""
+    """Listens to the markers; profiles each watched batch (one profiler session each) and annotates its phases.
+
+    It watches ``count`` of the batches it hears, from its ``first``: with a Sampler in front (on CUDA,
+    --sample-every K), it hears only the batches the Sampler watches, so the profiler's cost falls on
+    batches that already pay for watching and the bare batches stay bare.
+    """
 
     def __init__(self, first: int, count: int, activities: list[Any] | None = None) -> None:
         self.first, self.count = first, count
         self.activities = activities  # None: CPU and CUDA (tests on a CPU pass the CPU's alone)
-        self.batch = 0  # batches ended so far (a batch ends when its logging phase exits)
+        self.batch = 0  # batches heard and ended so far (a batch ends when its logging phase exits)
         self.prof: Any = None
-        self.finished: Any = None  # the stopped profiler, parsed by collect()
+        self.finished: list[Any] = []  # one stopped profiler per watched batch, parsed by collect()
         self.open: dict[str, Any] = {}
-        self.events: list[Event] = []
+        self.sessions: list[list[Event]] = []  # each session's events (each has its own time base)
         self.done = False
+
+    @property
+    def events(self) -> list[Event]:
+        return [e for session in self.sessions for e in session]
 
     def _start(self) -> None:
         import torch
@@ -127,12 +136,14 @@ class BusyRecorder:
 
         torch.cuda.synchronize()
         self.prof.stop()
-        self.finished, self.prof, self.done = self.prof, None, True  # read after the run: parsing takes time
+        self.finished.append(self.prof)  # read after the run: parsing takes time
+        self.prof = None
+        self.done = len(self.finished) >= self.count
 
     def collect(self) -> None:
         """The watched batches' events, parsed now (after the run, off its clock)."""
-        if self.finished is not None:
-            self.events, self.finished = events_of(self.finished), None
+        self.sessions += [events_of(prof) for prof in self.finished]
+        self.finished = []
 
     def enter(self, name: str) -> None:
         if self.prof is None and not self.done and name == "data" and self.batch >= self.first:
@@ -154,16 +165,29 @@ class BusyRecorder:
             span.__exit__(None, None, None)
         if name == "logging":
             self.batch += 1
-            if self.prof is not None and self.batch >= self.first + self.count:
+            if self.prof is not None:
                 self._stop()
 
     def close(self) -> None:
-        """The run ended inside the window (a short run, Ctrl-C): keep what was watched."""
+        """The run ended inside a watched batch (Ctrl-C, an error): keep what was watched."""
         for span in self.open.values():
             span.__exit__(None, None, None)
         self.open.clear()
         if self.prof is not None:
             self._stop()
+
+
+def busy_by_sessions(sessions: list[list[Event]]) -> dict[str, dict[str, float]]:
+    """busy_by_phase over several profiler sessions (each in its own time base), summed per phase."""
+    out: dict[str, dict[str, float]] = {}
+    for events in sessions:
+        for name, row in busy_by_phase(events).items():
+            total = out.setdefault(name, {"window_seconds": 0.0, "kernel_seconds": 0.0, "windows": 0})
+            for key in ("window_seconds", "kernel_seconds", "windows"):
+                total[key] += row[key]
+    for row in out.values():
+        row["busy"] = row["kernel_seconds"] / row["window_seconds"] if row["window_seconds"] > 0 else 0.0
+    return out
 
 
 class GpuBusy(Instrument):
@@ -176,6 +200,7 @@ class GpuBusy(Instrument):
 
     name = "gpu_busy"
     outermost = True
+    sampled = True  # with a Sampler: hears only the watched batches (see BusyRecorder)
 
     def __init__(self, watched: int = WATCHED, watch_from: int = WATCH_FROM) -> None:
         self.watched, self.watch_from = watched, watch_from
@@ -184,10 +209,20 @@ class GpuBusy(Instrument):
     def start(self, context: RunContext) -> None:
         from torch.profiler import ProfilerActivity, profile
 
-        first = min(self.watch_from, max(0, context.batches_per_epoch - self.watched))
-        self.rec = BusyRecorder(first, self.watched)
+        self.rec = BusyRecorder(self.first_heard(context), self.watched)
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]):
             pass  # CUPTI's one-off start-up now, before training, not inside a watched batch
+
+    def first_heard(self, context: RunContext) -> int:
+        """The first batch to watch, counted in the batches the recorder hears: past the warm-up, within the run."""
+        from lmprof.instrument.sampling import default_every
+
+        every = getattr(context.cfg, "sample_every", None)
+        every = default_every(context.device) if every is None else every
+        if every > 1:  # a Sampler watches batch 1, K + 1, 2K + 1, ...: from the second of those
+            heard = -(-context.batches_per_epoch // every)
+            return min(1, max(0, heard - self.watched))
+        return min(self.watch_from, max(0, context.batches_per_epoch - self.watched))
 
     def recorder(self) -> BusyRecorder | None:
         return self.rec
@@ -201,7 +236,8 @@ class GpuBusy(Instrument):
             self.rec.collect()
         if self.rec is None or not self.rec.events:
             return
-        busy = busy_by_phase(self.rec.events)
+        sessions = getattr(self.rec, "sessions", None) or [self.rec.events]
+        busy = busy_by_sessions(sessions)
         for row in result.phases:
             b = busy.get(row.get("name", ""))
             if b is not None and b["window_seconds"] > 0:
@@ -209,7 +245,7 @@ class GpuBusy(Instrument):
                 row["regime"] = regime(b["busy"])
         watched = max((int(b["windows"]) for b in busy.values()), default=0)
         result.phase_summary["gpu_busy"] = {
-            "batches": watched, "first_batch": self.rec.first,
+            "batches": watched,
             "method": "kernel time inside each phase's window over the window, from a torch.profiler session "
                       "on a few batches with a synchronisation at each phase's start and end",
             "launch_below": LAUNCH_BELOW, "compute_from": COMPUTE_FROM}
