@@ -279,7 +279,9 @@ def render(numbers: dict[str, Any]) -> RenderableType:
             ({w[-1]['backward_seconds'] / w[0]['backward_seconds']:.1f}× the time for
             {w[-1]['bptt'] / w[0]['bptt']:.1f}× the steps{_time_reading(w)}). Counted on the step-by-step path; the fused oneDNN/cuDNN kernel that training
             uses computes the same outputs (checked now: {numbers['fused_equals_unrolled']}) but
-            shows up as one node per layer.
+            shows up as one node per layer. On a GPU, check it in float32: from Ampere on, cuDNN
+            multiplies in TF32 by default (a 10-bit mantissa), so fused and unrolled outputs differ
+            by about 1e-4 (6.5e-5 on an H200) until `torch.backends.cudnn.allow_tf32 = False`.
         """),
         *_rnn_line_parts(numbers.get("rnn_line")),
         section(f"Live: the gradient horizon (bptt {T})"),
