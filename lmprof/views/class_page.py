@@ -52,6 +52,14 @@ def _scale(values: list[float]) -> tuple[Any, list[float], bool]:
     return x, ticks, log
 
 
+def tick_label(key: str, value: float, ticks: list[float]) -> str:
+    """An axis label: a share with the decimals its ticks need to differ (1.2%, 1.4%, not 1%, 1%)."""
+    if key.startswith("share:"):
+        step = min((b - a for a, b in zip(ticks, ticks[1:])), default=1.0)
+        return f"{value:.{0 if step >= 0.01 else 1 if step >= 0.001 else 2}%}"
+    return shown(key, value)
+
+
 def strip_plot(summary: "ClassSummary", key: str) -> str:
     """An inline SVG of ``key``'s distribution per cohort ("" when no run has it)."""
     quality = key.endswith("_ppl")
@@ -71,7 +79,7 @@ def strip_plot(summary: "ClassSummary", key: str) -> str:
     for tick in ticks:
         tx = x(tick)
         out.append(f'<line x1="{tx:.1f}" y1="{TOP - 4}" x2="{tx:.1f}" y2="{height - 20}" class="grid"/>'
-                   f'<text x="{tx:.1f}" y="{height - 6}" class="tick">{html.escape(shown(key, tick))}</text>')
+                   f'<text x="{tx:.1f}" y="{height - 6}" class="tick">{html.escape(tick_label(key, tick, ticks))}</text>')
     for i, (name, members) in enumerate(per_cohort):
         y = TOP + ROW * i + ROW / 2
         values = sorted(float(r.values[key] or 0.0) for r in members)
