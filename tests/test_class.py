@@ -185,3 +185,18 @@ def test_the_dashboard_renders_in_chromium(summary: ClassSummary, tmp_path: Path
     assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
     lo, hi = Image.open(shot).convert("L").getextrema()
     assert hi - lo > 100  # text and plots on a background, not a blank page
+
+
+@pytest.mark.cuda
+def test_a_real_cuda_run_is_calibrated_on_its_gpu_and_not_flagged(tiny_corpus: Path, tmp_path: Path) -> None:
+    from lmprof.classroom.bundle import read_bundle
+
+    assert main(["profile", "--fn", "train", "--data", str(tiny_corpus), "--emsize", "16", "--nhid", "16",
+                 "--epochs", "1", "--bptt", "8", "--device", "cuda", "--out", str(tmp_path / "run")]) == 0
+    assert main(["pack", str(tmp_path / "run"), "--out", str(tmp_path / "hand" / "gpu.zip")]) == 0
+    bundle = read_bundle(tmp_path / "hand" / "gpu.zip")
+    assert bundle.calibration["device"].startswith("cuda") and bundle.environment["gpus"]
+    assert 0 < bundle.calibration["reference_step"]["seconds"] < 1
+    s = class_summary([tmp_path / "hand"])
+    assert s.rows[0].cohort.startswith("GPU · ") and s.rows[0].device == "cuda"
+    assert s.flags_by_run.get(s.rows[0].name, []) == [], s.flags  # a plain run: no hot sync, no CPU run

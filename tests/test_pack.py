@@ -108,3 +108,16 @@ def test_api_pack(tmp_path: Path, instrumented_run: Path, monkeypatch: pytest.Mo
     assert read_bundle(path).calibration["reference_step"]["seconds"] == 0.01
     with pytest.raises(ValueError, match="a bundle is a zip"):
         lmprof.pack(str(instrumented_run), tmp_path / "api.tar")
+
+
+def test_a_cuda_run_packed_where_there_is_no_cuda_is_calibrated_on_the_cpu_and_says_so() -> None:
+    import torch
+
+    from lmprof.classroom.calibrate import calibrate
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is here: test_class's cuda test covers the GPU calibration")
+    state = torch.random.get_rng_state()
+    cal = calibrate("cuda:0", 1)
+    assert cal["device"] == "cpu" and cal["run_device"] == "cuda:0" and cal["reference_step"]["threads"] == 1
+    assert 0 < cal["reference_step"]["seconds"] < 5 and torch.equal(state, torch.random.get_rng_state())

@@ -62,7 +62,8 @@ def reference_step_seconds(device: Any, *, clock: Callable[[], float] = time.per
                     bptt=spec["bptt"], batch_size=spec["batch_size"], dropout=0.0)
     on_cuda = getattr(device, "type", "cpu") == "cuda"
     sync: Callable[[], None] = torch.cuda.synchronize if on_cuda else (lambda: None)
-    with torch.random.fork_rng(devices=[device] if on_cuda else []):  # the caller's random stream is untouched
+    devices = [torch.cuda.current_device() if device.index is None else device.index] if on_cuda else []
+    with torch.random.fork_rng(devices=devices):  # the caller's random streams are untouched
         torch.manual_seed(0)
         model = build_model(cfg, spec["ntokens"], device)
         data = torch.randint(spec["ntokens"], (spec["bptt"], spec["batch_size"]), device=device)
