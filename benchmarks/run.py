@@ -150,6 +150,7 @@ def collect(pairs: int, batches: int, quick: bool) -> dict[str, Any]:
         grads = bench_gradients.grad_stats_ratio(data, pairs=pairs,
                                                 batches=as_long_as_embedded(label, batches, 2))
         row(f"--grad-stats / bare, {label}", grads["median"], "x", grads["target"], min=grads["min"], max=grads["max"])
+    standin_rows(row, pairs=5 if quick else 15)
     r = bench_trace.measure(3, 10, None)["profiler_active_steps"]
     row("torch.profiler active steps / bare", r["median"], "x", r["target"], min=r["min"], max=r["max"])
     render = bench_render.measure()
@@ -161,6 +162,20 @@ def collect(pairs: int, batches: int, quick: bool) -> dict[str, Any]:
         row("peak RSS, lmprof profile --fn train", profile_peak_rss_mb(Path(tmp), 40), "MB")
     return {"machine": machine(), "pairs": pairs, "batches": batches, "rows": rows,
             "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def standin_rows(row: Any, pairs: int) -> None:
+    """The launch-bound stand-in (bench_standin.py): each instrument where a CPU step takes a few ms, as a GPU's
+    does, with the CUDA default sampling (its targets) and every batch watched; then each per-call cost."""
+    import bench_standin
+
+    standin = bench_standin.measure(None, pairs=pairs)
+    step = f"{standin['ms_per_batch']:.1f} ms step"
+    for r in standin["rows"]:
+        row(f"launch-bound stand-in ({step}): {r['instrument']} / bare, {r['sampling']}", r["median"], "x",
+            r["target"], min=r["min"], max=r["max"])
+    for name, us in standin["per_call_us"].items():
+        row(f"per call: {name}", us, "us")
 
 
 def render_table(doc: dict[str, Any]) -> Any:
