@@ -126,6 +126,15 @@ def test_inputs_mix_folders_bundles_and_missing_paths(bases: list[dict], instrum
     assert len(s.rows) == 3 and s.refused == [f"{tmp_path / 'gone.zip'}: no such file or folder"]
 
 
+def test_a_class_with_no_readable_run_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["class", str(tmp_path)]) == 2
+    assert "no bundle or run folder found" in capsys.readouterr().err
+    (tmp_path / "evil.zip").write_text("not a bundle")
+    assert main(["class", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "evil.zip is not an lmprof bundle" in err[0] and "no run could be read (1 refused)" in err[1]
+
+
 def test_expect_file_errors_are_one_line(tmp_path: Path, handins: tuple[Path, dict[str, set[str]]],
                                          capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "a.toml"

@@ -47,8 +47,15 @@ def run(args: argparse.Namespace) -> int:
 
     expect = load_expect(args.expect) if args.expect else None
     summary = class_summary(args.inputs, expect)
-    if not summary.rows and not summary.refused:
-        raise UsageError("no bundle or run folder found in " + " ".join(args.inputs) +
+    if not summary.rows:
+        import sys
+
+        from lmprof.safe_files import visible
+
+        for line in summary.refused:
+            print(f"lmprof class: refused: {visible(line)}", file=sys.stderr)
+        raise UsageError(f"no run could be read ({len(summary.refused)} refused)" if summary.refused else
+                         "no bundle or run folder found in " + " ".join(args.inputs) +
                          ": give bundles (lmprof pack) or folders holding them")
     if args.csv:
         _write(args.csv, summary.to_csv(), "--csv")
