@@ -211,3 +211,16 @@ def test_gradflow_and_explain_profiling_keep_numbers_whole_at_80_columns(tiny_co
     text = render(flow_view(gradient_flow_draws(cfg, kinds=["LSTM"], batches=1, draws=2)), 80)
     assert "e-" in text and not cut_numbers(text), cut_numbers(text)
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_explain_test_set_measures_the_selection_effect_with_its_spread() -> None:
+    from lmprof.explain import test_set
+
+    numbers = test_set.demo(epochs=1, max_batches=3, snapshots=3, every=2, draws=50)
+    sel = numbers["selection"]
+    assert [c["batches"] for c in sel["configs"]] == [3, 5, 7]  # snapshots of one run
+    assert sel["draws"] == 50 and 0 <= sel["picked_best"] <= 50 and 0 <= sel["chosen_above_every"] <= 50
+    for part in ("chosen", "every", "difference"):
+        assert sel[part]["p10"] <= sel[part]["median"] <= sel[part]["p90"]
+    page = render(test_set.render(numbers), 80)
+    assert "snapshots of one run" in page and "10th to 90th percentile" in page and not cut_numbers(page)

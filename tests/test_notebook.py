@@ -34,4 +34,7 @@ def test_lesson_notebook_executes_with_tables_and_svg(tmp_path: Path, monkeypatc
     assert any("<table" in h and "backward (BPTT)" in h for h in html), "no phase table in the profile cell"
     assert sum("<svg" in s for s in svgs) >= 2, "the flow chart and the BPTT graph are not inline SVG"
     assert any("within noise" in h or "faster" in h or "slower" in h for h in html), "no comparison table"
+    section6 = next((h for h in html if "Phases: time per batch" in h), "")  # lmprof.compare(lstm, gru)
+    assert "verdict" in section6 and "rnn (LSTM vs GRU)" in section6, "section 6: no phase verdicts or rnn pair"
+    assert not any("Flow chart, shaded by measured time" in h for h in html), "the flow chart is shown twice"
     assert (tmp_path / "runs").is_dir()  # the runs went to the notebook's folder, not the project's

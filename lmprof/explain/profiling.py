@@ -14,6 +14,11 @@ from lmprof.explain.page import code, page, prose, section, table
 from lmprof.phases import STEP_PHASES, UNCOVERED
 
 
+# Headers over two lines, so that at 80 columns the phase names keep one line and every number its cell.
+PHASE_COLUMNS = ["phase", "calls", "ms", "median\nms/step", "share\nof run", "share\nof step"]
+COMPONENT_COLUMNS = ["component", "forward\nms", "backward\nms", "share\nof step"]
+
+
 def demo(max_batches: int = 30, size: int = 64, bptt: int = 35, batch_size: int = 20,
          train_tokens: int = 22_000, warmup: int = 5) -> dict[str, Any]:
     """Train a tiny model for ``max_batches`` batches under the phase and component timers.
@@ -84,8 +89,7 @@ def phase_part(numbers: dict[str, Any]) -> list[RenderableType]:
             on {numbers['device']}, clock: {numbers['clock']}:
         """),
         table(f"phases of one short run, {numbers['wall_seconds']:.2f} s wall",
-              ["phase", "calls", "ms", "median ms/step", "share of run", "share of step"], rows,
-              right=["calls", "ms", "median ms/step", "share of run", "share of step"]),
+              PHASE_COLUMNS, rows, right=PHASE_COLUMNS[1:]),
         prose(f"""
             - **calls**: how often the phase ran; per-step phases run once per batch ({c['batches']}).
             - **median ms/step**: the typical step, after {numbers['warmup']} warm-up steps left out (the
@@ -127,8 +131,7 @@ def components_part(numbers: dict[str, Any]) -> list[RenderableType]:
             `--components` times each part of the model, forward and backward, per training step
             (mean after {numbers['warmup']} warm-up steps), the same run as above:
         """),
-        table("components of one training step", ["component", "forward ms", "backward ms", "share of step"],
-              cells, right=["forward ms", "backward ms", "share of step"]),
+        table("components of one training step", COMPONENT_COLUMNS, cells, right=COMPONENT_COLUMNS[1:]),
         prose(f"""
             - The heaviest here: **{heavy['label']}**. The decoder turns each token's {c['nhid']} hidden
               numbers into a score for every one of the {ntokens:,} words: {decoder_macs:,} multiply-adds

@@ -136,6 +136,11 @@ def memory_view(result: "RunResult") -> "RenderableType":
     for r in rows:
         modules.add_row(r["module"], size(r["bytes"]), f"{r['share']:.1%}", Text(bar(r["share"]), style="red"),
                         "" if r["predicted"] is None else size(r["predicted"]))
+    return Group(parts, Text(), modules, *(Text(n, style="dim") for n in memory_notes(result)))
+
+
+def memory_notes(result: "RunResult") -> list[str]:
+    """How to read the memory tables: the prediction's ratio, the logits, the per-batch trend, RSS's scope."""
     notes = []
     ratio = prediction_ratio(result)
     if ratio is not None:
@@ -143,9 +148,34 @@ def memory_view(result: "RunResult") -> "RenderableType":
     for line in (logits_line(result), batch_trend(result) and "saved bytes per batch: " + batch_trend(result)):
         if line:
             notes.append(line)
-    if m.get("rss_peak_scope") == "process":
+    if result.memory.get("rss_peak_scope") == "process":
         notes.append("peak RSS per phase is the process's peak so far (this system cannot reset it per phase)")
-    return Group(parts, Text(), modules, *(Text(n, style="dim") for n in notes))
+    return notes
+
+
+def memory_tables_html(result: "RunResult") -> str:
+    """The terminal's two memory tables as the page's own tables (not a pasted terminal picture)."""
+    def bar(share: float) -> str:
+        return f'<td class="bar track"><span style="width: {max(0.0, min(share, 1.0)) * 100:.1f}%"></span></td>'
+
+    m = result.memory
+    peak = f"peak RSS {size(m.get('rss_peak_bytes', 0))}" + (
+        f" · CUDA peak allocated {size(m['cuda_peak_bytes'])}" if "cuda_peak_bytes" in m else "")
+    parts = "".join(f'<tr><td>{html.escape(p["part"])}{" (peak batch)" if p["part"] == "saved activations" else ""}'
+                    f'</td><td class="num">{size(p["bytes"])}</td><td class="num">{p["share"]:.1%}</td>{bar(p["share"])}</tr>'
+                    for p in memory_parts(result))
+    modules = "".join(f'<tr><td>{html.escape(str(r["module"]))}</td><td class="num">{size(r["bytes"])}</td>'
+                      f'<td class="num">{r["share"]:.1%}</td>{bar(r["share"])}'
+                      f'<td class="num">{"" if r["predicted"] is None else size(r["predicted"])}</td></tr>'
+                      for r in module_rows(result))
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in memory_notes(result))
+    return (f'<h3>Where the bytes go · {html.escape(peak)}</h3><div class="scroll"><table class="memory">'
+            f'<thead><tr><th>part</th><th class="num">bytes</th><th class="num">share</th><th></th></tr></thead>'
+            f'<tbody>{parts}</tbody></table></div>'
+            f'<h3>Saved activations of one batch, by part of the model</h3><div class="scroll"><table class="memory">'
+            f'<thead><tr><th>part</th><th class="num">measured</th><th class="num">share</th><th></th>'
+            f'<th class="num">predicted</th></tr></thead><tbody>{modules}</tbody></table></div>'
+            + (f'<ul class="muted">{notes}</ul>' if notes else ""))
 
 
 def series_svg(values: list[int], label: str, width: int = 560, height: int = 120) -> str:
@@ -180,11 +210,11 @@ def stacked_bar_html(result: "RunResult") -> str:
 
 
 def report_html(result: "RunResult") -> str:
-    """The report's memory section: the stacked bar, the terminal's tables, per-batch series."""
-    from lmprof.views.html import rich_html, svg_image
+    """The report's memory section: the stacked bar, the terminal's tables as the page's own, per-batch series."""
+    from lmprof.views.html import svg_image
 
     m = result.memory
-    pieces = [stacked_bar_html(result), rich_html(memory_view(result))]
+    pieces = [stacked_bar_html(result), memory_tables_html(result)]
     for key, label in (("saved_bytes_per_batch", "saved activations per batch"),
                        ("cuda_allocated_per_batch", "CUDA allocated when backward starts"),
                        ("rss_per_batch", "resident memory (RSS) when backward starts")):

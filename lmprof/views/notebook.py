@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from lmprof.views.html import Page
 
 SCOPE = "lmprof-nb"
-# Sections a notebook cell leaves out: the settings and the large drawings (lmprof.diagram.* draws them).
-LEFT_OUT = ("config", "bptt")
+# Sections a notebook cell leaves out: the settings and the large drawings (lmprof.diagram.* draws them,
+# so a lesson that draws the flow chart in its own cell shows it once).
+LEFT_OUT = ("config", "bptt", "flow")
 _STYLE = re.compile(r"<style>(.*?)</style>", re.S)
 _MAIN = re.compile(r"<main>(.*?)</main>", re.S)
 _NAV = re.compile(r'<nav class="toc".*?</nav>', re.S)

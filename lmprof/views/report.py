@@ -66,7 +66,23 @@ def _phases_data(result: RunResult) -> dict[str, Any]:
     return {"rows": rows, "parts": parts, "gpu": gpu, "busy": bool(busy), "clock": result.phase_summary.get("clock", "host"),
             "projection": projection_note(result),
             "wall": duration(result.phase_summary.get("wall_seconds")), "caption": phase_caption(result),
-            "flops": flops_text(result)}
+            "flops": flops_text(result), **_flops_table(result)}
+
+
+def _flops_table(result: RunResult) -> dict[str, Any]:
+    """Achieved speed as the page's own table: phase, GFLOP/s, share of the matmul peak; the peak's line below."""
+    rows = [{"phase": str(r.get("name", "")), "rate": f"{float(r.get('gflops_per_s') or 0.0):,.1f}",
+             "peak": percent(r.get("share_of_peak")) if r.get("share_of_peak") is not None else "—"}
+            for r in result.flops.get("phases", [])]
+    text = _flops_note(result) if rows else ""
+    return {"flops_rows": rows, "flops_note": text}
+
+
+def _flops_note(result: RunResult) -> str:
+    from lmprof.views.ops import flops_text
+
+    last = flops_text(result).splitlines()[-1].strip()  # "(peak: ... matrix products only)"
+    return last[1:-1] if last.startswith("(") and last.endswith(")") else last
 
 
 def _components_data(result: RunResult) -> dict[str, Any]:
