@@ -159,6 +159,7 @@ BACKWARD_LINE = record({"line": INT, "source": STR, "fwd_device_seconds": SEC, "
                         "fwd_launch_seconds": OPT_SEC, "bwd_launch_seconds": OPT_SEC, "nodes": items(STR)},
                        required=("line",))
 BACKWARD_LINES = record({"lines": items(BACKWARD_LINE), "batches": INT, "first_batch": OPT_INT, "device": STR,
+                         "watched_batches": items(INT), "sample_every": OPT_INT,
                          "function": STR, "file": STR, "first_line": INT, "step_seconds": SEC,
                          "backward_op_seconds": SEC, "attributed_backward_seconds": SEC, "consistency": OPT_NUM,
                          "outside": items(record({"name": STR, "label": STR, "part": STR, "seconds": SEC,

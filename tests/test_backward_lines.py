@@ -16,13 +16,13 @@ from lmprof.result import RunResult
 
 
 class Toy(nn.Module):
-    """A forward with one deliberately expensive line: a 384 x 384 x 384 matmul beside two tiny ones."""
+    """A forward with one deliberately expensive line: a 768 x 768 x 768 matmul, ~100x the other two."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.small = nn.Linear(8, 384)
-        self.big = nn.Parameter(torch.randn(384, 384) * 0.05)
-        self.out = nn.Linear(384, 4)
+        self.small = nn.Linear(8, 768)
+        self.big = nn.Parameter(torch.randn(768, 768) * 0.03)
+        self.out = nn.Linear(768, 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.tanh(self.small(x))
@@ -35,7 +35,7 @@ def watch_toy() -> dict[str, Any]:
     from lmprof.instrument.backward_lines import watch_steps
 
     torch.manual_seed(0)
-    model, x, y = Toy(), torch.randn(384, 8), torch.randint(4, (384,))
+    model, x, y = Toy(), torch.randn(768, 8), torch.randint(4, (768,))
 
     def update() -> None:
         for p in model.parameters():

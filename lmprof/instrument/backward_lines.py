@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -97,10 +98,14 @@ def line_marks(function: Callable[..., Any]) -> Any:
 
 def _metric(device: str) -> tuple[Callable[[Any], float], Callable[[Any], float]]:
     """(self, total) time in µs of a profiler event: CPU self time, or on CUDA its kernels' time."""
+    from torch.autograd.profiler_util import FunctionEvent
+
     if device != "cuda":
         return (lambda e: float(e.self_cpu_time_total)), (lambda e: float(e.cpu_time_total))
-    return ((lambda e: float(getattr(e, "self_device_time_total", None) or e.self_cuda_time_total or 0.0)),
-            (lambda e: float(getattr(e, "device_time_total", None) or e.cuda_time_total or 0.0)))
+    # torch 2.4 renamed cuda_time to device_time (the old names warn)
+    self_name, total_name = (("self_device_time_total", "device_time_total") if hasattr(FunctionEvent, "device_time_total")
+                             else ("self_cuda_time_total", "cuda_time_total"))
+    return (lambda e: float(getattr(e, self_name) or 0.0)), (lambda e: float(getattr(e, total_name) or 0.0))
 
 
 def ops_of(events: Any, device: str) -> list[Op]:
@@ -128,9 +133,9 @@ class LineBackwardRecorder:
 
     def __init__(self, function: Callable[..., Any], first: int, count: int, cuda: bool) -> None:
         self.function, self.first, self.count, self.cuda = function, first, count, cuda
-        self.batch = 0  # batches ended so far (a batch ends when its logging phase exits)
+        self.batch = 0  # training batches this recorder heard end (a sampled run lets it hear the watched ones)
         self.prof: Any = None
-        self.finished: Any = None  # the stopped profiler, read after the run (reading it here would time it)
+        self.finished: list[Any] = []  # one stopped profiler per watched batch, read after the run (not timed here)
         self.marks: Any = None
         self.marking = False
         self.open: dict[str, Any] = {}
@@ -145,7 +150,7 @@ class LineBackwardRecorder:
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.cuda else [])
         self.prof = profile(activities=activities)
         self.prof.start()
-        self.marks = line_marks(self.function)
+        self.marks = self.marks or line_marks(self.function)
 
     def _stop(self) -> None:
         if self.cuda:
@@ -153,14 +158,15 @@ class LineBackwardRecorder:
 
             torch.cuda.synchronize()  # the last batch's kernels end inside the session
         self.prof.stop()
-        self.finished, self.prof = self.prof, None
+        self.finished.append(self.prof)
+        self.prof = None
         for handle in self.hooks:
             handle.remove()
         self.hooks = []
 
     def enter(self, name: str) -> None:
-        if self.prof is None and self.finished is None and name == "data" and self.batch >= self.first:
-            self._start()
+        if self.prof is None and name == "data" and self.first <= self.batch < self.first + self.count:
+            self._start()  # one session per watched batch: nothing between batches lands in it
         if self.prof is None or name not in STEP_PHASES:
             return
         from torch.profiler import record_function
@@ -184,7 +190,7 @@ class LineBackwardRecorder:
             span.__exit__(None, None, None)
         if name == "logging":
             self.batch += 1
-            if self.prof is not None and self.batch >= self.first + self.count:
+            if self.prof is not None:
                 self._stop()
 
     def _name_accumulation(self) -> None:
@@ -230,12 +236,14 @@ class BackwardLines(Instrument):
 
     name = "backward_lines"
     outermost = True  # the profiler starts and stops outside the phase timer's spans
+    sampled = True  # with --sample-every K the runner lets its recorder hear the watched batches only
 
     def __init__(self, function: Callable[..., Any] | None = None, *, watched: int = WATCHED,
                  watch_from: int = WATCH_FROM) -> None:
         self.function, self.watched, self.watch_from = function, watched, watch_from
         self.rec: LineBackwardRecorder | None = None
         self.device = "cpu"
+        self.every = 0  # --sample-every K, as the runner applies it (0 or 1: every batch)
 
     def start(self, context: RunContext) -> None:
         from lmprof.instrument.lines import resolve
@@ -243,7 +251,9 @@ class BackwardLines(Instrument):
         function = self.function or resolve("forward", context.cfg.model)
         self.function = getattr(function, "__func__", function)
         self.device = "cuda" if getattr(context.device, "type", "cpu") == "cuda" else "cpu"
-        first = min(self.watch_from, max(0, context.batches_per_epoch - self.watched))
+        self.every = _sample_every(context)
+        # sampled, the batches it hears are past the first already (1, K + 1, ...): watch the first ones heard
+        first = 0 if self.every > 1 else min(self.watch_from, max(0, context.batches_per_epoch - self.watched))
         self.rec = LineBackwardRecorder(self.function, first, self.watched, self.device == "cuda")
 
     def recorder(self) -> LineBackwardRecorder | None:
@@ -254,9 +264,15 @@ class BackwardLines(Instrument):
             self.rec.close()
 
     def contribute(self, result: "RunResult", run_dir: Path) -> None:
-        if self.rec is None or self.rec.finished is None or not self.rec.batches:
+        if self.rec is None or not self.rec.finished or not self.rec.batches:
             return
-        result.backward_lines = self.section(ops_of(self.rec.finished.events(), self.device))
+        ops: list[Op] = []
+        for prof in self.rec.finished:  # one session per watched batch: its parents index it, its clock starts at 0
+            more = ops_of(prof.events(), self.device)
+            offset, later = len(ops), max((o.end for o in ops), default=0.0) + 1.0
+            ops += [replace(o, start=o.start + later, end=o.end + later,
+                            parent=None if o.parent is None else o.parent + offset) for o in more]
+        result.backward_lines = self.section(ops)
         if result.components.get("rows"):
             result.backward_lines["components_agreement"] = component_agreement(result.backward_lines,
                                                                                 result.components)
@@ -272,7 +288,21 @@ class BackwardLines(Instrument):
             batches=self.rec.batches, texts=texts, device=self.device,
             about={"function": "forward", "qualname": self.function.__qualname__,
                    "file": relative_file(self.function.__code__.co_filename), "first_line": first_line,
-                   "first_batch": self.rec.first})
+                   "first_batch": self.rec.first if self.every <= 1 else 1, "sample_every": self.every,
+                   "watched_batches": [self.rec.first + i if self.every <= 1 else 1 + i * self.every
+                                       for i in range(len(self.rec.finished))]})
+
+
+def _sample_every(context: RunContext) -> int:
+    """The K of --sample-every this run applies (its default where not given), 0 where the runner has none."""
+    every = getattr(context.cfg, "sample_every", None)
+    if every is None:
+        try:
+            from lmprof.instrument.sampling import default_every
+        except ImportError:
+            return 0
+        every = default_every(context.device)
+    return int(every)
 
 
 def watch_steps(function: Callable[..., Any], forward: Callable[[], Any], loss_of: Callable[[Any], Any], *,

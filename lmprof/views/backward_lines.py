@@ -79,10 +79,11 @@ def notes(result: "RunResult") -> list[str]:
     """What the numbers are, how far to trust them, and what the attribution cannot see."""
     s = result.backward_lines
     batches, first = int(s.get("batches", 0)), int(s.get("first_batch", 0))
+    watched = s.get("watched_batches") or list(range(first, first + batches))
     clock = ("kernel time (CUDA), summed over each operator's kernels" if s.get("device") == "cuda"
              else "operator self time (CPU)")
-    out = [f"Per training step: {clock}, from a torch.profiler window on {batches} batch"
-           f"{'es' if batches != 1 else ''} ({first}–{first + batches - 1}). Backward operators are "
+    out = [f"Per training step: {clock}, from torch.profiler on {batches} watched batch"
+           f"{'es' if batches != 1 else ''} (batch {', '.join(str(b) for b in watched)}). Backward operators are "
            "attributed to the forward line that created their autograd node, by sequence number."]
     consistency, allowed = s.get("consistency"), float(s.get("consistent_within") or 0.02)
     if consistency is not None:
