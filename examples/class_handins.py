@@ -1,6 +1,6 @@
 """The instructor's side of a class: collect hand-in bundles, run `lmprof class`, read the cohorts and flags.
 
-Run:   python examples/class_handins.py          (about 30 s: five tiny real runs, each packed)
+Run:   python examples/class_handins.py          (seconds: five tiny real runs, each packed)
 Try:   open handins/class.html (the dashboard); add your own run: lmprof pack runs/<yours> --out handins/me.zip
        and run the printed `lmprof class` command again.
 
