@@ -52,6 +52,8 @@ EPOCH_PHASES: tuple[str, ...] = tuple(p.name for p in PHASES if p.scope == "epoc
 LABELS: dict[str, str] = {p.name: p.label for p in PHASES}
 # The row for wall time that no phase covers (loop bookkeeping, prints, ...).
 UNCOVERED = "(outside phases)"
+# The row for time instruments spent inside training steps but outside every phase (profiler windows).
+BETWEEN = "(instruments between phases)"
 
 
 class Recorder(Protocol):

@@ -173,7 +173,7 @@ def test_a_sampled_cpu_run_keeps_the_losses_and_counts_watched_batches(tiny_corp
     assert overhead["watched_batches"] == 3 and overhead["bare_batches"] == 8  # batch 0 counts in neither
     assert overhead["ratio"] == pytest.approx(overhead["watched_ms_per_batch"] / overhead["bare_ms_per_batch"])
     assert overhead["bare_tokens_per_s"] == pytest.approx(20 * 8 / (overhead["bare_ms_per_batch"] / 1000))
-    assert set(overhead["instruments"]) == {"components", "lines", "gradients", "memory"}
+    assert set(overhead["instruments"]) == {"components", "lines", "grad-stats", "memory"}
     assert not bare.overhead  # nothing watched, nothing to say
 
 
@@ -183,3 +183,25 @@ def test_phases_alone_on_a_cpu_do_not_sample(tiny_corpus: Path, tmp_path: Path) 
     result = _run(tiny_corpus, tmp_path / "run", 4, [PhaseTimer()])
     assert not result.overhead  # a host clock per phase costs nothing worth sampling
     assert {r["name"]: r["calls"] for r in result.phases}["forward"] == 12
+
+
+def test_an_instrument_listening_outside_the_phase_timer_is_named_not_lost() -> None:
+    """gpu_busy opens a profiler window before the phase timer's span: that time is its own row, and covered."""
+    from lmprof.instrument.recorders import HostRecorder, phase_rows
+    from lmprof.phases import BETWEEN
+
+    class Window(Log):
+        def enter(self, name: str) -> None:
+            if name == "data":
+                clock.now += 0.050  # starting a profiler window
+
+    clock = FakeClock()
+    timer = HostRecorder(clock)
+    sampler = Sampler(4, [(Window(), False), (timer, False), (Log(), True)], [], clock=clock)
+    with listening(sampler):
+        batches(clock, [0.010] * 2, 0.0, sampler)
+    assert timer.between_seconds == pytest.approx(0.100)
+    assert timer.host_seconds["data"] == 0.0  # the window's start is not get_batch's time
+    rows = {r["name"]: r for r in phase_rows(timer, wall_seconds=0.120)}
+    assert rows[BETWEEN]["seconds"] == pytest.approx(0.100)
+    assert rows["(outside phases)"]["seconds"] == pytest.approx(0.0)

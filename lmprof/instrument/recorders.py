@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.instrument.cuda_events import EventPool
-from lmprof.phases import LABELS, PHASE_NAMES, STEP_PHASES, UNCOVERED
+from lmprof.phases import BETWEEN, LABELS, PHASE_NAMES, STEP_PHASES, UNCOVERED
 from lmprof.result import RunResult
 
 Clock = Callable[[], float]
@@ -62,6 +62,9 @@ class HostRecorder:
         self.calls: dict[str, int] = defaultdict(int)
         self.host_samples: dict[str, BoundedSamples] = defaultdict(BoundedSamples)  # step phases only: seconds per call
         self._open: list[tuple[str, float]] = []
+        # inside training steps but outside every phase: instruments listening before this timer (gpu_busy's
+        # profiler windows); the Sampler adds it (lmprof.instrument.sampling), the table names it
+        self.between_seconds = 0.0
 
     def enter(self, name: str) -> None:
         self._open.append((name, self.clock()))
@@ -226,6 +229,11 @@ def phase_rows(recorder: HostRecorder, wall_seconds: float) -> list[dict[str, An
             if every.get(name, 1) > 1:  # a long run: one call in this many kept (SAMPLES_KEPT at most)
                 row["samples_every"] = every[name]
         rows.append(row)
+    if recorder.between_seconds > 0:
+        between = recorder.between_seconds
+        rows.append({"name": BETWEEN, "label": "instruments' own work between phases (profiler windows)",
+                     "calls": 0, "seconds": between, "host_seconds": between, "mean_seconds": 0.0,
+                     "share": between / wall_seconds if wall_seconds > 0 else 0.0})
     covered = sum(r["host_seconds"] for r in rows)
     rest = max(wall_seconds - covered, 0.0)
     rows.append({"name": UNCOVERED, "label": "time outside every phase", "calls": 0, "seconds": rest,
@@ -270,7 +278,8 @@ class PhaseTimer(Instrument):
         wall = self.stopped - self.started
         result.phases = phase_rows(self.rec, wall)
         train_seconds = sum(e.get("train_seconds", 0.0) for e in result.metrics.get("epochs", []))
-        step_host = sum(r["host_seconds"] for r in result.phases if r["name"] in STEP_PHASES)
+        # the step phases, and the named instruments' work between them (BETWEEN), are train()'s known time
+        step_host = sum(r["host_seconds"] for r in result.phases if r["name"] in (*STEP_PHASES, BETWEEN))
         result.phase_summary = {
             "clock": self.rec.clock_name,
             "wall_seconds": wall,

@@ -58,6 +58,13 @@ class Sampler:
         self.all_reversed, self.always_reversed = self.all[::-1], self.always[::-1]
         self.switches = tuple(switches)
         self.clock = clock
+        # Recorders listed before the phase timer (gpu_busy's profiler windows) work outside its spans:
+        # their time inside a training step is added to the timer's ``between_seconds``, named in its table.
+        timer = next((i for i, r in enumerate(self.all) if hasattr(r, "between_seconds")), None)
+        self.timer = self.all[timer] if timer else None  # first (or absent): nothing listens outside it
+        outer = self.all[:timer] if timer else ()
+        self.split = {on: (tuple(r for r in chosen if r in outer), tuple(r for r in chosen if r not in outer))
+                      for on, chosen in ((True, self.all), (False, self.always))}
         # a one-batch epoch (--dry-run, --max-batches 1) has no second batch: watch its only one
         self.one_batch = batches_per_epoch == 1
         self.on = True  # outside training steps everything watches
@@ -86,12 +93,18 @@ class Sampler:
                 self._switch(True)  # after the clock: switching on is part of what watching costs
         elif not self.on and name not in STEP_PHASES:
             self._switch(True)
+        if self.timer is not None and name in STEP_PHASES:
+            self._timed_outer(name, entering=True)
+            return
         for recorder in self.all if self.on else self.always:
             recorder.enter(name)
 
     def exit(self, name: str) -> None:
-        for recorder in self.all_reversed if self.on else self.always_reversed:
-            recorder.exit(name)
+        if self.timer is not None and name in STEP_PHASES:
+            self._timed_outer(name, entering=False)
+        else:
+            for recorder in self.all_reversed if self.on else self.always_reversed:
+                recorder.exit(name)
         if name == LAST_STEP:
             seconds = self.clock() - self._started
             if self.on:
@@ -100,6 +113,25 @@ class Sampler:
                 self.bare_seconds.append(seconds)
             if self.on and self.every > 1 and not self.one_batch:
                 self._switch(False)  # the next batch is bare: switch off between batches, off both clocks
+
+    def _timed_outer(self, name: str, entering: bool) -> None:
+        """Markers as usual, with the outer recorders' own time inside a step given to the phase timer."""
+        outer, inner = self.split[self.on]
+        assert self.timer is not None
+        if entering:
+            started = self.clock()
+            for recorder in outer:
+                recorder.enter(name)
+            self.timer.between_seconds += self.clock() - started
+            for recorder in inner:
+                recorder.enter(name)
+            return
+        for recorder in reversed(inner):
+            recorder.exit(name)
+        started = self.clock()
+        for recorder in reversed(outer):
+            recorder.exit(name)
+        self.timer.between_seconds += self.clock() - started
 
     def section(self, names: Sequence[str], batch_size: int, bptt: int) -> dict[str, Any]:
         """The ``overhead`` section of result.json: what watching cost this run, measured on it."""
@@ -140,7 +172,10 @@ def sampler_for(instruments: Sequence[Any], recorders: list[tuple[Any, bool]], c
                    batches_per_epoch=context.batches_per_epoch)
 
 
+SAID_AS = {"gradients": "grad-stats", "phases": "phase CUDA events"}  # as the user asked for them
+
+
 def sampled_names(instruments: Sequence[Any]) -> list[str]:
-    """The instruments a Sampler switches, by name (the phase timer only for its CUDA events)."""
-    return [i.name if getattr(i, "sampled", False) else f"{i.name} (CUDA events)" for i in instruments
+    """The instruments a Sampler switches, as the user knows them (the phase timer only for its CUDA events)."""
+    return [SAID_AS.get(i.name, i.name) for i in instruments
             if getattr(i, "sampled", False) or getattr(i, "switched", False)]

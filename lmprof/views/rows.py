@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lmprof.phases import STEP_PHASES, UNCOVERED
+from lmprof.phases import BETWEEN, STEP_PHASES, UNCOVERED
 from lmprof.views.format import UNIT_LABEL, UNIT_SCALE, duration, in_unit, pick_unit  # noqa: F401  (re-read by views)
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ CUDA_CLOCK = "cuda events"
 
 # The top-level parts of a run, in the spirit of the homework's "main flow" figure.
 PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("training", STEP_PHASES),
+    ("training", (*STEP_PHASES, BETWEEN)),  # BETWEEN: instruments' own work inside the steps, named
     ("validation evaluation", ("evaluate_valid",)),
     ("test evaluation", ("evaluate_test",)),
     ("corpus reading", ("corpus",)),
