@@ -222,3 +222,53 @@ def test_compare_matches_backward_by_statement_text() -> None:
     assert grid.columns[-3:] == ["A bwd", "B bwd", "B/A bwd"]
     row = next(r for r in grid.rows if r[0].startswith("output"))
     assert row[-3:] == ["4.00 ms", "6.00 ms", "1.50×"]
+
+
+def hand_made() -> RunResult:
+    """A --backward-lines run written by hand: two lines, the loss, clipping; the attribution 10% short."""
+    texts = ["emb = self.encoder(input)", "output, hidden = self.rnn(emb, hidden)"]
+    return RunResult(
+        lines={"functions": [{"name": "forward", "qualname": "RNNModel.forward", "lines": [
+            {"line": 60, "hits": 10, "seconds": 0.01, "source": "        " + texts[0]},
+            {"line": 61, "hits": 10, "seconds": 0.05, "source": "        " + texts[1]}]}]},
+        backward_lines={
+            "qualname": "RNNModel.forward", "file": "lmprof/reference/model.py", "device": "cpu", "batches": 3,
+            "first_batch": 2, "step_seconds": 0.02, "backward_op_seconds": 0.01,
+            "attributed_backward_seconds": 0.009, "consistency": 0.9, "consistent_within": 0.02,
+            "lines": [{"line": 60, "source": texts[0], "fwd_device_seconds": 0.001, "bwd_seconds": 0.002,
+                       "bwd_fwd_ratio": 2.0, "step_share": 0.15, "nodes": ["EmbeddingBackward0"]},
+                      {"line": 61, "source": texts[1], "fwd_device_seconds": 0.006, "bwd_seconds": 0.007,
+                       "bwd_fwd_ratio": 7 / 6, "step_share": 0.65, "nodes": ["MkldnnRnnLayerBackward0"]}],
+            "outside": [{"name": "loss_backward", "label": "the loss's backward (the root of the graph)",
+                         "part": "bwd", "seconds": 0.001, "step_share": 0.05},
+                        {"name": "clip", "label": "clip_grad_norm_", "part": "step", "seconds": 0.003,
+                         "step_share": 0.15}],
+            "shared_parameters": [{"name": "encoder.weight", "lines": [60, 62], "counted_on": 60}]})
+
+
+def test_the_table_says_what_each_column_is_and_when_the_attribution_falls_short() -> None:
+    from rich.console import Console
+
+    from lmprof.views.backward_lines import backward_table
+
+    console = Console(width=140, record=True, color_system=None)
+    console.print(backward_table(hand_made()))
+    text = console.export_text()
+    assert "host/call fwd device" in text and "bwd/fwd" in text and "% step" in text
+    rnn = next(line for line in text.splitlines() if "self.rnn(" in line)
+    assert rnn.split()[:6] == ["61", "5.00", "ms", "6.00", "ms", "7.00"]  # host per call, device forward, backward
+    assert "clip_grad_norm_ (3.00 ms)" in text
+    assert "only 90.0% of the backward phase's operator time" in text and "NOT within 2%" in text
+    assert "encoder.weight is shared by lines 60 and 62 (--tied): its gradient accumulation is counted on line 60" \
+        in text
+
+
+def test_the_report_draws_a_stacked_bar_per_line(tmp_path: Path) -> None:
+    from lmprof.views.report import run_report
+
+    page = run_report(hand_made(), tmp_path)
+    section = page[page.index('<section id="backward_lines">'):]
+    rnn_row = section[section.index(">61<"):section.index("self.rnn(")]
+    # three segments on the rnn line: host per call 5 ms, device forward 6 ms, backward 7 ms (of the widest, 18 ms)
+    assert 'title="host 5.00 ms" style="display:inline-block;height:.8em;width:27.78%' in rnn_row
+    assert 'title="fwd 6.00 ms"' in rnn_row and 'title="bwd 7.00 ms"' in rnn_row
