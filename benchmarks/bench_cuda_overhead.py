@@ -50,6 +50,39 @@ def startup(data: str | None, folder: Path, device: str, sizes: list[str]) -> di
             "coverage": (doc.get("phase_summary") or {}).get("train_coverage"), "overhead": doc.get("overhead") or {}}
 
 
+def cuda_per_call_us(repeats: int = 2000) -> dict[str, float]:
+    """Host microseconds per call of the CUDA-specific work: a time stamp, and a memory read, old way and new."""
+    import torch
+
+    from lmprof.instrument.cuda_events import cuda_pool
+    from lmprof.instrument.memory import torch_cuda_memory
+
+    def per_call(fn: Any) -> float:
+        fn()
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        seconds = time.perf_counter() - start
+        torch.cuda.synchronize()
+        return 1e6 * seconds / repeats
+
+    pool = cuda_pool(torch.device("cuda"))
+
+    def pooled() -> None:
+        pool.give(pool.stamp())
+
+    def new_event() -> None:
+        torch.cuda.Event(enable_timing=True).record()
+
+    memory = torch_cuda_memory(torch.device("cuda"))
+    return {"time stamp: a new torch.cuda.Event, record()": per_call(new_event),
+            "time stamp: pooled event, cached stream (lmprof)": per_call(pooled),
+            "memory read: memory_allocated() + max_memory_allocated()": per_call(
+                lambda: (torch.cuda.memory_allocated(), torch.cuda.max_memory_allocated())),
+            "memory read: one C-binding call (lmprof)": per_call(memory.read)}
+
+
 def markdown(rows: list[dict[str, Any]], step_ms: float, start: dict[str, Any], machine: str) -> str:
     import bench_standin
 
@@ -93,11 +126,15 @@ def main() -> int:
     bench_standin.timed_train(setup, 8, synchronize=sync)  # cuDNN's algorithm search, the allocator's growth
     step = min(bench_standin.timed_train(setup, 32, synchronize=sync) for _ in range(3)) / 32
     rows = bench_standin.overhead_rows(setup, args.pairs, DEFAULT_EVERY_CUDA, synchronize=sync)
+    per_call = cuda_per_call_us() if device == "cuda" else {}
     with tempfile.TemporaryDirectory(prefix="lmprof-cuda-bench-") as tmp:
         start = startup(args.data, Path(tmp), device, [x for k, v in sizes.items() for x in (f"--{k}", str(v))])
     machine = (f"{torch.cuda.get_device_name(0)}" if device == "cuda" else "CPU smoke run") + \
         f", torch {torch.__version__}"
     text = markdown(rows, 1000 * step, start, machine)
+    if per_call:
+        text += "\n| host cost per call on CUDA | µs |\n| --- | --- |\n"
+        text += "".join(f"| {name} | {us:.2f} |\n" for name, us in per_call.items())
     text += f"\n({time.perf_counter() - began:.0f} s, {args.pairs} pairs of 32 batches a row)\n"
     from lmprof.fsutil import write_text_atomic
 

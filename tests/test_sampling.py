@@ -205,3 +205,27 @@ def test_an_instrument_listening_outside_the_phase_timer_is_named_not_lost() -> 
     rows = {r["name"]: r for r in phase_rows(timer, wall_seconds=0.120)}
     assert rows[BETWEEN]["seconds"] == pytest.approx(0.100)
     assert rows["(outside phases)"]["seconds"] == pytest.approx(0.0)
+
+
+@pytest.mark.cuda
+def test_sampled_on_real_cuda_keeps_the_losses_and_scales_phase_events(tiny_corpus: Path, tmp_path: Path) -> None:
+    """The CUDA default (1 in 16) on a real GPU: pooled events on the cached stream, the allocator read through
+    its C binding, the same losses as a bare run, the phase table's GPU totals from the watched calls."""
+    from lmprof.config import RunConfig
+    from lmprof.instrument.components import ComponentTimer
+    from lmprof.instrument.memory import MemoryInstrument
+    from lmprof.instrument.recorders import PhaseTimer
+    from lmprof.runner import run
+
+    cfg = RunConfig(data=str(tiny_corpus), emsize=32, nhid=32, bptt=4, epochs=1, max_batches=34, device="cuda")
+    bare = run(cfg, log=lambda line: None, run_dir=tmp_path / "bare")
+    result = run(cfg, command="profile", instruments=[PhaseTimer(), ComponentTimer(), MemoryInstrument()],
+                 log=lambda line: None, run_dir=tmp_path / "watched")
+    assert [e["val_loss"] for e in result.epochs] == [e["val_loss"] for e in bare.epochs]
+    assert result.overhead["sample_every"] == 16 and result.overhead["watched_batches"] == 3  # 1, 17, 33
+    assert result.overhead["ratio"] > 0 and result.components["steps"] == 3
+    forward = next(r for r in result.phases if r["name"] == "forward")
+    assert forward["calls"] == 34 and forward["watched_calls"] == 3 and len(forward["samples"]) == 3
+    assert forward["seconds"] == pytest.approx(sum(forward["samples"]) * 34 / 3)
+    assert len(result.memory["cuda_allocated_per_batch"]) == 3
+    assert all(b > 0 for b in result.memory["cuda_allocated_per_batch"])
