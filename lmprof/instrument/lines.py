@@ -139,6 +139,8 @@ class LineProfile(Instrument):
         if sync not in SYNC_MODES:
             raise UsageError(f"unknown --sync {sync!r}: choose one of {', '.join(SYNC_MODES)}")
         self.names = choose_functions(functions)
+        # main() runs across every batch: switching the tracer off inside it would lose its train() line's time
+        self.sampled = "main" not in self.names
         self.unit = unit
         self.sync = sync
         self.functions: dict[str, Callable[..., Any]] = {}
