@@ -112,6 +112,7 @@ class Driver:
         })
         status = str(record.get("status"))
         self.outcome_statuses[run.label] = status
+        from lmprof.divergence import NOT_CONVERGED, advice
         from lmprof.sweep_summary import is_not_converged
 
         if is_not_converged(status, [e.get("val_ppl") for e in epochs], record.get("vocab_size")):

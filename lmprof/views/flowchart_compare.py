@@ -114,6 +114,8 @@ def _repaint_components(cluster: "graphviz.Digraph", comparison: Comparison, bas
     a, b = comparison.names[0], comparison.names[other]
     for i, (name, key) in enumerate(zip(names, keys)):
         row = by_role.get(key)
+        if row and key == "rnn":  # the one box whose module kind differs between an LSTM and a GRU run
+            name = name.replace(f"rnn: {model}", "rnn: " + " vs ".join(dict.fromkeys(m for m in row.modules if m)))
         label = f"{name}\\n{_component_times(row, direction, other, a, b)}" if row else name
         cluster.node(f"{direction}_{i}", label, fillcolor="white", fontcolor="black", style="rounded,filled,dashed")
 
