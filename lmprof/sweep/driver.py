@@ -117,7 +117,8 @@ class Driver:
 
         if is_not_converged(status, [e.get("val_ppl") for e in epochs], record.get("vocab_size")):
             self.log(f"{run.label}: not converged: val ppl {epochs[-1].get('val_ppl'):.4g} after its only epoch is "
-                     f"above the vocabulary size {record.get('vocab_size')} (give it more --epochs)")
+                     f"above the vocabulary size {record.get('vocab_size')}; try "
+                     f"{advice(run.config.to_dict(), NOT_CONVERGED)}")
         elif status == "ok":
             self.log(f"{run.label}: ok, test ppl {record.get('test_ppl') or float('nan'):.2f}")
         elif status == "failed":
