@@ -105,9 +105,12 @@ def test_a_run_given_both_says_which_won(tiny_corpus: Path, tmp_path: Path) -> N
 
 # --- --sync blocking ---------------------------------------------------------------------------------
 def test_blocking_is_set_before_cuda_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
     from lmprof.config import set_launch_blocking
 
     monkeypatch.delenv("CUDA_LAUNCH_BLOCKING", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)  # as in a fresh process, on any machine
     set_launch_blocking()
     assert os.environ["CUDA_LAUNCH_BLOCKING"] == "1"
 
