@@ -47,6 +47,7 @@ FUNCTIONS: dict[str, str] = {
 # Functions both train() and evaluate() call, and the phase that train() calls them in: their
 # line tables mix training and evaluation calls, so the record counts each (see PhaseCounter).
 TRAINING_PHASE: dict[str, str] = {"forward": "forward", "get_batch": "data"}
+BEFORE_TRAINING = {"tokenize", "batchify", "main"}  # functions that run before the model is built
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding lmprof/
 
 
@@ -104,16 +105,21 @@ def function_record(name: str, func: Callable[..., Any], timings: dict[int, tupl
 
 
 class PhaseCounter:
-    """Counts how often each phase marker opens: train()'s calls of a shared function, told from evaluate()'s."""
+    """Counts how often each phase marker opens: train()'s calls of a shared function, told from evaluate()'s.
+
+    ``on_built``: called when the model is built (the tracer then starts: see LineProfile.start).
+    """
 
     def __init__(self) -> None:
         self.entered: dict[str, int] = {}
+        self.on_built: Callable[[], None] | None = None
 
     def enter(self, name: str) -> None:
         self.entered[name] = self.entered.get(name, 0) + 1
 
     def exit(self, name: str) -> None:
-        return None
+        if name == "model_build" and self.on_built is not None:
+            self.on_built()
 
 
 def split_calls(record: dict[str, Any], training_calls: int) -> None:
@@ -149,7 +155,8 @@ class LineProfile(Instrument):
         self.tracing = False
 
     def recorder(self) -> PhaseCounter | None:
-        return self.counter if any(name in TRAINING_PHASE for name in self.names) else None
+        wanted = self.counter.on_built is not None or any(name in TRAINING_PHASE for name in self.names)
+        return self.counter if wanted else None
 
     def start(self, context: RunContext) -> None:
         from line_profiler import LineProfiler
@@ -160,6 +167,11 @@ class LineProfile(Instrument):
             # line_profiler may swap in a copy of the code object (padded with no-ops, so that
             # it can tell profiled code apart); the statements and their numbers stay the same.
             self.profiler.add_function(func)
+        if self.sampled and not set(self.names) & BEFORE_TRAINING:
+            # Nothing profiled runs before training: trace from the model's build on, so reading the corpus
+            # and torch's lazy imports do not run under the tracer (8x slower tokenizing on the H200).
+            self.counter.on_built = lambda: self.watch(True)
+            return
         self.profiler.enable_by_count()
         self.tracing = True
 
