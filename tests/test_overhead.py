@@ -157,3 +157,43 @@ def test_components_are_refused_on_mps_before_the_folder_exists(
     err = capsys.readouterr().err
     assert "--components on --device mps" in err and len(err.strip().splitlines()) == 1
     assert not Path(tiny_args[tiny_args.index("--out") + 1]).exists()
+
+
+# --- the benches: their machinery runs (no timing asserted) -------------------------------------------
+def _bench(name: str) -> Any:
+    import importlib.util
+    import sys
+
+    here = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(here))
+    spec = importlib.util.spec_from_file_location(name, here / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_standin_rows_run_each_instrument_as_a_run_installs_it() -> None:
+    import torch
+
+    standin = _bench("bench_standin")
+    threads = torch.get_num_threads()
+    setup = standin.prepare(None, **standin.STANDIN)
+    rows = standin.overhead_rows(setup, pairs=1, default_every=2)
+    assert [r["instrument"] for r in rows[:5]] == list(standin.TARGETS)
+    assert all(r["median"] > 0 for r in rows) and rows[0]["target"] == 1.05 and rows[5]["target"] is None
+    text = standin.markdown({"rows": rows, "ms_per_batch": 2.5}, "stand-in")
+    assert "| --components | 1 in 2 |" in text and "| --memory | every batch |" in text
+    assert torch.get_num_threads() == threads
+
+
+def test_the_cuda_bench_says_no_cuda_in_one_line_and_exits_0(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_cuda_overhead.py"
+    env = {k: v for k, v in os.environ.items() if k != "LMPROF_TEST_PRETEND_CUDA"}  # a real "no CUDA"
+    done = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "t.md")], capture_output=True,
+                          text=True, env={**env, "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 0 and done.stdout.strip().startswith("no CUDA")
+    assert len(done.stdout.strip().splitlines()) == 1 and not (tmp_path / "t.md").exists()
