@@ -89,6 +89,7 @@ class ComponentTimer(Instrument):
         self._last_post: Any = None  # stamp of the last child's post-hook: log_softmax starts there
         self._marks: list[tuple[str, Any]] = []  # backward: (component, stamp) as the gradient hooks fire
         self._pending: list[tuple[tuple[str, str, str], Any, Any]] = []
+        self._grad_hooks: dict[str, Callable[[Any], None]] = {}
 
     # --- clocks ------------------------------------------------------------------------
     def _now(self) -> Any:
@@ -261,10 +262,14 @@ class ComponentTimer(Instrument):
             tensor.register_hook(self._gradient_hook(name))
 
     def _gradient_hook(self, name: str) -> Callable[[Any], None]:
-        def mark(grad: Any) -> None:
-            self._marks.append((name, self._now()))  # returns None: the gradient passes unchanged
+        """One hook per component, made once (not a new closure per tensor per step)."""
+        hook = self._grad_hooks.get(name)
+        if hook is None:
+            def mark(grad: Any) -> None:
+                self._marks.append((name, self._now()))  # returns None: the gradient passes unchanged
 
-        return mark
+            hook = self._grad_hooks[name] = mark
+        return hook
 
     # --- the section -------------------------------------------------------------------------
     def section(self) -> dict[str, Any]:
