@@ -231,7 +231,7 @@ def phase_rows(recorder: HostRecorder, wall_seconds: float) -> list[dict[str, An
         rows.append(row)
     if recorder.between_seconds > 0:
         between = recorder.between_seconds
-        rows.append({"name": BETWEEN, "label": "instruments' own work between phases (profiler windows)",
+        rows.append({"name": BETWEEN, "label": "instruments' own work (profiler windows)",
                      "calls": 0, "seconds": between, "host_seconds": between, "mean_seconds": 0.0,
                      "share": between / wall_seconds if wall_seconds > 0 else 0.0})
     covered = sum(r["host_seconds"] for r in rows)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lmprof.phases import UNCOVERED
+from lmprof.phases import BETWEEN, UNCOVERED
 from lmprof.views.format import BAR_WIDTH, bar, from_file
 from lmprof.views.rows import (  # noqa: F401  (re-exported: the report reads the rows from here)
     CUDA_CLOCK, HOT_LINES, PARTS, UNIT_LABEL, UNIT_SCALE, LineRow, LineTableData, coverage, duration, gpu_busy,
@@ -182,8 +182,8 @@ def phase_table(result: "RunResult") -> "RenderableType":
     for header in phase_memory_headers(result):  # with --memory: peak RSS, or CUDA allocated and peak
         table.add_column(header, justify="right")
     for r in rows:
-        outside = r["name"] == UNCOVERED
-        cells: list[Any] = [Text(UNCOVERED if outside else r["label"], style="dim" if outside else ""),
+        outside = r["name"] in (UNCOVERED, BETWEEN)  # no calls, no mean: time between the phases
+        cells: list[Any] = [Text(r["name"] if outside else r["label"], style="dim" if outside else ""),
                             "" if outside else f"{r['calls']:,}", duration(r["seconds"]),
                             "" if outside else duration(r["mean_seconds"]), f"{r['share']:.1%}"]
         if cut:
