@@ -71,7 +71,7 @@ def test_every_batch_watched_with_sample_every_0_and_nothing_switches() -> None:
     sampler = Sampler(0, [(sampled, True)], [sampled], clock=clock)
     with listening(sampler):
         batches(clock, [0.010] * 5, 0.002, sampler)
-    assert sampled.heard.count("forward") == 5 and sampled.switched == []
+    assert sampled.heard.count("forward") == 5 and sampled.switched == [True]  # told once, at the first batch
     section = sampler.section(["components"], batch_size=20, bptt=35)
     assert section["watched_batches"] == 5 and section["bare_batches"] == 0
     assert "ratio" not in section and "bare_ms_per_batch" not in section
@@ -229,3 +229,26 @@ def test_sampled_on_real_cuda_keeps_the_losses_and_scales_phase_events(tiny_corp
     assert forward["seconds"] == pytest.approx(sum(forward["samples"]) * 34 / 3)
     assert len(result.memory["cuda_allocated_per_batch"]) == 3
     assert all(b > 0 for b in result.memory["cuda_allocated_per_batch"])
+
+
+def test_line_tracing_starts_at_the_model_build_or_at_the_first_watched_batch() -> None:
+    """Nothing profiled runs before training: the tracer waits for the model (corpus reading runs untraced)."""
+    from types import SimpleNamespace
+
+    from lmprof.instrument.lines import LineProfile
+
+    for every, marker_seen in ((0, False), (0, True), (4, True)):
+        lines = LineProfile(["train"])
+        lines.start(SimpleNamespace(cfg=SimpleNamespace(model="LSTM")))  # type: ignore[arg-type]
+        assert not lines.tracing
+        sampler = Sampler(every, [(lines.recorder(), True)], [lines], clock=FakeClock())
+        try:
+            with listening(sampler):
+                if marker_seen:
+                    with phase("model_build"):
+                        pass
+                    assert lines.tracing
+                with phase("data"):  # batch 0: watched at every batch, bare at 1 in 4
+                    assert lines.tracing is (every == 0)
+        finally:
+            lines.stop()

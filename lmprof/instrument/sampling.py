@@ -86,10 +86,11 @@ class Sampler:
         if name == FIRST_STEP:
             self.batch += 1
             watched = self.watches(self.batch)
-            if self.on and not watched:
+            first = self.batch == 0  # every switch told once where it stands (an instrument may start off)
+            if not watched and (self.on or first):
                 self._switch(False)  # before the clock: switching off is no part of a bare step
             self._started = self.clock()
-            if watched and not self.on:
+            if watched and (not self.on or first):
                 self._switch(True)  # after the clock: switching on is part of what watching costs
         elif not self.on and name not in STEP_PHASES:
             self._switch(True)
