@@ -173,7 +173,8 @@ def sampler_for(instruments: Sequence[Any], recorders: list[tuple[Any, bool]], c
                    batches_per_epoch=context.batches_per_epoch)
 
 
-SAID_AS = {"gradients": "grad-stats", "phases": "phase CUDA events"}  # as the user asked for them
+SAID_AS = {"gradients": "grad-stats", "phases": "phase CUDA events", "gpu_busy": "GPU busy windows",
+           "backward_lines": "backward-lines"}  # as the user asked for them
 
 
 def sampled_names(instruments: Sequence[Any]) -> list[str]:
