@@ -44,11 +44,13 @@ def real_runs(folder: Path, corpus: Path, count: int = 3) -> list[dict[str, Any]
 
     # A throwaway run first: the first run in a process pays torch's lazy start-up in its forward (a share
     # ten points higher), as every student's single run does; the bases are all warm, so alike.
-    run(RunConfig(data=str(corpus), emsize=16, nhid=16, epochs=1, bptt=8, max_batches=3, threads=2),
+    run(RunConfig(data=str(corpus), emsize=16, nhid=16, epochs=1, bptt=8, max_batches=3, threads=2,
+                  device="cpu"),
         command="profile", run_dir=folder / "warm-up", log=lambda line: None, instruments=[PhaseTimer()])
     docs = []
     for i in range(count):
-        cfg = RunConfig(data=str(corpus), model="LSTM", emsize=16, nhid=16, epochs=1, bptt=8, seed=1111, threads=2)
+        cfg = RunConfig(data=str(corpus), model="LSTM", emsize=16, nhid=16, epochs=1, bptt=8, seed=1111, threads=2,
+                        device="cpu")  # CPU records, perturbed per machine kind below
         result = run(cfg, command="profile", run_dir=folder / f"base{i}", log=lambda line: None,
                      instruments=[PhaseTimer(), LineProfile(["train"])])
         docs.append(record_for_bundle(result))

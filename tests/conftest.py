@@ -34,6 +34,12 @@ if os.environ.get("LMPROF_TEST_PRETEND_CUDA") == "1":  # tests/conftest.py's --p
 """
 
 
+# Flags for a test whose figures are the CPU's (every batch watched, host clocks, bitwise losses, upstream's
+# "Using device: cpu"): on a GPU machine `--device auto` means CUDA, where the expensive instruments watch
+# one batch in 16 and a tiny step is launch-bound. tests/test_cuda.py covers the CUDA runs.
+ON_CPU = ["--device", "cpu"]
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--pretend-cuda", action="store_true",
                      help="torch.cuda.is_available() says True (in subprocesses too): shows which tests "

@@ -16,7 +16,9 @@ from lmprof.compare import TOO_SMALL, compare
 from lmprof.divergence import DIVERGED, NOT_CONVERGED, is_diverged, judge
 from lmprof.result import RunResult
 
-TINY = ["--emsize", "32", "--nhid", "32", "--epochs", "1", "--max-batches", "6", "--bptt", "8", "--threads", "2"]
+# --device cpu: these runs are compared every batch (a GPU's default of 1 watched batch in 16 would
+# leave 6-batch runs with one watched batch); test_cuda.py covers CUDA runs
+TINY = ["--device", "cpu", "--emsize", "32", "--nhid", "32", "--epochs", "1", "--max-batches", "6", "--bptt", "8", "--threads", "2"]
 
 
 def render(renderable: object, width: int = 80) -> str:

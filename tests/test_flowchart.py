@@ -12,6 +12,7 @@ from lmprof.cli import main
 from lmprof.phases import PHASES, UNCOVERED
 from lmprof.result import RunResult
 from lmprof.views.flowchart import EPOCH_PHASES, HEAT, flow_chart, forward_layers, heat
+from tests.conftest import ON_CPU
 
 
 def node_label(source: str, name: str) -> str:
@@ -81,7 +82,7 @@ def test_chart_from_a_real_run_shows_result_json_shares(tiny_args: list[str], tm
 
     parser = argparse.ArgumentParser()
     add_run_flags(parser)
-    cfg = config_from_args(parser.parse_args(tiny_args))
+    cfg = config_from_args(parser.parse_args([*tiny_args, *ON_CPU]))
     run(cfg, command="profile", instruments=[PhaseTimer()], log=lambda line: None)
     run_dir = Path(cfg.out or "")
     assert main(["diagram", "flow", "--from", str(run_dir), "--format", "dot"]) == 0

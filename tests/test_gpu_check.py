@@ -32,7 +32,10 @@ def test_cpu_half_runs_every_check_and_writes_the_summary(tiny_corpus: Path, tmp
     assert os.access(SCRIPT, os.X_OK), "benchmarks/gpu_check.sh is not executable"
     env = {**os.environ, "PYTHON": sys.executable, "GPU_CHECK_INSTALL": "0", "GPU_DATA": str(tiny_corpus),
            "GPU_CHECK_BATCHES": "3", "GPU_CHECK_TWIN_BATCHES": "3", "GPU_CHECK_LADDER_BATCHES": "3",
-           "GPU_CHECK_SIZE": "16", "GPU_CHECK_BPTT": "8", "OMP_NUM_THREADS": "2"}
+           "GPU_CHECK_SIZE": "16", "GPU_CHECK_BPTT": "8", "OMP_NUM_THREADS": "2",
+           # the CPU half on any machine: on a GPU machine its pytest -m cuda would otherwise run the real
+           # CUDA tests (and --pretend-cuda's stand-in would make them fail here)
+           "CUDA_VISIBLE_DEVICES": "", "LMPROF_TEST_PRETEND_CUDA": "0"}
     out = tmp_path / "gpu-check"
     done = subprocess.run([str(SCRIPT), str(out), "--cpu-only"], env=env, capture_output=True, text=True,
                           timeout=600)

@@ -18,6 +18,7 @@ from lmprof.reference.loop import repackage_hidden
 from lmprof.reference.model import RNNModel
 from lmprof.result import RunResult
 from lmprof.runner import run
+from tests.conftest import ON_CPU
 
 
 def profiled(tiny_corpus: Path, tmp_path: Path, name: str, **overrides: Any) -> RunResult:
@@ -180,7 +181,7 @@ def test_memory_snapshot_is_refused_on_a_cpu_before_anything_is_written(
 
 def test_a_memory_run_round_trips_through_show_and_report(tiny_args: list[str], tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["profile", *tiny_args, "--fn", "train", "--memory"]) == 0
+    assert main(["profile", *tiny_args, *ON_CPU, "--fn", "train", "--memory"]) == 0
     first = capsys.readouterr().out
     run_dir = tmp_path / "run"
     memory = RunResult.load(run_dir).memory

@@ -14,6 +14,7 @@ from lmprof.cli import main
 from lmprof.instrument.lines import FUNCTIONS
 from lmprof.reference import loop
 from lmprof.result import RunResult
+from tests.conftest import ON_CPU
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +40,7 @@ def hits(lines: list[dict], text: str) -> int:
 
 def test_profile_prints_the_tables_and_show_prints_them_again(tiny_args: list[str], tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["profile", *tiny_args, "--fn", "train", "--fn", "get_batch"]) == 0
+    assert main(["profile", *tiny_args, *ON_CPU, "--fn", "train", "--fn", "get_batch"]) == 0
     out = capsys.readouterr().out
     run_dir = tmp_path / "run"
     for text in ("Where the run's time went", "Phases · clock: host", "(outside phases)", "Phases cover",
@@ -93,7 +94,7 @@ def test_ctrl_c_during_training_still_prints_the_tables(tiny_args: list[str], tm
 
     monkeypatch.setattr(loop, "get_batch", ctrl_c_on_third_batch)
     # the loop stops training early and tests, as upstream does; the command still exits as interrupted
-    assert main(["profile", *tiny_args]) == 130
+    assert main(["profile", *tiny_args, *ON_CPU]) == 130
     out = capsys.readouterr().out
     assert "Exiting from training early" in out and "interrupted: Ctrl-C" in out
     assert "1 call · interrupted" in out
@@ -113,7 +114,7 @@ def test_ctrl_c_after_training_prints_what_ran_and_exits_130(tiny_args: list[str
         return real_evaluate(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(loop, "evaluate", ctrl_c_in_test_evaluation)
-    assert main(["profile", *tiny_args]) == 130
+    assert main(["profile", *tiny_args, *ON_CPU]) == 130
     out = capsys.readouterr().out
     assert "interrupted: Ctrl-C" in out and "loss.backward()" in out
     assert hits(train_lines(tmp_path / "run"), "loss.backward()") == 4

@@ -15,6 +15,7 @@ from lmprof.result import RunResult
 from lmprof.commands.report import folder_report
 from lmprof.views.html import highlighted_lines
 from lmprof.views.report import REPORT_FILE, run_report
+from tests.conftest import ON_CPU
 
 NETWORK = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//|@import|url\(\s*["']?(?:https?:)?//""", re.I)
 TINY_SVG = """<?xml version="1.0" encoding="UTF-8" standalone="no"?>
@@ -291,11 +292,11 @@ def test_bad_input_is_one_line_and_exit_2(case: str, tmp_path: Path, capsys: pyt
 def test_report_flag_on_profile_and_sweep_writes_the_page(tiny_args, tmp_path, capsys) -> None:
     from lmprof.cli import main
 
-    assert main(["profile", *tiny_args, "--report"]) == 0
+    assert main(["profile", *tiny_args, *ON_CPU, "--report"]) == 0
     page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
     assert "<table" in page and "Phases" in page
     assert "report.html" in capsys.readouterr().out
     sweep_args = [a for a in tiny_args if a not in ("--out", str(tmp_path / "run"))]
     assert main(["sweep", "--models", "LSTM", "--vary", "nhid=16", *sweep_args, "--lr", "5",
-                 "--out", str(tmp_path / "sw"), "--report"]) == 0
+                 *ON_CPU, "--out", str(tmp_path / "sw"), "--report"]) == 0
     assert (tmp_path / "sw" / "report.html").is_file()

@@ -13,10 +13,11 @@ import torch
 
 from lmprof.cli import main
 from lmprof.result import RunResult
+from tests.conftest import ON_CPU
 
 
 def test_train_writes_result_and_a_weights_only_checkpoint(tiny_args, tmp_path, capsys) -> None:
-    assert main(["train", *tiny_args, "--log-interval", "2"]) == 0
+    assert main(["train", *tiny_args, *ON_CPU, "--log-interval", "2"]) == 0
     out = capsys.readouterr().out
     assert "Using device: cpu" in out
     # upstream's layout, field for field
