@@ -102,14 +102,14 @@ class RunResult:
 
         return html(self)
 
-    def to_json(self) -> str:
-        return json.dumps(json_safe(asdict(self)), indent=1, allow_nan=False, default=_plain)
     def show(self, width: int | None = None) -> None:
         """Print the tables ``lmprof show RUN`` prints: summary, phases, components, memory, lines."""
         from lmprof.display import show
 
         show(self, width)
 
+    def to_json(self) -> str:
+        return json.dumps(json_safe(asdict(self)), indent=1, allow_nan=False, default=_plain)
 
     def save(self, run_dir: str | os.PathLike[str]) -> Path:
         return write_text_atomic(Path(run_dir) / RESULT_FILE, self.to_json() + "\n")
