@@ -31,7 +31,7 @@ DIVERGED = "diverged"
 NOT_CONVERGED = "not converged"
 UPSTREAM_LR = 20.0  # upstream main.py's default --lr
 
-# Measured on a 2-core AMD EPYC VM (AVX512, torch 2.13.0+cpu, 2 threads): `lmprof train --model GRU
+# Measured on a 2-core AMD EPYC VM (AVX2, torch 2.13.0+cpu, 2 threads): `lmprof train --model GRU
 # --epochs 1 --max-batches 60 --lr LR --seed S` on the embedded corpus (vocabulary 7,477), S = 1111
 # (upstream's default) and 1, 2, 3. At lr 20: val ppl 138,920 (seed 1111), 863, 774, 1,704; at lr 5:
 # 410, 466, 367, 481.

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 DRIFT_FILE = "compare-drift.json"
-# benchmarks/bench_compare_noise.py on lmprof's reference machine (a 2-core AMD EPYC VM, AVX512,
+# benchmarks/bench_compare_noise.py on lmprof's reference machine (a 2-core AMD EPYC VM, AVX2,
 # torch 2.13.0+cpu, 2 threads; 5 reruns of 25 batches, 2026-12-02): forward, backward and the whole
 # step drifted up to 13%.
 DEFAULT_MARGIN = 0.15
