@@ -12,7 +12,7 @@ from lmprof.cli import main
 from lmprof.compare import NOISE, SLOWER, compare, load_runs
 from tests.test_report_browser import Dom, browser, chromium, console_lines  # noqa: F401  (browser: a fixture)
 
-BATCHES = 15
+BATCHES = 36  # bptt 4: a burst of the VM's other load over a 15-batch run moved every phase of it 15-30%
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +25,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> dict[st
 
     folder = tmp_path_factory.mktemp("compare-runs")
     out = {}
-    # big first: the first training in a process runs cold (allocator, oneDNN primitives), and a cold
-    # "small" made its rerun look "faster" about one run in five on a 2-core VM
-    for name, size in (("big", 256), ("small", 32), ("small-again", 32)):
+    # The small runs follow a small warm-up run, not the big run: a small run right after the big one ran
+    # slower in every phase (the allocator and caches left as the big model left them), and its rerun
+    # looked "faster" in 4 of 4 tries on a 2-core VM; after the warm-up, 6 of 6 were within noise.
+    for name, size in (("big", 256), ("warm-up", 32), ("small", 32), ("small-again", 32)):
         # on the CPU: at these sizes a GPU step is launch-bound, so 8x wider layers need not be slower there
-        cfg = RunConfig(data=str(tiny_corpus), emsize=size, nhid=size, epochs=1, max_batches=BATCHES, bptt=8,
+        cfg = RunConfig(data=str(tiny_corpus), emsize=size, nhid=size, epochs=1, max_batches=BATCHES, bptt=4,
                         device="cpu")
         run(cfg, command="profile", run_dir=folder / name, log=lambda line: None,
             instruments=[PhaseTimer(), AchievedFlops()])
@@ -37,9 +38,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> dict[st
     return out
 
 
-def verdicts(*folders: Path) -> dict[str, str]:
+def verdicts(*folders: Path, drift_margin: float | None = None) -> dict[str, str]:
     results, notes = load_runs(folders)
-    return {p.name: p.verdicts[1] for p in compare(results, notes).phases}
+    return {p.name: p.verdicts[1] for p in compare(results, notes, drift_margin=drift_margin).phases}
 
 
 def test_bigger_model_is_slower_in_forward_and_backward(runs: dict[str, Path]) -> None:
@@ -47,8 +48,14 @@ def test_bigger_model_is_slower_in_forward_and_backward(runs: dict[str, Path]) -
     assert said["forward"] == SLOWER and said["backward"] == SLOWER
 
 
+# The drift this shared 2-core VM showed between reruns of one command (29%:
+# benchmarks/results/compare-noise-emsize200-20261204-vm.json): at 1 ms phases the default 15% was crossed
+# by whole-machine drift (every phase of a rerun 11-14% faster) in 1 of 5 tries.
+THIS_VM_DRIFT = 0.30
+
+
 def test_a_rerun_is_within_noise(runs: dict[str, Path]) -> None:
-    said = verdicts(runs["small"], runs["small-again"])
+    said = verdicts(runs["small"], runs["small-again"], drift_margin=THIS_VM_DRIFT)
     assert said["forward"] == NOISE and said["backward"] == NOISE
 
 
