@@ -229,15 +229,12 @@ class _Losses:
         self.tokens.append(tokens)
 
 
-def test_graph_step_matches_the_reference_train_with_dropout_0(tiny) -> None:
-    """Warm-up, capture, replays: the losses of the reference's train(), to float rounding (same batches)."""
+def _reference_recording_losses(cfg, ntokens: int):
+    """The reference model (seeded as a run seeds it) and a criterion that records each loss, as upstream reads it."""
     import torch
 
-    from lmprof.reference.loop import batchify, build_model, train
+    from lmprof.reference.loop import build_model
 
-    cfg, corpus = tiny
-    ntokens, batches = len(corpus.dictionary), 8
-    train_data = batchify(corpus.train, cfg.batch_size)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, ntokens, torch.device("cpu"))
     reference: list[float] = []
@@ -247,6 +244,19 @@ def test_graph_step_matches_the_reference_train_with_dropout_0(tiny) -> None:
         reference.append(loss.item())
         return loss
 
+    return model, criterion, reference
+
+
+def test_graph_step_matches_the_reference_train_with_dropout_0(tiny) -> None:
+    """Warm-up, capture, replays: the losses of the reference's train(), to float rounding (same batches)."""
+    import torch
+
+    from lmprof.reference.loop import batchify, build_model, train
+
+    cfg, corpus = tiny
+    ntokens, batches = len(corpus.dictionary), 8
+    train_data = batchify(corpus.train, cfg.batch_size)
+    model, criterion, reference = _reference_recording_losses(cfg, ntokens)
     train(model, train_data, cfg.replace(max_batches=batches), criterion, ntokens, lr=cfg.lr, epoch=1,  # type: ignore[arg-type]
           log=lambda line: None)
     graph_model, step, api = _graph_step(cfg, ntokens)
@@ -301,15 +311,7 @@ def test_graph_step_runs_the_epochs_short_last_batch_eagerly(tiny) -> None:
     cfg, corpus = tiny
     ntokens = len(corpus.dictionary)
     train_data = batchify(corpus.train[:cfg.batch_size * (5 * cfg.bptt + 4)], cfg.batch_size)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg, ntokens, torch.device("cpu"))
-    reference: list[float] = []
-
-    def criterion(output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        loss = torch.nn.NLLLoss()(output, targets)
-        reference.append(loss.item())
-        return loss
-
+    model, criterion, reference = _reference_recording_losses(cfg, ntokens)
     graph_model, step, api = _graph_step(cfg, ntokens)
     losses = _Losses()
     for epoch in (1, 2):
