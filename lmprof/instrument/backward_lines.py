@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from lmprof.instrument.backward_attribution import (GRAD_PREFIX, LINE_PREFIX, PHASE_PREFIX, Op, attribute,
                                                     component_agreement)
 from lmprof.instrument.base import Instrument, RunContext
+from lmprof.instrument.sampling import run_every
 from lmprof.phases import STEP_PHASES
 
 if TYPE_CHECKING:
@@ -251,7 +252,7 @@ class BackwardLines(Instrument):
         function = self.function or resolve("forward", context.cfg.model)
         self.function = getattr(function, "__func__", function)
         self.device = "cuda" if getattr(context.device, "type", "cpu") == "cuda" else "cpu"
-        self.every = _sample_every(context)
+        self.every = run_every(context.cfg, context.device)
         # sampled, the batches it hears are past the first already (1, K + 1, ...): watch the first ones heard
         first = 0 if self.every > 1 else min(self.watch_from, max(0, context.batches_per_epoch - self.watched))
         self.rec = LineBackwardRecorder(self.function, first, self.watched, self.device == "cuda")
@@ -291,18 +292,6 @@ class BackwardLines(Instrument):
                    "first_batch": self.rec.first if self.every <= 1 else 1, "sample_every": self.every,
                    "watched_batches": [self.rec.first + i if self.every <= 1 else 1 + i * self.every
                                        for i in range(len(self.rec.finished))]})
-
-
-def _sample_every(context: RunContext) -> int:
-    """The K of --sample-every this run applies (its default where not given), 0 where the runner has none."""
-    every = getattr(context.cfg, "sample_every", None)
-    if every is None:
-        try:
-            from lmprof.instrument.sampling import default_every
-        except ImportError:
-            return 0
-        every = default_every(context.device)
-    return int(every)
 
 
 def watch_steps(function: Callable[..., Any], forward: Callable[[], Any], loss_of: Callable[[Any], Any], *,

@@ -215,10 +215,9 @@ class GpuBusy(Instrument):
 
     def first_heard(self, context: RunContext) -> int:
         """The first batch to watch, counted in the batches the recorder hears: past the warm-up, within the run."""
-        from lmprof.instrument.sampling import default_every
+        from lmprof.instrument.sampling import run_every
 
-        every = getattr(context.cfg, "sample_every", None)
-        every = default_every(context.device) if every is None else every
+        every = run_every(context.cfg, context.device)
         if every > 1:  # a Sampler watches batch 1, K + 1, 2K + 1, ...: from the second of those
             heard = -(-context.batches_per_epoch // every)
             return min(1, max(0, heard - self.watched))

@@ -43,6 +43,12 @@ def default_every(device: Any) -> int:
     return DEFAULT_EVERY_CUDA if getattr(device, "type", str(device)) == "cuda" else 0
 
 
+def run_every(cfg: Any, device: Any) -> int:
+    """The K this run applies: --sample-every as given, else its default on ``device``."""
+    every = getattr(cfg, "sample_every", None)
+    return default_every(device) if every is None else int(every)
+
+
 class Sampler:
     """Routes the phase markers to every recorder on watched batches and to the always-on ones on bare batches.
 
@@ -167,9 +173,7 @@ def sampler_for(instruments: Sequence[Any], recorders: list[tuple[Any, bool]], c
     switches = [i for i in instruments if getattr(i, "sampled", False) or getattr(i, "switched", False)]
     if not switches:
         return None
-    every = context.cfg.sample_every
-    every = default_every(context.device) if every is None else every
-    return Sampler(every, recorders, [i for i in switches if callable(getattr(i, "watch", None))],
+    return Sampler(run_every(context.cfg, context.device), recorders, [i for i in switches if callable(getattr(i, "watch", None))],
                    batches_per_epoch=context.batches_per_epoch)
 
 
