@@ -32,11 +32,11 @@ def time_with_backward_lines(setup: dict[str, Any], batches: int) -> float:
 
     import torch
 
-    from lmprof.instrument.backward_lines import BackwardLines
+    from lmprof.instrument.backward_lines import BackwardLineInstrument
     from lmprof.instrument.base import RunContext
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
-    instrument = BackwardLines()
+    instrument = BackwardLineInstrument()
     run_dir = Path(tempfile.gettempdir())
     instrument.start(RunContext(cfg=setup["cfg"], device=torch.device("cpu"), run_dir=run_dir,
                                 batches_per_epoch=batches))

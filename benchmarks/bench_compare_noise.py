@@ -8,7 +8,7 @@ its own process, one after the other (never two at once), then compares every la
 first as ``lmprof compare`` does: the ratio of each step phase's median time
 per batch, and its bootstrap interval. The largest |ratio - 1| of the phases
 that carry most of the step (forward, backward, the whole step) is the drift
-a verdict must clear: ``lmprof.compare.DRIFT_MARGIN`` is chosen from it.
+a verdict must clear: ``lmprof.comparison.DRIFT_MARGIN`` is chosen from it.
 It also counts how often the bootstrap interval alone (no margin) would call
 a rerun faster or slower: the reason the margin exists.
 
@@ -44,8 +44,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lmprof.compare import STEP_ROW, compare
-from lmprof.result import RunResult
+from lmprof.comparison import STEP_ROW, compare
+from lmprof.record.result import RunResult
 
 MAIN_PHASES = ("forward", "backward", STEP_ROW)
 

@@ -19,9 +19,9 @@ def time_with_components(setup: dict[str, Any], batches: int) -> float:
     import torch
 
     from lmprof.instrument.base import RunContext
-    from lmprof.instrument.components import ComponentTimer
+    from lmprof.instrument.components import ComponentInstrument
 
-    timer = ComponentTimer()
+    timer = ComponentInstrument()
     timer.start(RunContext(cfg=setup["cfg"], device=torch.device("cpu"), run_dir=Path(tempfile.gettempdir()),
                            batches_per_epoch=batches))
     try:

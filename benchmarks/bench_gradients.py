@@ -15,9 +15,9 @@ TARGET = 1.02
 
 
 def time_with_grad_stats(setup: dict[str, Any], batches: int) -> float:
-    from lmprof.instrument.gradients import GradStats
+    from lmprof.instrument.gradients import GradStatsInstrument
 
-    stats = GradStats()
+    stats = GradStatsInstrument()
     stats.clip = setup["cfg"].clip
     try:
         return time_train(setup, batches, stats)

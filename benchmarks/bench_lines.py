@@ -4,7 +4,7 @@
     python benchmarks/bench_lines.py --pairs 7 --max-batches 40 --data DIR     # e.g. wikitext-2-lite
 
 Each pair times the same number of training batches twice on one model:
-A bare, then B with lmprof's LineProfile instrument watching train (the
+A bare, then B with lmprof's LineInstrument instrument watching train (the
 instrument `lmprof profile` uses, started and stopped around the batches).
 Pairs run interleaved, A B B A A B ..., so drift in the machine's speed hits
 both sides; per pair, ratio = B / A, and the report gives the median, min
@@ -36,9 +36,9 @@ def time_profiled(setup: dict[str, Any], batches: int, run_dir: Path) -> float:
     import torch
 
     from lmprof.instrument.base import RunContext
-    from lmprof.instrument.lines import LineProfile
+    from lmprof.instrument.lines import LineInstrument
 
-    lines = LineProfile(["train"])
+    lines = LineInstrument(["train"])
     lines.start(RunContext(cfg=setup["cfg"], device=torch.device("cpu"), run_dir=run_dir, batches_per_epoch=batches))
     try:
         return bench_loop.time_train(setup, batches)

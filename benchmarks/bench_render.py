@@ -34,7 +34,7 @@ def _best(repeats: int, work: Callable[[int], None]) -> float:
 def sample_result() -> Any:
     """A RunResult with a phase row for every phase (shares made up, summing to one)."""
     from lmprof.phases import PHASES, UNCOVERED
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
     names = [p.name for p in PHASES] + [UNCOVERED]
     weights = [i + 1 for i in range(len(names))]

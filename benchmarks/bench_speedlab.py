@@ -8,7 +8,7 @@ On CUDA the goals are issue 31's: the best combination reaches the reference's
 ppl >= 2.5x sooner (GPU_GOAL), cuda-graph's step is within 10% of the kernel
 floor (floor_ratio <= 1.10), and the whole ladder takes under 4 minutes.
 
-It runs the whole ladder (``lmprof.speedlab.ladder.run_ladder``) on the
+It runs the whole ladder (``lmprof.experiments.speedlab.ladder.run_ladder``) on the
 embedded corpus, then prints one JSON object: per variant, tokens/s against
 the reference (median and slowest-fastest repeat), the share of this
 machine's float32 matmul peak in forward and backward, the ppl difference,
@@ -77,7 +77,7 @@ def summary(ladder: Any) -> dict[str, Any]:
 
 def main() -> int:
     from lmprof.config import RunConfig
-    from lmprof.speedlab.ladder import run_ladder
+    from lmprof.experiments.speedlab.ladder import run_ladder
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget-batches", type=int, default=None, help="default 100 on a CPU")

@@ -40,17 +40,17 @@ EVERY_BATCH_AIM = 1.3  # with --sample-every 0: reported, aimed at for component
 
 def instrument_sets() -> dict[str, Callable[[], list[Any]]]:
     """Each row's instruments, as the command installs them (profile: the phase timer and the lines)."""
-    from lmprof.instrument.components import ComponentTimer
-    from lmprof.instrument.gradients import GradStats
-    from lmprof.instrument.lines import LineProfile
+    from lmprof.instrument.components import ComponentInstrument
+    from lmprof.instrument.gradients import GradStatsInstrument
+    from lmprof.instrument.lines import LineInstrument
     from lmprof.instrument.memory import MemoryInstrument
-    from lmprof.instrument.recorders import PhaseTimer
+    from lmprof.instrument.recorders import PhaseInstrument
 
-    return {"phases": lambda: [PhaseTimer()],
-            "profile --fn train": lambda: [PhaseTimer(), LineProfile(["train"])],
-            "--components": lambda: [ComponentTimer()],
+    return {"phases": lambda: [PhaseInstrument()],
+            "profile --fn train": lambda: [PhaseInstrument(), LineInstrument(["train"])],
+            "--components": lambda: [ComponentInstrument()],
             "--memory": lambda: [MemoryInstrument()],
-            "--grad-stats": lambda: [GradStats()]}
+            "--grad-stats": lambda: [GradStatsInstrument()]}
 
 
 def prepare(data: str | None, device: str = "cpu", **overrides: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ def measure(*, epochs: int = 3, max_batches: int = 50, emsize: int = 200, nhid: 
     """Median per-epoch training seconds and wall seconds, plain runner.run vs a one-run sweep."""
     from lmprof.config import RunConfig
     from lmprof.runner import run
-    from lmprof.sweep import InlineExecutor, build_plan, run_sweep
+    from lmprof.sweeps import InlineExecutor, build_plan, run_sweep
 
     cfg = RunConfig(model=model, emsize=emsize, nhid=nhid, epochs=epochs, max_batches=max_batches, data=data)
     quiet = lambda line: None  # noqa: E731

@@ -10,7 +10,7 @@ the median, min and max ratio. Targets (issue 4): phase recording at most
 1.02, the profiler's active steps at most 1.30.
 
 - Phase recording: train()'s wall time (the loop's own perf_counter) with
-  no listener vs with lmprof's PhaseTimer.
+  no listener vs with lmprof's PhaseInstrument.
 - Profiler: the summed time of the recorded steps (schedule wait 1, warmup
   1, active max_batches - 2), timed by a step clock that both sides carry,
   vs the same steps with no profiler. Writing the trace happens between
@@ -31,8 +31,8 @@ from typing import Any
 
 from lmprof.config import RunConfig
 from lmprof.instrument.base import Instrument
-from lmprof.instrument.recorders import PhaseTimer
-from lmprof.instrument.trace import TraceSchedule, TraceSession
+from lmprof.instrument.recorders import PhaseInstrument
+from lmprof.instrument.trace import TraceSchedule, TraceInstrument
 from lmprof.runner import run
 
 
@@ -80,13 +80,13 @@ def measure(pairs: int, max_batches: int, data: str | Path | None, cfg: RunConfi
         def step_seconds(traced: bool, name: str) -> float:
             clock = StepClock()
             # The trace goes first, as in `lmprof trace`: its step() and trace writing fall between steps.
-            instruments: list[Instrument] = [TraceSession(schedule), clock] if traced else [clock]
+            instruments: list[Instrument] = [TraceInstrument(schedule), clock] if traced else [clock]
             run(base, command="bench", instruments=instruments, log=lambda line: None, run_dir=Path(tmp) / name)
             return sum(clock.steps[recorded])
 
         for i in range(pairs):
             results["phases_off"].append(train_seconds([], f"{i}-phases-off"))
-            results["phases_on"].append(train_seconds([PhaseTimer()], f"{i}-phases-on"))
+            results["phases_on"].append(train_seconds([PhaseInstrument()], f"{i}-phases-on"))
             results["profiler_off"].append(step_seconds(False, f"{i}-profiler-off"))
             results["profiler_on"].append(step_seconds(True, f"{i}-profiler-on"))
     return {

@@ -250,7 +250,7 @@ fi
 want=foreach; [ "$device" = cuda ] && want=foreach,tf32,cuda-graph
 variants=$("$PY" -c "
 import sys
-from lmprof.speedlab.variants import BY_NAME
+from lmprof.experiments.speedlab.variants import BY_NAME
 print(','.join(n for n in sys.argv[1].split(',') if n in BY_NAME))" "$want" 2>/dev/null)
 if [ -z "$variants" ]; then row skipped "speedlab" "no speedlab variants in this tree"
 elif timeout "$step_timeout" "$PY" -m lmprof speedlab --device "$device" --variants "$variants" --budget-batches \

@@ -11,7 +11,7 @@ import sys
 import torch
 
 from lmprof.corpora import synth
-from lmprof.explain.batchify import ALPHABET, as_letters, corpus_shape
+from lmprof.lessons.batchify import ALPHABET, as_letters, corpus_shape
 from lmprof.reference.data import Corpus
 from lmprof.reference.loop import batchify
 

@@ -10,8 +10,8 @@ import sys
 
 import torch
 
-from lmprof.explain.batchify import ALPHABET, as_letters
-from lmprof.explain.get_batch import chunks
+from lmprof.lessons.batchify import ALPHABET, as_letters
+from lmprof.lessons.get_batch import chunks
 from lmprof.reference.loop import batchify
 
 

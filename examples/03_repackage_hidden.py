@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from lmprof.explain.repackage_hidden import train_steps
+from lmprof.lessons.repackage_hidden import train_steps
 from lmprof.reference.loop import batchify
 from lmprof.reference.model import RNNModel
 

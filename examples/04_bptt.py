@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from lmprof.explain.bptt import gradient_reach, one_window, unfused
+from lmprof.lessons.bptt import gradient_reach, one_window, unfused
 from lmprof.reference.model import RNNModel
 
 

@@ -7,7 +7,7 @@ Try:   emsize 650 (the example's "medium" model): what share does tying save?
 from __future__ import annotations
 
 from lmprof import RunConfig
-from lmprof.explain.tied import WIKITEXT2_VOCABULARY, counts, shared_tensor_proof
+from lmprof.lessons.tied import WIKITEXT2_VOCABULARY, counts, shared_tensor_proof
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import sys
 import torch
 import torch.nn as nn
 
-from lmprof.explain.dropout import mean_over_draws, whole_channels
+from lmprof.lessons.dropout import mean_over_draws, whole_channels
 
 
 def main(p: float) -> None:

@@ -10,7 +10,7 @@ import tempfile
 
 from lmprof import RunConfig, run
 from lmprof.corpora import synth
-from lmprof.explain.perplexity import uniform_perplexity
+from lmprof.lessons.perplexity import uniform_perplexity
 
 
 def main() -> None:

@@ -11,14 +11,14 @@ import tempfile
 
 from lmprof import RunConfig, run
 from lmprof.corpora import synth
-from lmprof.instrument.recorders import PhaseTimer
+from lmprof.instrument.recorders import PhaseInstrument
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         corpus = synth.write(f"{folder}/corpus", sizes={"train": 20_000, "valid": 1_000, "test": 1_000})
         cfg = RunConfig(data=str(corpus), epochs=1, max_batches=20, emsize=64, nhid=64, device="cpu")
-        result = run(cfg, command="example", instruments=[PhaseTimer()], log=lambda line: None,
+        result = run(cfg, command="example", instruments=[PhaseInstrument()], log=lambda line: None,
                      run_dir=f"{folder}/run")
     print(f"{cfg.model}, nhid {cfg.nhid}, {cfg.max_batches} batches, clock: {result.phase_summary['clock']}")
     print(f"{'phase':<36}{'calls':>6}{'ms':>10}{'share':>8}")

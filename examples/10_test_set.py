@@ -6,7 +6,7 @@ Try:   epochs=8 below: does the kept checkpoint stay the last one once lr 20 ove
 
 from __future__ import annotations
 
-from lmprof.explain.test_set import demo
+from lmprof.lessons.test_set import demo
 
 
 def main() -> None:

@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 
 from lmprof import RunConfig, RunResult, run
-from lmprof.instrument.flops import AchievedFlops
-from lmprof.instrument.recorders import PhaseTimer
+from lmprof.instrument.flops import FlopInstrument
+from lmprof.instrument.recorders import PhaseInstrument
 
 BATCHES = 40  # enough batches for a median and its interval; one epoch on the embedded corpus
 # The test suite runs each lesson short (tests/test_examples.py): the numbers it checks (FLOP ratios,
@@ -22,5 +22,5 @@ BATCHES = int(os.environ.get("LMPROF_EXAMPLE_BATCHES", BATCHES))
 def profile(folder: Path, **changes: object) -> RunResult:
     """A short run under the phase timer and FLOP counter: what `lmprof profile` records, minus line times."""
     cfg = RunConfig(epochs=1, max_batches=BATCHES, device="cpu", **changes)  # type: ignore[arg-type]
-    return run(cfg, command="profile", instruments=[PhaseTimer(), AchievedFlops()], log=lambda line: None,
+    return run(cfg, command="profile", instruments=[PhaseInstrument(), FlopInstrument()], log=lambda line: None,
                run_dir=folder, force=True)  # a second run of the example replaces its own folders

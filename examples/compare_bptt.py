@@ -20,7 +20,7 @@ from pathlib import Path
 from rich.console import Console
 
 from _comparing import profile  # the short profile the three comparisons share
-from lmprof.compare import compare
+from lmprof.comparison import compare
 from lmprof.views.compare import compare_view
 
 

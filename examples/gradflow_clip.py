@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from lmprof.config import RunConfig
-from lmprof.instrument.gradients import GradStats, clip_summary
+from lmprof.instrument.gradients import GradStatsInstrument, clip_summary
 from lmprof.runner import run
 
 CLIP = 0.25
@@ -21,7 +21,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for kind in ("LSTM", "RNN_TANH", "RNN_RELU"):
             cfg = RunConfig(model=kind, emsize=64, nhid=64, epochs=2, max_batches=30, clip=CLIP)
-            result = run(cfg, instruments=[GradStats()], log=lambda line: None, run_dir=Path(tmp) / kind)
+            result = run(cfg, instruments=[GradStatsInstrument()], log=lambda line: None, run_dir=Path(tmp) / kind)
             for e in result.gradients["epochs"]:
                 print(f"{kind:<9} epoch {e['epoch']}: pre-clip norm median {e['preclip_norm_median']:.3g}, "
                       f"max {e['preclip_norm_max']:.3g}; clipped {e['clipped_fraction']:.0%} of {e['batches']} batches")

@@ -8,8 +8,8 @@ Try:   a WikiText-2-sized vocabulary (33,278): which part grows, and by how much
 from __future__ import annotations
 
 from lmprof import RunConfig
-from lmprof.explain.memory import measure_step
-from lmprof.instrument.memory_model import predicted_saved_bytes
+from lmprof.lessons.memory import measure_step
+from lmprof.experiments.memory_model import predicted_saved_bytes
 
 VOCABULARY = 10_000
 

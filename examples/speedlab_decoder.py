@@ -22,9 +22,9 @@ from rich.console import Console
 
 from lmprof import RunConfig
 from lmprof.corpora import synth
-from lmprof.explain.speed import decoder_share
+from lmprof.lessons.speed import decoder_share
 from lmprof.reference.data import Corpus
-from lmprof.speedlab.ladder import run_ladder
+from lmprof.experiments.speedlab.ladder import run_ladder
 from lmprof.views.speedlab import ladder_view
 
 BATCHES = 30  # a short budget: enough warm batches for a median and a few quality checks

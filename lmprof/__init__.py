@@ -19,21 +19,17 @@ composition itself: ``run(RunConfig(...), instruments=[...])``.
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 from lmprof.version import __version__
 __all__ = ["RunConfig", "RunResult", "run", "UsageError", "__version__", "train", "profile", "trace", "load",
            "sweep", "compare", "diagram", "explain", "pack", "load_ipython_extension"]
 _API = ("train", "profile", "trace", "load", "sweep", "diagram", "explain", "pack")
-# Subpackages that share a name with an API function: the name stays the function.
-_SHADOWED = ("explain", "sweep", "compare")
 
 if TYPE_CHECKING:
     from lmprof.config import RunConfig
     from lmprof.errors import UsageError
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
     from lmprof.runner import run
     from lmprof.api import diagram, explain, load, pack, profile, sweep, trace, train
     from lmprof.magic import load_ipython_extension
@@ -46,7 +42,7 @@ def __getattr__(name: str) -> Any:
         return RunConfig
     if name == "RunResult":
         import lmprof.views.notebook  # noqa: F401  (registers its notebook display)
-        from lmprof.result import RunResult
+        from lmprof.record.result import RunResult
         return RunResult
     if name == "run":
         from lmprof.runner import run
@@ -64,20 +60,3 @@ def __getattr__(name: str) -> Any:
         from lmprof.errors import UsageError
         return UsageError
     raise AttributeError(f"module 'lmprof' has no attribute {name!r}")
-
-
-class _Package(types.ModuleType):
-    """lmprof's module object: ``lmprof.explain``, ``lmprof.sweep`` and ``lmprof.compare`` stay the API's functions.
-
-    Importing a subpackage normally sets it as an attribute of its parent, which would
-    replace ``lmprof.explain()`` by the walkthroughs' package the first time a topic loads.
-    The subpackages stay importable as usual (``from lmprof.explain import TOPICS``).
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _SHADOWED and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

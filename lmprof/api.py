@@ -32,8 +32,8 @@ import lmprof.views.notebook  # noqa: F401  (registers how a RunResult and a Com
 from lmprof.display import register_terminal
 
 if TYPE_CHECKING:
-    from lmprof.compare import Comparison
-    from lmprof.result import RunResult
+    from lmprof.comparison import Comparison
+    from lmprof.record.result import RunResult
 
 # Commands whose result is a run folder, and the object each displays as.
 RUN_COMMANDS = ("train", "profile", "trace")
@@ -170,7 +170,7 @@ def _run_folder(command: str, flags: dict[str, Any]) -> str:
 
 # --- runs ----------------------------------------------------------------------------------
 def _run(command: str, flags: dict[str, Any]) -> "RunResult":
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
     folder = _run_folder(command, flags)
     output = run_command(to_argv([command], {**flags, "out": folder}))
@@ -204,7 +204,7 @@ def trace(**flags: Any) -> "RunResult":
 def load(folder: str | Path) -> "RunResult":
     """A run folder's RunResult; ValueError when the folder is not a run (the command line's message)."""
     from lmprof.errors import UsageError
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
     try:
         return RunResult.load(folder)
@@ -232,8 +232,8 @@ def compare(*runs: "RunResult | str | Path", drift_margin: float | None = None) 
     >>> lmprof.compare(lstm, gru)   # doctest: +SKIP
     (in a notebook: what differs, outcomes, phases with verdicts, FLOPs, lines, operators)
     """
-    from lmprof.compare import load_runs
-    from lmprof.compare import compare as comparison
+    from lmprof.comparison import load_runs
+    from lmprof.comparison import compare as comparison
     from lmprof.errors import UsageError
 
     folders = [str(getattr(r, "run_dir", r)) for r in runs]
@@ -253,7 +253,7 @@ class SweepResult:
     log: str = ""
 
     def _repr_html_(self) -> str:
-        from lmprof.sweep import load_rows
+        from lmprof.sweeps import load_rows
         from lmprof.views.notebook import sweep_html
 
         plan, rows = load_rows(self.folder)
@@ -330,7 +330,7 @@ class Explanation:
     numbers: dict[str, Any]
 
     def _repr_html_(self) -> str:
-        from lmprof.explain import topic_module
+        from lmprof.lessons import topic_module
         from lmprof.views.notebook import explanation_html
 
         return explanation_html(topic_module(self.topic).render(self.numbers))
@@ -346,7 +346,7 @@ class Explanation:
 
 
 def _explanation_page(explanation: Explanation) -> Any:
-    from lmprof.explain import topic_module
+    from lmprof.lessons import topic_module
 
     return topic_module(explanation.topic).render(explanation.numbers)
 
@@ -357,7 +357,7 @@ register_terminal(Explanation, _explanation_page)
 def explain(topic: str, **options: Any) -> Explanation:
     """Run a walkthrough's live demonstration (``lmprof explain TOPIC``): ``lmprof.explain("tied")``."""
     from lmprof.errors import UsageError
-    from lmprof.explain import topic_module
+    from lmprof.lessons import topic_module
 
     try:
         module = topic_module(topic)
@@ -380,7 +380,7 @@ def run_magic(line: str) -> Any:
     argv = magic_argv(line)
     command = argv[0]
     if command in RUN_COMMANDS:
-        from lmprof.result import RunResult
+        from lmprof.record.result import RunResult
 
         folder = _out_of(argv)
         if folder is None:

@@ -113,8 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def say_reading_notes(command: str) -> None:
-    """One line on stderr for each file that loading cut to its caps (lmprof.result.READING_NOTES)."""
-    result_module = sys.modules.get("lmprof.result")
+    """One line on stderr for each file that loading cut to its caps (lmprof.record.result.READING_NOTES)."""
+    result_module = sys.modules.get("lmprof.record.result")
     notes = getattr(result_module, "READING_NOTES", [])
     for note in dict.fromkeys(notes):
         print(f"lmprof {command}: note: {note}", file=sys.stderr)

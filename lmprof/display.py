@@ -39,7 +39,7 @@ def show(obj: Any, width: int | None = None, file: Any = None) -> None:
 
     render = _TERMINAL.get(type(obj))
     out = file or sys.stdout
-    if render is None:  # no view imported yet (lmprof.result imported on its own)
+    if render is None:  # no view imported yet (lmprof.record.result imported on its own)
         print(f"{obj!r}\n(import lmprof first: its views print the tables)", file=out)
         return
     if _CONSOLE:

@@ -32,7 +32,7 @@ MIN_MARGIN, MAX_MARGIN = 0.03, 0.9  # a stored figure outside these is not belie
 
 
 def drift_key(environment: Mapping[str, Any]) -> str | None:
-    from lmprof.sweep_summary import hardware_label  # the sweep's and compare's rule for "same hardware"
+    from lmprof.record.sweep_summary import hardware_label  # the sweep's and compare's rule for "same hardware"
 
     return hardware_label(dict(environment))
 

@@ -27,7 +27,7 @@ from lmprof.errors import UsageError
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.instrument.sampling import sampled_names, sampler_for
 from lmprof.phases import Fanout, listening
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 from lmprof.version import __version__
 
 Log = Callable[[str], None]
@@ -210,7 +210,7 @@ def run(
         log(device_choice_note(cfg.device, cfg.accel))
     result = _first_result(cfg, command, device, folder, data_path, size, save_path, sweep)
 
-    from lmprof.epoch_records import EpochRecords
+    from lmprof.record.epochs import EpochRecords
 
     records = EpochRecords(result, folder, cfg.bptt, on_epoch)
     context = RunContext(cfg=cfg, device=device, run_dir=folder, batches_per_epoch=batches_per_epoch(cfg, size),
@@ -290,9 +290,9 @@ def with_gpu_busy(instruments: Sequence[Instrument], device: Any) -> list[Instru
     if getattr(device, "type", "") != "cuda" or "phases" not in names or (
             names & {"trace", "gpu_busy", "backward_lines"}):
         return list(instruments)
-    from lmprof.instrument.gpu_busy import GpuBusy
+    from lmprof.instrument.gpu_busy import GpuBusyInstrument
 
-    return [*instruments, GpuBusy()]
+    return [*instruments, GpuBusyInstrument()]
 
 
 def _close(result: RunResult, folder: Path, started: Sequence[Instrument], start: float,

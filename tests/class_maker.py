@@ -38,21 +38,21 @@ def real_runs(folder: Path, corpus: Path, count: int = 3) -> list[dict[str, Any]
     """``count`` real full-epoch runs of the assignment's config, as the bundle's result.json holds them."""
     from lmprof.classroom.bundle import record_for_bundle
     from lmprof.config import RunConfig
-    from lmprof.instrument.lines import LineProfile
-    from lmprof.instrument.recorders import PhaseTimer
+    from lmprof.instrument.lines import LineInstrument
+    from lmprof.instrument.recorders import PhaseInstrument
     from lmprof.runner import run
 
     # A throwaway run first: the first run in a process pays torch's lazy start-up in its forward (a share
     # ten points higher), as every student's single run does; the bases are all warm, so alike.
     run(RunConfig(data=str(corpus), emsize=16, nhid=16, epochs=1, bptt=8, max_batches=3, threads=2,
                   device="cpu"),
-        command="profile", run_dir=folder / "warm-up", log=lambda line: None, instruments=[PhaseTimer()])
+        command="profile", run_dir=folder / "warm-up", log=lambda line: None, instruments=[PhaseInstrument()])
     docs = []
     for i in range(count):
         cfg = RunConfig(data=str(corpus), model="LSTM", emsize=16, nhid=16, epochs=1, bptt=8, seed=1111, threads=2,
                         device="cpu")  # CPU records, perturbed per machine kind below
         result = run(cfg, command="profile", run_dir=folder / f"base{i}", log=lambda line: None,
-                     instruments=[PhaseTimer(), LineProfile(["train"])])
+                     instruments=[PhaseInstrument(), LineInstrument(["train"])])
         docs.append(record_for_bundle(result))
     return docs
 

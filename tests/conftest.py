@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
 # ../shared beside the project: wikitext-2-lite and upstream's example, the oracle. Elsewhere (a lent GPU
 # machine) benchmarks/gpu_check.sh points at copies through these two variables.
@@ -97,7 +97,7 @@ def tiny_args(tiny_corpus: Path, tmp_path: Path) -> list[str]:
 def _hand_made_result() -> RunResult:
     """A small profile run written by hand: every number is known, so views can be checked exactly."""
     from lmprof.phases import LABELS, UNCOVERED
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
     def phase(name: str, calls: int, seconds: float, host: float | None = None) -> dict:
         host = seconds if host is None else host
@@ -136,7 +136,7 @@ def profile_result() -> RunResult:
 @pytest.fixture
 def empty_result() -> RunResult:
     """A RunResult with nothing measured: every view must still render."""
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
     return RunResult(command="profile", config={"model": "LSTM"})
 
@@ -144,7 +144,7 @@ def empty_result() -> RunResult:
 @pytest.fixture
 def ctrl_c_after_first_row(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """Presses Ctrl-C in a sweep's driver as soon as its first epoch row is stored; call the result to stop."""
-    from lmprof.sweep.driver import Driver
+    from lmprof.sweeps.driver import Driver
 
     real_progress = Driver.progress
 
@@ -165,14 +165,14 @@ def instrumented_run(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path
     tests that read it check the views against a CPU run's sections (test_cuda.py has CUDA runs).
     """
     from lmprof.config import RunConfig
-    from lmprof.instrument.lines import LineProfile
-    from lmprof.instrument.recorders import PhaseTimer
-    from lmprof.instrument.trace import TraceSchedule, TraceSession
+    from lmprof.instrument.lines import LineInstrument
+    from lmprof.instrument.recorders import PhaseInstrument
+    from lmprof.instrument.trace import TraceSchedule, TraceInstrument
     from lmprof.runner import run
 
     folder = tmp_path_factory.mktemp("instrumented") / "run"
     cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, epochs=1, max_batches=5, bptt=8,
                     device=ORACLE_DEVICE)
     run(cfg, command="profile", run_dir=folder, log=lambda line: None,
-        instruments=[TraceSession(TraceSchedule(wait=1, warmup=1, active=2)), PhaseTimer(), LineProfile(["train"])])
+        instruments=[TraceInstrument(TraceSchedule(wait=1, warmup=1, active=2)), PhaseInstrument(), LineInstrument(["train"])])
     return folder

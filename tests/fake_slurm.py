@@ -167,7 +167,7 @@ lmprof.runner.run = broken_run
 # A job killed after its first epoch (as by the OOM killer): no end to its record, no result file.
 DYING_RUN = '''
 import os
-from lmprof.sweep import worker
+from lmprof.sweeps import worker
 real_save = worker.save_record
 def save_then_die(folder, result):
     real_save(folder, result)
@@ -203,7 +203,7 @@ class FakeSlurm:
 
 def install(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> FakeSlurm:
     """The four commands on PATH for this test, their state in ``tmp_path``, the executor polling fast."""
-    from lmprof.sweep.slurm import SlurmExecutor
+    from lmprof.sweeps.slurm import SlurmExecutor
 
     root = tmp_path / "fake-slurm"
     bin_dir = root / "bin"

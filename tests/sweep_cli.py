@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lmprof.sweep.store import RESULTS_FILE
+from lmprof.sweeps.store import RESULTS_FILE
 
 
 def args_for(corpus: Path, out: Path, *extra: str, models: tuple[str, ...] = ("LSTM", "GRU"),

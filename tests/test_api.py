@@ -40,8 +40,8 @@ def test_a_wrong_value_raises_the_command_lines_message(capsys: pytest.CaptureFi
 
 
 def test_api_names_stay_functions_after_their_subpackages_load() -> None:
-    from lmprof.explain import TOPICS  # imports the subpackage lmprof.explain
-    from lmprof.sweep import load_rows  # noqa: F401  and lmprof.sweep
+    from lmprof.lessons import TOPICS  # imports the subpackage lmprof.lessons
+    from lmprof.sweeps import load_rows  # noqa: F401  and lmprof.sweeps
 
     assert callable(lmprof.explain) and callable(lmprof.sweep) and "tied" in TOPICS
     with pytest.raises(ValueError, match="unknown topic"):

@@ -12,7 +12,7 @@ import torch.nn as nn
 from lmprof.cli import main
 from lmprof.instrument.backward_attribution import (ENGINE_PREFIX, GRAD_PREFIX, LINE_PREFIX, PHASE_PREFIX, Op,
                                                     attribute, line_components)
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 
 
 class Toy(nn.Module):
@@ -181,7 +181,7 @@ def test_backward_lines_need_forward_or_train(tiny_corpus: Path, tmp_path: Path,
 
 
 def test_a_damaged_section_is_one_line() -> None:
-    from lmprof.result_check import check_document
+    from lmprof.record.check import check_document
 
     bad = {"config": {}, "backward_lines": {"lines": [{"line": 3, "bwd_seconds": "fast"}]}}
     assert check_document(bad) == "backward_lines.lines[0].bwd_seconds must be a number, got 'fast'"
@@ -200,7 +200,7 @@ def test_on_cuda_device_times_are_kernel_times_not_launch_times(tiny_corpus: Pat
 
 
 def test_compare_matches_backward_by_statement_text() -> None:
-    from lmprof.compare import line_diffs
+    from lmprof.comparison import line_diffs
 
     def run(first: int, rnn_bwd: float) -> RunResult:
         texts = ["emb = self.encoder(input)", "output, hidden = self.rnn(emb, hidden)"]

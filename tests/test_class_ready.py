@@ -45,12 +45,12 @@ def test_an_absent_device_or_bad_thread_count_is_one_line_and_exit_2(capsys: Any
 # --- the test-set topic -------------------------------------------------------------------
 
 def test_test_set_topic_is_listed_and_its_demo_evaluates_test_once(tiny_corpus: Path, capsys: Any) -> None:
-    from lmprof.explain import topic_module
-    from lmprof.explain.test_set import demo, render
+    from lmprof.lessons import topic_module
+    from lmprof.lessons.test_set import demo, render
 
     assert main(["explain"]) == 0
     assert "test_set" in capsys.readouterr().out
-    assert topic_module("test-set").__name__ == "lmprof.explain.test_set"
+    assert topic_module("test-set").__name__ == "lmprof.lessons.test_set"
     numbers = demo(data=str(tiny_corpus), epochs=3, max_batches=3)
     assert (numbers["valid_evaluations"], numbers["test_evaluations"]) == (3, 1)
     best = min(numbers["epochs"], key=lambda r: r["val_ppl"])
@@ -121,7 +121,7 @@ def test_progress_names_validation_test_and_checkpoint_stages(tiny_corpus: Path,
 # --- sweeps: the rule, its legend, averages, the base run ---------------------------------
 
 def _view(series: dict[str, tuple[str, list[float]]], vocab: int = 1000) -> Any:
-    from lmprof.sweep_summary import sweep_view
+    from lmprof.record.sweep_summary import sweep_view
 
     plan = {"name": "s", "models": ["LSTM"], "epochs": max(len(p) for _, p in series.values()),
             "runs": [{"key": k, "label": f"LSTM nhid={k}", "model": "LSTM"} for k in series],
@@ -143,7 +143,7 @@ def _text(view: Any) -> str:
 
 
 def test_one_epoch_above_the_vocabulary_is_not_converged_and_left_out() -> None:
-    from lmprof.sweep_summary import summary_rows
+    from lmprof.record.sweep_summary import summary_rows
 
     view = _view({"16": ("ok", [5000.0]), "24": ("ok", [400.0])})
     assert view.runs["16"].status == "not converged"
@@ -156,7 +156,7 @@ def test_one_epoch_above_the_vocabulary_is_not_converged_and_left_out() -> None:
 
 
 def test_a_run_average_leaves_out_a_spike_it_recovered_from_and_says_so() -> None:
-    from lmprof.sweep_summary import summary_rows
+    from lmprof.record.sweep_summary import summary_rows
 
     view = _view({"16": ("ok", [2.2e6, 300.0, 200.0])})
     text = _text(view)
@@ -167,7 +167,7 @@ def test_a_run_average_leaves_out_a_spike_it_recovered_from_and_says_so() -> Non
 
 
 def test_the_plot_legend_states_the_rule_the_code_applies() -> None:
-    from lmprof.sweep import is_diverged
+    from lmprof.sweeps import is_diverged
     from lmprof.views.plots import val_ppl_figure
 
     view = _view({"16": ("ok", [5000.0]), "24": ("diverged", [300.0, 5000.0])})
@@ -183,8 +183,8 @@ def test_the_plot_legend_states_the_rule_the_code_applies() -> None:
 
 def test_the_base_run_is_listed_once_with_the_factors_it_belongs_to() -> None:
     from lmprof.config import RunConfig
-    from lmprof.sweep import build_plan, parse_vary
-    from lmprof.sweep_summary import summary_rows, sweep_view
+    from lmprof.sweeps import build_plan, parse_vary
+    from lmprof.record.sweep_summary import summary_rows, sweep_view
 
     plan = build_plan(RunConfig(nhid=16, bptt=8), ["LSTM"], [parse_vary("nhid=16,24"), parse_vary("bptt=8,12")])
     rows = summary_rows(sweep_view(plan.to_doc(), []))
@@ -217,7 +217,7 @@ def test_the_report_caption_names_the_flow_chart_file_that_exists(tiny_args: lis
 
 
 def test_explain_bptt_times_are_medians_and_its_text_reads_them() -> None:
-    from lmprof.explain.bptt import _time_reading, demo
+    from lmprof.lessons.bptt import _time_reading, demo
 
     numbers = demo(bptts=(4, 8), batch_size=2, size=8, ntokens=30, reach_bptt=4)
     for window in numbers["windows"]:
@@ -232,8 +232,8 @@ def test_explain_bptt_times_are_medians_and_its_text_reads_them() -> None:
 def test_each_inline_sweep_run_gets_a_named_progress_display(tiny_corpus: Path, tmp_path: Path) -> None:
     from lmprof.commands.console import StageProgress
     from lmprof.config import RunConfig
-    from lmprof.sweep import build_plan, parse_vary, run_sweep
-    from lmprof.sweep.executors import InlineExecutor
+    from lmprof.sweeps import build_plan, parse_vary, run_sweep
+    from lmprof.sweeps.executors import InlineExecutor
 
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=120)
@@ -251,8 +251,8 @@ def test_the_sweep_log_calls_a_one_epoch_run_above_the_vocabulary_not_converged(
                                                                                 capsys: Any) -> None:
     # lr 40 on the tiny corpus: one epoch of 3 batches ends above the vocabulary size
     assert main(args_for(tiny_corpus, tmp_path / "s", "--lr", "40", models=("GRU",), vary="nhid=16")) == 0
-    from lmprof.sweep import load_rows
-    from lmprof.sweep_summary import sweep_view
+    from lmprof.sweeps import load_rows
+    from lmprof.record.sweep_summary import sweep_view
 
     view = sweep_view(*load_rows(tmp_path / "s"))
     run = next(iter(view.runs.values()))
@@ -291,8 +291,8 @@ def test_the_dropout_note_names_where_one_layer_meets_dropout(flags: dict[str, A
 
 def test_run_sweep_reports_each_finished_run_for_the_runs_counter(tiny_corpus: Path, tmp_path: Path) -> None:
     from lmprof.config import RunConfig
-    from lmprof.sweep import build_plan, parse_vary, run_sweep
-    from lmprof.sweep.executors import InlineExecutor
+    from lmprof.sweeps import build_plan, parse_vary, run_sweep
+    from lmprof.sweeps.executors import InlineExecutor
 
     calls: list[tuple[int, int]] = []
     base = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, bptt=8, epochs=1, max_batches=2)

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from lmprof.cli import main
-from lmprof.compare import (DRIFT_MARGIN, FASTER, NO_SAMPLES, NOISE, NOT_COMPARABLE, SLOWER, STEP_ROW, compare,
+from lmprof.comparison import (DRIFT_MARGIN, FASTER, NO_SAMPLES, NOISE, NOT_COMPARABLE, SLOWER, STEP_ROW, compare,
                             load_runs)
 from lmprof.errors import UsageError
 from lmprof.phases import LABELS
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 
 CPU = {"device": "cpu", "cpu": "AMD EPYC", "threads": 2, "torch": "2.13.0+cpu", "host": "vm"}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lmprof.cli import main
-from lmprof.compare import NOISE, SLOWER, compare, load_runs
+from lmprof.comparison import NOISE, SLOWER, compare, load_runs
 from tests.test_report_browser import Dom, browser, chromium, console_lines  # noqa: F401  (browser: a fixture)
 
 BATCHES = 36  # bptt 4: a burst of the VM's other load over a 15-batch run moved every phase of it 15-30%
@@ -19,8 +19,8 @@ BATCHES = 36  # bptt 4: a burst of the VM's other load over a 15-batch run moved
 def runs(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> dict[str, Path]:
     """emsize/nhid 32, the same again, and 256: phase timer and FLOP counter, as lmprof profile runs them."""
     from lmprof.config import RunConfig
-    from lmprof.instrument.flops import AchievedFlops
-    from lmprof.instrument.recorders import PhaseTimer
+    from lmprof.instrument.flops import FlopInstrument
+    from lmprof.instrument.recorders import PhaseInstrument
     from lmprof.runner import run
 
     folder = tmp_path_factory.mktemp("compare-runs")
@@ -33,7 +33,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> dict[st
         cfg = RunConfig(data=str(tiny_corpus), emsize=size, nhid=size, epochs=1, max_batches=BATCHES, bptt=4,
                         device="cpu")
         run(cfg, command="profile", run_dir=folder / name, log=lambda line: None,
-            instruments=[PhaseTimer(), AchievedFlops()])
+            instruments=[PhaseInstrument(), FlopInstrument()])
         out[name] = folder / name
     return out
 

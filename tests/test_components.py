@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from lmprof.config import RunConfig
-from lmprof.instrument.components import ComponentTimer
-from lmprof.result import RunResult
+from lmprof.instrument.components import ComponentInstrument
+from lmprof.record.result import RunResult
 from lmprof.views.components import BETWEEN, component_label, component_rows
 
 from .conftest import ORACLE_DEVICE
@@ -33,12 +33,12 @@ def run_with(cfg: RunConfig, folder: Path, *instruments: Any) -> RunResult:
 
 @pytest.fixture(scope="module")
 def lstm_run(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    from lmprof.instrument.recorders import PhaseTimer
+    from lmprof.instrument.recorders import PhaseInstrument
 
     # Big enough that arithmetic, not Python glue between the modules, fills the step: the sums below
     # compare component time with phase time, and on a 32-wide model the glue alone is ~15% of forward.
     return run_with(tiny_config(tiny_corpus, emsize=128, nhid=128, bptt=16), tmp_path_factory.mktemp("components") / "run",
-                    PhaseTimer(), ComponentTimer())
+                    PhaseInstrument(), ComponentInstrument())
 
 
 def test_losses_are_bitwise_those_of_an_unwatched_run(lstm_run: RunResult, tiny_corpus: Path,
@@ -89,7 +89,7 @@ def test_labels_name_the_module_and_the_second_call() -> None:
 def test_transformer_gets_its_components(tiny_corpus: Path, tmp_path: Path) -> None:
     # what holds on any device: on the one `--device auto` picks (CUDA events on a GPU machine)
     result = run_with(tiny_config(tiny_corpus, model="Transformer", nhead=2, max_batches=3, device="auto"),
-                      tmp_path / "t", ComponentTimer())
+                      tmp_path / "t", ComponentInstrument())
     rows = {r["name"]: r for r in result.components["rows"]}
     assert list(rows) == ["input_emb", "pos_encoder", "encoder", "decoder", "log_softmax", "loss"]
     assert rows["encoder"]["module"] == "TransformerEncoder"
@@ -103,7 +103,7 @@ def test_no_section_and_no_hooks_left_when_no_step_ran(tmp_path: Path) -> None:
     from lmprof.instrument.base import RunContext
 
     before = len(module._global_forward_pre_hooks)
-    timer = ComponentTimer()
+    timer = ComponentInstrument()
     timer.start(RunContext(cfg=RunConfig(), device=torch.device("cpu"), run_dir=tmp_path, batches_per_epoch=1))
     assert len(module._global_forward_pre_hooks) == before + 1
     timer.stop()
@@ -178,7 +178,7 @@ def test_components_agree_with_a_trace_grouped_by_module(tiny_corpus: Path, tmp_
     data = batchify(corpus.train, cfg.batch_size)
     ntokens = len(corpus.dictionary)
     model, criterion = build_model(cfg, ntokens, torch.device("cpu")), torch.nn.NLLLoss()
-    timer = ComponentTimer()
+    timer = ComponentInstrument()
     timer.start(RunContext(cfg=cfg, device=torch.device("cpu"), run_dir=tmp_path, batches_per_epoch=5))
     try:
         with profile(activities=[ProfilerActivity.CPU], with_stack=True) as prof, listening(timer):
@@ -201,7 +201,7 @@ def test_components_agree_with_a_trace_grouped_by_module(tiny_corpus: Path, tmp_
 
 
 def test_explain_profiling_reads_the_component_table_after_its_warm_up() -> None:
-    from lmprof.explain import profiling
+    from lmprof.lessons import profiling
 
     numbers = profiling.demo(max_batches=4, size=16, bptt=8, batch_size=4, train_tokens=1500, warmup=2)
     assert numbers["warmup"] == 2
@@ -250,7 +250,7 @@ def test_cuda_event_path_gives_the_host_path_totals(tiny_corpus: Path, tmp_path:
     def synchronize() -> None:
         ClockEvent.syncs += 1
 
-    timer = ComponentTimer(event_factory=lambda: ClockEvent(clock), synchronize=synchronize)
+    timer = ComponentInstrument(event_factory=lambda: ClockEvent(clock), synchronize=synchronize)
     result = run_with(tiny_config(tiny_corpus, max_batches=3), tmp_path / "run", timer)
     c = result.components
     assert c["clock"] == "cuda events" and ClockEvent.syncs == 1  # read once, at the end
@@ -293,7 +293,7 @@ def test_report_has_the_component_table(lstm_run: RunResult, tmp_path: Path) -> 
 
 
 def test_compare_shows_components_side_by_side(lstm_run: RunResult) -> None:
-    from lmprof.compare import compare
+    from lmprof.comparison import compare
     from lmprof.views.compare import grids
 
     faster = RunResult.from_dict(json.loads(lstm_run.to_json()))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from lmprof.compare import TOO_SMALL, compare
+from lmprof.comparison import TOO_SMALL, compare
 from lmprof.divergence import DIVERGED, NOT_CONVERGED, is_diverged, judge
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 
 # --device cpu: these runs are compared every batch (a GPU's default of 1 watched batch in 16 would
 # leave 6-batch runs with one watched batch); test_cuda.py covers CUDA runs
@@ -46,7 +46,7 @@ def test_the_rule_is_the_sweeps_and_says_why_and_what_to_try() -> None:
     assert nan is not None and nan.status == DIVERGED and "nan at batch 3" in nan.why
     gru = judge({"model": "GRU", "lr": 20.0}, {**metrics, "epochs": [{"val_ppl": 1e5}]})
     assert gru is not None and "too high for the GRU here" in gru.advice and "measured" in gru.advice
-    from lmprof.sweep import is_diverged as sweeps_rule
+    from lmprof.sweeps import is_diverged as sweeps_rule
 
     assert sweeps_rule is is_diverged  # one rule, not two copies
 
@@ -163,7 +163,7 @@ def test_the_drift_margin_is_this_machines_when_measured_else_labelled_default(t
 
 # --- sweeps: speed per token -----------------------------------------------------------------
 def test_sweep_tables_carry_tokens_per_second_and_say_epochs_are_cut() -> None:
-    from lmprof.sweep_summary import summary_rows, sweep_view
+    from lmprof.record.sweep_summary import summary_rows, sweep_view
     from lmprof.views.sweep_tables import sweep_tables
 
     plan = {"name": "s", "epochs": 1, "models": ["LSTM", "GRU"], "base": {"max_batches": 10},
@@ -184,7 +184,7 @@ def test_sweep_tables_carry_tokens_per_second_and_say_epochs_are_cut() -> None:
 # --- one gradient measurement, whole numbers at 80 columns -----------------------------------
 def test_explain_bptt_and_gradflow_print_the_same_decay_figures(capsys: pytest.CaptureFixture[str]) -> None:
     from lmprof.cli import main
-    from lmprof.explain import topic_module
+    from lmprof.lessons import topic_module
 
     numbers = topic_module("bptt").demo(bptts=(4,), batch_size=2, size=8, ntokens=30, reach_bptt=3,
                                         flow_bptt=6, flow_batches=2, flow_draws=2)
@@ -216,7 +216,7 @@ def test_gradflow_and_explain_profiling_keep_numbers_whole_at_80_columns(tiny_co
 
 
 def test_explain_test_set_measures_the_selection_effect_with_its_spread() -> None:
-    from lmprof.explain import test_set
+    from lmprof.lessons import test_set
 
     numbers = test_set.demo(epochs=1, max_batches=3, snapshots=3, every=2, draws=50)
     sel = numbers["selection"]

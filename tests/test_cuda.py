@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from lmprof.config import RunConfig
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 
 from .conftest import ORACLE_DEVICE, SHARED_DATA
 
@@ -78,13 +78,13 @@ def test_the_oracle_tests_stay_on_the_cpu_where_cuda_is_present(cuda_reported_pr
 @pytest.fixture(scope="module")
 def watched(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, RunResult]:
     """One tiny CUDA run under phases, components and memory, and the same run unwatched."""
-    from lmprof.instrument.components import ComponentTimer
+    from lmprof.instrument.components import ComponentInstrument
     from lmprof.instrument.memory import MemoryInstrument
-    from lmprof.instrument.recorders import PhaseTimer
+    from lmprof.instrument.recorders import PhaseInstrument
 
     folder = tmp_path_factory.mktemp("cuda")
     bare = run_with(tiny_cuda_config(tiny_corpus), folder / "bare")
-    result = run_with(tiny_cuda_config(tiny_corpus), folder / "watched", PhaseTimer(), ComponentTimer(),
+    result = run_with(tiny_cuda_config(tiny_corpus), folder / "watched", PhaseInstrument(), ComponentInstrument(),
                       MemoryInstrument())
     return result, bare
 
@@ -151,11 +151,11 @@ def test_trace_has_kernel_rows_with_short_names(tiny_corpus: Path, tmp_path: Pat
 
     from rich.console import Console
 
-    from lmprof.instrument.trace import TraceSchedule, TraceSession
+    from lmprof.instrument.trace import TraceSchedule, TraceInstrument
     from lmprof.views.ops import SHORT_NAME_LIMIT, ops_table, short_op_name
 
     result = run_with(tiny_cuda_config(tiny_corpus, max_batches=5), tmp_path / "run",
-                      TraceSession(TraceSchedule(wait=1, warmup=1, active=2)))
+                      TraceInstrument(TraceSchedule(wait=1, warmup=1, active=2)))
     ops = result.ops
     assert ops["device"] == "cuda" and ops["sort_by"] == "self_cuda" and ops["steps"] == 2
     kernels = [r for r in ops["rows"] if (r.get("self_cuda_seconds") or 0) > 0 and not r["name"].startswith("aten::")]
@@ -187,8 +187,8 @@ def test_same_figures_as_upstream_accel_on_cuda(tmp_path: Path) -> None:
 def test_speedlab_cuda_variants_at_a_tiny_size(tiny_corpus: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     from lmprof.cli import main
-    from lmprof.speedlab.ladder import REFERENCE
-    from lmprof.speedlab.variants import BY_NAME
+    from lmprof.experiments.speedlab.ladder import REFERENCE
+    from lmprof.experiments.speedlab.variants import BY_NAME
 
     variants = ["foreach"] + [name for name in ("cuda-graph",) if name in BY_NAME]  # cuda-graph: being added
     code = main(["speedlab", "--device", "cuda", "--data", str(tiny_corpus), "--emsize", "32", "--nhid", "32",

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from lmprof.cli import main
 from lmprof.config import RunConfig
-from lmprof.explain import TOPICS, topic_module
+from lmprof.lessons import TOPICS, topic_module
 from lmprof.reference.data import Corpus
 
 
@@ -117,7 +117,7 @@ def test_get_batch_bptt2_pairs_and_the_shorter_last_chunk() -> None:
 # --- repackage_hidden and bptt -------------------------------------------------------------------
 
 def test_graph_nodes_counts_a_known_graph() -> None:
-    from lmprof.explain.repackage_hidden import graph_nodes
+    from lmprof.lessons.repackage_hidden import graph_nodes
 
     w = torch.ones(3, requires_grad=True)
     assert graph_nodes((w * 2).sum()) == 3  # SumBackward0 -> MulBackward0 -> AccumulateGrad(w)
@@ -160,7 +160,7 @@ def lstm_parameters(emsize: int, nhid: int, nlayers: int) -> int:
 
 
 def test_tied_counts_for_wikitext2_vocabulary() -> None:
-    from lmprof.explain.tied import WIKITEXT2_VOCABULARY, counts
+    from lmprof.lessons.tied import WIKITEXT2_VOCABULARY, counts
 
     c = counts(WIKITEXT2_VOCABULARY, RunConfig())
     V, e = 33_278, 200
@@ -234,7 +234,7 @@ def test_batchnorm_running_stats_follow_pytorchs_formula() -> None:
 # --- perplexity and profiling --------------------------------------------------------------------
 
 def test_perplexity_is_exp_mean_nll_and_uniform_gives_vocabulary_size(tiny_corpus: Path) -> None:
-    from lmprof.explain.perplexity import perplexity_of, uniform_perplexity
+    from lmprof.lessons.perplexity import perplexity_of, uniform_perplexity
 
     log_probs = torch.tensor([[0.5, 0.5], [0.25, 0.75]]).log()
     assert perplexity_of(log_probs, torch.tensor([0, 0])) == pytest.approx(math.sqrt(8))  # 1/sqrt(0.5*0.25)

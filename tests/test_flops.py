@@ -1,4 +1,4 @@
-"""FLOPs of a step, the cached matmul peak, AchievedFlops on a real run, and the FLOP/s lines."""
+"""FLOPs of a step, the cached matmul peak, FlopInstrument on a real run, and the FLOP/s lines."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from lmprof.config import RunConfig
-from lmprof.instrument.flops import AchievedFlops, achieved, count_step_flops, matmul_peak, measure_matmul_peak
-from lmprof.result import RunResult
+from lmprof.instrument.flops import FlopInstrument, achieved, count_step_flops, matmul_peak, measure_matmul_peak
+from lmprof.record.result import RunResult
 from lmprof.views.ops import flops_lines, flops_text
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1}
@@ -90,13 +90,13 @@ def test_achieved_divides_step_flops_by_mean_phase_time_and_scales_short_batches
 
 
 def test_achieved_flops_on_a_real_run(tiny_corpus: Path, tmp_path: Path) -> None:
-    from lmprof.instrument.recorders import PhaseTimer
+    from lmprof.instrument.recorders import PhaseInstrument
     from lmprof.runner import run
 
     cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, bptt=8, epochs=1, max_batches=4,
                     device="cpu")  # the given peak is a CPU's: the run is on the CPU too, also on a GPU machine
     peak = {"gflops": 50.0, "size": 1024, "dtype": "float32", "device": "cpu", "cached": True}
-    result = run(cfg, instruments=[PhaseTimer(), AchievedFlops(peak=peak)], log=lambda line: None,
+    result = run(cfg, instruments=[PhaseInstrument(), FlopInstrument(peak=peak)], log=lambda line: None,
                  run_dir=tmp_path / "run")
     flops = RunResult.load(tmp_path / "run").flops
     assert flops == json.loads(json.dumps(result.flops))
@@ -115,7 +115,7 @@ def test_achieved_flops_writes_nothing_without_phases(tiny_corpus: Path, tmp_pat
     from lmprof.runner import run
 
     cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, bptt=8, epochs=1, max_batches=2)
-    result = run(cfg, instruments=[AchievedFlops(peak={"gflops": 1.0})], log=lambda line: None,
+    result = run(cfg, instruments=[FlopInstrument(peak={"gflops": 1.0})], log=lambda line: None,
                  run_dir=tmp_path / "run")
     assert result.flops == {}
     assert flops_text(result) == ""
@@ -160,7 +160,7 @@ def test_a_day_old_peak_or_remeasure_measures_again_and_stores_when_and_how(tmp_
 
 
 def test_the_flops_lines_say_which_peak_they_divided_by() -> None:
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
     from lmprof.views.ops import flops_text
 
     result = RunResult(command="profile")

@@ -10,7 +10,7 @@ import pytest
 
 from lmprof.cli import main
 from lmprof.phases import PHASES, UNCOVERED
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 from lmprof.views.flowchart import EPOCH_PHASES, HEAT, flow_chart, forward_layers, heat
 from tests.conftest import ON_CPU
 
@@ -75,7 +75,7 @@ def test_heat_scale_bins() -> None:
 
 def test_chart_from_a_real_run_shows_result_json_shares(tiny_args: list[str], tmp_path: Path) -> None:
     from lmprof.commands.common import add_run_flags, config_from_args
-    from lmprof.instrument.recorders import PhaseTimer
+    from lmprof.instrument.recorders import PhaseInstrument
     from lmprof.runner import run
 
     import argparse
@@ -83,7 +83,7 @@ def test_chart_from_a_real_run_shows_result_json_shares(tiny_args: list[str], tm
     parser = argparse.ArgumentParser()
     add_run_flags(parser)
     cfg = config_from_args(parser.parse_args([*tiny_args, *ON_CPU]))
-    run(cfg, command="profile", instruments=[PhaseTimer()], log=lambda line: None)
+    run(cfg, command="profile", instruments=[PhaseInstrument()], log=lambda line: None)
     run_dir = Path(cfg.out or "")
     assert main(["diagram", "flow", "--from", str(run_dir), "--format", "dot"]) == 0
     source = (run_dir / "flow.dot").read_text()

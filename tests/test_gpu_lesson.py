@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lmprof.config import RunConfig
-from lmprof.instrument.gpu_busy import (COMPUTE_BOUND, LAUNCH_BOUND, MIXED, Event, GpuBusy, busy_by_phase,
+from lmprof.instrument.gpu_busy import (COMPUTE_BOUND, LAUNCH_BOUND, MIXED, Event, GpuBusyInstrument, busy_by_phase,
                                         busy_by_sessions, covered, regime)
 
 
@@ -51,7 +51,7 @@ def test_busy_by_phase_on_a_synthetic_event_list() -> None:
 
 
 def test_the_floor_sums_kernels_per_step_and_leaves_annotations_out() -> None:
-    from lmprof.speedlab.floor import FloorEvent, floor_from_events
+    from lmprof.experiments.speedlab.floor import FloorEvent, floor_from_events
 
     events = [FloorEvent("ProfilerStep#3", "cuda", 0, 5000, annotation=True),
               FloorEvent("ProfilerStep#3", "cpu", 0, 5000, self_seconds=4e-3, annotation=True),
@@ -73,14 +73,14 @@ def test_regime_words() -> None:
 
 def _result_with_busy(tmp_path: Path):  # a hand-made CUDA run whose GPU-busy instrument saw these events
     from lmprof.phases import LABELS, UNCOVERED
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
     seconds = {"forward": 0.03, "backward": 0.06, "update": 0.009, UNCOVERED: 0.1}
     result = RunResult(command="profile", config=RunConfig().to_dict(), environment={"device": "cuda"})
     result.phases = [{"name": n, "label": LABELS.get(n, n), "calls": 0 if n == UNCOVERED else 3, "seconds": t,
                       "host_seconds": t, "mean_seconds": t / 3, "share": t / 0.2} for n, t in seconds.items()]
     result.phase_summary = {"clock": "cuda events", "wall_seconds": 0.2}
-    instrument = GpuBusy()
+    instrument = GpuBusyInstrument()
     instrument.rec = type("R", (), {"events": [_window("forward", 0, 100), _kernel(0, 25),
                                                _window("backward", 100, 200), _kernel(100, 190),
                                                _window("update", 200, 300), _kernel(200, 260)],
@@ -182,16 +182,16 @@ def test_the_first_watched_batch_in_the_batches_the_recorder_hears(every, batche
 
     context = RunContext(cfg=RunConfig(sample_every=every), device=torch.device("cpu" if every is None else "cuda"),
                          run_dir=tmp_path, batches_per_epoch=batches)
-    assert GpuBusy().first_heard(context) == first
+    assert GpuBusyInstrument().first_heard(context) == first
 
 
 def test_the_runner_adds_gpu_busy_on_cuda_only_and_never_beside_a_trace() -> None:
     import torch
 
-    from lmprof.instrument.recorders import PhaseTimer
+    from lmprof.instrument.recorders import PhaseInstrument
     from lmprof.runner import with_gpu_busy
 
-    phases = [PhaseTimer()]
+    phases = [PhaseInstrument()]
     assert [i.name for i in with_gpu_busy(phases, torch.device("cuda"))] == ["phases", "gpu_busy"]
     assert [i.name for i in with_gpu_busy(phases, torch.device("cpu"))] == ["phases"]
     trace = type("T", (), {"name": "trace"})()
@@ -211,7 +211,7 @@ def _graph_step(cfg: RunConfig, ntokens: int):
     import torch
 
     from lmprof.reference.loop import build_model
-    from lmprof.speedlab.graph_step import EagerGraphApi, GraphStep
+    from lmprof.experiments.speedlab.graph_step import EagerGraphApi, GraphStep
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, ntokens, torch.device("cpu"))
@@ -328,9 +328,9 @@ def test_the_cuda_graph_variant_through_the_ladders_trial_on_a_fake_graph(tiny, 
     quality checked; with dropout 0 the losses are the reference's to float rounding."""
     import torch
 
-    import lmprof.speedlab.graph_step as graph_step
-    from lmprof.speedlab.ladder import Plan, run_trial
-    from lmprof.speedlab.variants import BY_NAME
+    import lmprof.experiments.speedlab.graph_step as graph_step
+    from lmprof.experiments.speedlab.ladder import Plan, run_trial
+    from lmprof.experiments.speedlab.variants import BY_NAME
 
     monkeypatch.setattr(graph_step, "GraphApi", lambda device: graph_step.EagerGraphApi())
     cfg, corpus = tiny
@@ -357,7 +357,7 @@ def test_explain_gpu_without_cuda_names_the_h200_and_measures_the_cpu(capsys) ->
 
 
 def test_explain_gpu_numbers_are_sane(capsys) -> None:
-    from lmprof.explain import gpu
+    from lmprof.lessons import gpu
 
     numbers = gpu.measure_cpu(500)
     assert 0 < numbers["dispatch_seconds"] < 1e-3  # a 1-element add: microseconds, not milliseconds
@@ -369,8 +369,8 @@ def test_explain_gpus_cuda_page_on_a_fake_gpu(monkeypatch) -> None:
     sizes, with the graph faked and the device's name given: every number present, the words right."""
     import torch
 
-    import lmprof.speedlab.graph_step as graph_step
-    from lmprof.explain import gpu
+    import lmprof.experiments.speedlab.graph_step as graph_step
+    from lmprof.lessons import gpu
 
     monkeypatch.setattr(graph_step, "GraphApi", lambda device: graph_step.EagerGraphApi())
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
@@ -396,8 +396,8 @@ def test_cuda_graph_20_steps_finite_and_close_to_eager_with_dropout_0(tiny_corpu
     import torch
 
     from lmprof.reference.data import Corpus
-    from lmprof.speedlab.ladder import Plan, run_trial
-    from lmprof.speedlab.variants import BY_NAME
+    from lmprof.experiments.speedlab.ladder import Plan, run_trial
+    from lmprof.experiments.speedlab.variants import BY_NAME
 
     # bptt 4: 37 batches an epoch, so the 20 stay inside one epoch
     cfg = RunConfig(data=str(tiny_corpus), emsize=32, nhid=32, bptt=4, dropout=0.0, device="cuda")
@@ -411,7 +411,7 @@ def test_cuda_graph_20_steps_finite_and_close_to_eager_with_dropout_0(tiny_corpu
 
 @pytest.mark.cuda
 def test_cuda_ladder_has_the_floor_and_a_measured_cuda_graph_row(tiny_corpus: Path) -> None:
-    from lmprof.speedlab.ladder import run_ladder
+    from lmprof.experiments.speedlab.ladder import run_ladder
 
     cfg = RunConfig(data=str(tiny_corpus), emsize=32, nhid=32, bptt=8, device="cuda")
     ladder = run_ladder(cfg, variants=["cuda-graph"], budget_batches=20, repeats=1, eval_every=5, combine=False)
@@ -423,7 +423,7 @@ def test_cuda_ladder_has_the_floor_and_a_measured_cuda_graph_row(tiny_corpus: Pa
 @pytest.mark.cuda
 def test_a_cuda_profile_run_has_gpu_busy_per_phase(tiny_args: list[str], tmp_path: Path) -> None:
     from lmprof.cli import main
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
     args = [a if a != "4" else "10" for a in tiny_args]  # 10 batches: the watched ones come after warm-up
     assert main(["profile", "--fn", "train", "--device", "cuda", *args]) == 0

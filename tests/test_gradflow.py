@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lmprof.config import RunConfig
-from lmprof.instrument.gradients import (GradientFlow, GradStats, clip_statistics, clip_summary, decay_factor,
+from lmprof.instrument.gradients import (GradientFlow, GradStatsInstrument, clip_statistics, clip_summary, decay_factor,
                                          gradient_flow, step_gradients, steps_until)
 
 
@@ -149,7 +149,7 @@ def test_tiny_clip_clips_every_batch_and_a_huge_one_none(tiny_corpus: Path, tmp_
                                                          fraction: float) -> None:
     from lmprof.runner import run
 
-    result = run(tiny(tiny_corpus, clip=clip), instruments=[GradStats()], log=lambda line: None, run_dir=tmp_path)
+    result = run(tiny(tiny_corpus, clip=clip), instruments=[GradStatsInstrument()], log=lambda line: None, run_dir=tmp_path)
     (epoch,) = result.gradients["epochs"]
     assert epoch["batches"] == 4 and epoch["clipped_fraction"] == fraction
     assert 0 < epoch["preclip_norm_median"] <= epoch["preclip_norm_max"]
@@ -163,7 +163,7 @@ def test_grad_stats_leave_every_loss_bitwise_unchanged(tiny_corpus: Path, tmp_pa
     cfg = tiny(tiny_corpus, epochs=2, max_batches=3)
     plain = run(cfg, log=lambda line: None, run_dir=tmp_path / "plain")
     lines: list[str] = []
-    watched = run(cfg, instruments=[GradStats()], log=lines.append, run_dir=tmp_path / "watched")
+    watched = run(cfg, instruments=[GradStatsInstrument()], log=lines.append, run_dir=tmp_path / "watched")
     assert [e["val_loss"] for e in watched.epochs] == [e["val_loss"] for e in plain.epochs]
     assert watched.metrics["test_loss"] == plain.metrics["test_loss"]
     assert [e["epoch"] for e in watched.gradients["epochs"]] == [1, 2]
@@ -184,7 +184,7 @@ def test_bptt_diagram_draws_state_edges_by_measured_gradient() -> None:
 
 
 def test_report_has_a_gradient_section(tmp_path: Path) -> None:
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
     from lmprof.views.report import run_report
 
     stats = clip_statistics(1, [0.1, 0.3, 0.2, 5.0], clip=0.25)
@@ -199,7 +199,7 @@ def test_report_has_a_gradient_section(tmp_path: Path) -> None:
 def test_explain_bptt_measures_the_tanh_rnn_and_lstm_curves() -> None:
     from rich.console import Console
 
-    from lmprof.explain import topic_module
+    from lmprof.lessons import topic_module
 
     bptt = topic_module("bptt")
     numbers = bptt.demo(bptts=(4, 8), batch_size=2, size=8, ntokens=30, reach_bptt=4, flow_bptt=6, flow_batches=2)
@@ -243,8 +243,8 @@ def test_gradflow_from_a_run_measures_its_trained_weights(tiny_args: list[str], 
 
 
 def test_sweep_worker_records_clip_statistics_per_epoch(tiny_corpus: Path, tmp_path: Path) -> None:
-    from lmprof.sweep.worker import run_one
-    from lmprof.sweep_summary import sweep_view
+    from lmprof.sweeps.worker import run_one
+    from lmprof.record.sweep_summary import sweep_view
     from lmprof.views.sweep_tables import clip_table
 
     record = run_one(tiny(tiny_corpus, epochs=2, max_batches=3, clip=1e-4), tmp_path / "run")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lmprof.cli import main
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 
 
 def losses(run_dir: Path) -> tuple[list[float], float]:
@@ -17,7 +17,7 @@ def losses(run_dir: Path) -> tuple[list[float], float]:
 def test_profile_trace_and_the_phase_recorder_leave_every_loss_bitwise_equal(
         tiny_corpus: Path, tmp_path: Path) -> None:
     from lmprof.config import RunConfig
-    from lmprof.instrument.recorders import PhaseTimer
+    from lmprof.instrument.recorders import PhaseInstrument
     from lmprof.runner import run
 
     flags = ["--data", str(tiny_corpus), "--emsize", "16", "--nhid", "16", "--bptt", "8", "--epochs", "2",
@@ -26,7 +26,7 @@ def test_profile_trace_and_the_phase_recorder_leave_every_loss_bitwise_equal(
     assert main(["profile", "--fn", "all", *flags, "--out", str(tmp_path / "profile")]) == 0
     assert main(["trace", *flags, "--out", str(tmp_path / "trace")]) == 0
     cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, bptt=8, epochs=2, max_batches=6, lr=30)
-    run(cfg, instruments=[PhaseTimer()], log=lambda line: None, run_dir=tmp_path / "phases")
+    run(cfg, instruments=[PhaseInstrument()], log=lambda line: None, run_dir=tmp_path / "phases")
 
     plain = losses(tmp_path / "train")
     assert len(plain[0]) == 2

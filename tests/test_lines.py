@@ -16,11 +16,11 @@ import pytest
 from lmprof.config import RunConfig
 from lmprof.errors import UsageError
 from lmprof.instrument.base import Instrument
-from lmprof.instrument.lines import FUNCTIONS, LINES_FILE, LineProfile, choose_functions, resolve
-from lmprof.instrument.recorders import PhaseTimer
+from lmprof.instrument.lines import FUNCTIONS, LINES_FILE, LineInstrument, choose_functions, resolve
+from lmprof.instrument.recorders import PhaseInstrument
 from lmprof.reference import loop
 from lmprof.reference.model import RNNModel, TransformerModel
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 from lmprof.runner import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def tiny(corpus: Path, **changes: object) -> RunConfig:
 
 
 def profiled(corpus: Path, run_dir: Path, functions: list[str], **changes: object) -> RunResult:
-    return run(tiny(corpus, **changes), command="profile", instruments=[PhaseTimer(), LineProfile(functions)],
+    return run(tiny(corpus, **changes), command="profile", instruments=[PhaseInstrument(), LineInstrument(functions)],
                log=lambda line: None, run_dir=run_dir)
 
 
@@ -151,7 +151,7 @@ class CtrlCOnBatch(Instrument):
 
 
 def test_ctrl_c_during_training_keeps_the_lines_of_what_ran(tiny_corpus: Path, tmp_path: Path) -> None:
-    result = run(tiny(tiny_corpus), command="profile", instruments=[LineProfile(["train"]), CtrlCOnBatch(3)],
+    result = run(tiny(tiny_corpus), command="profile", instruments=[LineInstrument(["train"]), CtrlCOnBatch(3)],
                  log=lambda line: None, run_dir=tmp_path / "run")
     assert result.status == "interrupted"
     assert hits_of(function(result, "train"), "loss.backward()") == 2
@@ -162,9 +162,9 @@ def test_ctrl_c_during_training_keeps_the_lines_of_what_ran(tiny_corpus: Path, t
 
 def test_bad_unit_or_sync_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="--unit"):
-        LineProfile(["train"], unit="minutes")
+        LineInstrument(["train"], unit="minutes")
     with pytest.raises(UsageError, match="--sync"):
-        LineProfile(["train"], sync="eventually")
+        LineInstrument(["train"], sync="eventually")
 
 
 def test_bench_lines_measure_smoke(tiny_corpus: Path) -> None:

@@ -12,11 +12,11 @@ import torch.nn as nn
 from lmprof.cli import main
 from lmprof.config import RunConfig
 from lmprof.instrument.memory import CudaMemory, MemoryInstrument, MemoryRecorder
-from lmprof.instrument.memory_model import predicted_param_bytes, predicted_saved_bytes
+from lmprof.experiments.memory_model import predicted_param_bytes, predicted_saved_bytes
 from lmprof.phases import listening, phase
 from lmprof.reference.loop import repackage_hidden
 from lmprof.reference.model import RNNModel
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 from lmprof.runner import run
 from tests.conftest import ON_CPU
 
@@ -97,7 +97,7 @@ def test_without_repackage_hidden_saved_bytes_grow_with_every_batch() -> None:
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN_TANH"])
 def test_prediction_within_ten_percent_of_measurement(kind: str) -> None:
-    from lmprof.explain.memory import measure_step
+    from lmprof.lessons.memory import measure_step
 
     for layers, dropout in ((2, 0.2), (1, 0.0)):
         cfg = RunConfig(model=kind, emsize=32, nhid=32, nlayers=layers, dropout=dropout, bptt=20, batch_size=8)
@@ -207,7 +207,7 @@ def test_trace_with_memory_prints_the_memory_view_beside_the_operators(
 
 
 def test_a_sweep_run_records_its_memory_peaks(tiny_corpus: Path, tmp_path: Path) -> None:
-    from lmprof.sweep.worker import run_one
+    from lmprof.sweeps.worker import run_one
 
     cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, epochs=1, max_batches=2, bptt=8)
     record = run_one(cfg, tmp_path / "one")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from lmprof.cli import main
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 from lmprof.views.overhead import cost_line, watched_program_note
 
 OVERHEAD = {"sample_every": 4, "instruments": ["components", "memory"], "bare_ms_per_batch": 10.0,
@@ -53,7 +53,7 @@ def test_show_prints_the_cost_and_the_watched_program_note(profile_result: RunRe
 
 
 def test_the_report_and_compare_say_it_too(profile_result: RunResult, tmp_path: Path) -> None:
-    from lmprof.compare import compare
+    from lmprof.comparison import compare
     from lmprof.views.report import run_report
 
     folder = _saved(profile_result, tmp_path)

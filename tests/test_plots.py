@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lmprof.views.plots import FIGURES, run_artists, save, sweep_figures
-from lmprof.sweep_summary import sweep_view
+from lmprof.record.sweep_summary import sweep_view
 from tests.test_sweep_tables import VOCAB, sweep_data  # the same hand-made sweep as the table tests
 
 

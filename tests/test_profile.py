@@ -13,7 +13,7 @@ import pytest
 from lmprof.cli import main
 from lmprof.instrument.lines import FUNCTIONS
 from lmprof.reference import loop
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 from tests.conftest import ON_CPU
 
 

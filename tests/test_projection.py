@@ -7,7 +7,7 @@ import re
 import pytest
 from rich.console import Console
 
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 from lmprof.views.projection import projected_seconds, projected_shares, projection_note, scale
 
 

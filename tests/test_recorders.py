@@ -1,4 +1,4 @@
-"""Phase recorders: the host clock (injected), the CUDA-event logic (fake events on CPU), PhaseTimer on a real run."""
+"""Phase recorders: the host clock (injected), the CUDA-event logic (fake events on CPU), PhaseInstrument on a real run."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from lmprof.instrument.recorders import CudaEventRecorder, HostRecorder, PhaseTimer, make_recorder, phase_rows
+from lmprof.instrument.recorders import CudaEventRecorder, HostRecorder, PhaseInstrument, make_recorder, phase_rows
 from lmprof.phases import PHASE_NAMES, STEP_PHASES, UNCOVERED, listening, phase
 
 
@@ -175,7 +175,7 @@ def test_phase_timer_on_a_real_cpu_run(tiny_corpus: Path, tmp_path: Path) -> Non
     batches = 8
     cfg = RunConfig(data=str(tiny_corpus), emsize=32, nhid=32, bptt=16, epochs=1, max_batches=batches,
                     device="cpu")  # the host clock's run, also on a GPU machine (test_cuda.py has the events')
-    result = run(cfg, instruments=[PhaseTimer()], log=lambda line: None, run_dir=tmp_path / "run")
+    result = run(cfg, instruments=[PhaseInstrument()], log=lambda line: None, run_dir=tmp_path / "run")
     rows = {r["name"]: r for r in result.phases}
     assert set(PHASE_NAMES) <= set(rows), f"missing: {set(PHASE_NAMES) - set(rows)}"
     assert list(rows)[-1] == UNCOVERED
@@ -199,7 +199,7 @@ def test_phase_timer_on_a_real_cpu_run(tiny_corpus: Path, tmp_path: Path) -> Non
     rows_of_20 = check_corpus(tiny_corpus, 20, 16, 10).train // 20
     assert summary["full_batches_per_epoch"] == -(-(rows_of_20 - 1) // 16) > batches  # one batch per bptt window
     # what was saved is what was returned
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
     assert RunResult.load(tmp_path / "run").phases == result.phases
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lmprof.cli import main
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 from lmprof.commands.report import folder_report
 
 # --- reports never run a folder's markup ------------------------------------------------

@@ -19,7 +19,7 @@ import pytest
 
 from lmprof.cli import main
 from lmprof.errors import UsageError
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 
 # --- SIGINT, SIGTERM, SIGKILL ----------------------------------------------------------------
 
@@ -232,7 +232,7 @@ def test_a_failed_download_keeps_an_existing_folder(server: str, tmp_path: Path)
 
 def test_a_full_disk_in_a_sweep_is_one_line(tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    from lmprof.sweep.store import ResultStore
+    from lmprof.sweeps.store import ResultStore
 
     def no_space(self: ResultStore, row: dict[str, Any]) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))

@@ -11,7 +11,7 @@ import pytest
 
 from lmprof.cli import main
 from lmprof.config import RunConfig
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 from lmprof.commands.report import folder_report
 from lmprof.views.html import highlighted_lines
 from lmprof.views.report import REPORT_FILE, run_report
@@ -206,7 +206,7 @@ def test_highlighting_keeps_one_html_line_per_source_line() -> None:
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> Path:
     """A tiny LSTM vs GRU sweep, run through the library (so without the command's plot files)."""
-    from lmprof.sweep import InlineExecutor, build_plan, parse_vary, run_sweep
+    from lmprof.sweeps import InlineExecutor, build_plan, parse_vary, run_sweep
 
     folder = tmp_path_factory.mktemp("sweep") / "sweep"
     base = RunConfig(data=str(tiny_corpus), emsize=16, epochs=1, max_batches=2, bptt=8, lr=5.0)  # no run diverges
@@ -216,8 +216,8 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> Pa
 
 
 def test_sweep_folder_report(sweep_dir: Path) -> None:
-    from lmprof.sweep import load_rows
-    from lmprof.sweep_summary import summary_rows, sweep_view
+    from lmprof.sweeps import load_rows
+    from lmprof.record.sweep_summary import summary_rows, sweep_view
 
     html = folder_report(sweep_dir)
     assert '<body data-report="sweep">' in html

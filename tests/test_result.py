@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lmprof.errors import UsageError
-from lmprof.result import RESULT_FILE, SCHEMA_VERSION, RunResult
+from lmprof.record.result import RESULT_FILE, SCHEMA_VERSION, RunResult
 
 
 def test_round_trip_keeps_every_section(profile_result: RunResult, tmp_path: Path) -> None:

@@ -124,9 +124,9 @@ def test_cuda_phase_events_on_watched_batches_only_scaled_to_every_call() -> Non
 def test_components_hooks_are_removed_on_bare_batches() -> None:
     import torch
 
-    from lmprof.instrument.components import ComponentTimer
+    from lmprof.instrument.components import ComponentInstrument
 
-    timer = ComponentTimer()
+    timer = ComponentInstrument()
     model = torch.nn.Sequential(torch.nn.Linear(3, 3))
     timer.model, timer.criterion = model, torch.nn.NLLLoss()
     timer.watch(True)
@@ -147,16 +147,16 @@ def _run(corpus: Path, out: Path, every: int | None, instruments: list[Any]) -> 
 
 
 def test_a_sampled_cpu_run_keeps_the_losses_and_counts_watched_batches(tiny_corpus: Path, tmp_path: Path) -> None:
-    from lmprof.instrument.components import ComponentTimer
-    from lmprof.instrument.gradients import GradStats
-    from lmprof.instrument.lines import LineProfile
+    from lmprof.instrument.components import ComponentInstrument
+    from lmprof.instrument.gradients import GradStatsInstrument
+    from lmprof.instrument.lines import LineInstrument
     from lmprof.instrument.memory import MemoryInstrument
-    from lmprof.instrument.recorders import PhaseTimer
-    from lmprof.result import RunResult
+    from lmprof.instrument.recorders import PhaseInstrument
+    from lmprof.record.result import RunResult
 
     bare = _run(tiny_corpus, tmp_path / "bare", None, [])
-    watched = _run(tiny_corpus, tmp_path / "sampled", 4, [PhaseTimer(), ComponentTimer(), LineProfile(["train"]),
-                                                          GradStats(), MemoryInstrument()])
+    watched = _run(tiny_corpus, tmp_path / "sampled", 4, [PhaseInstrument(), ComponentInstrument(), LineInstrument(["train"]),
+                                                          GradStatsInstrument(), MemoryInstrument()])
     assert [e["val_loss"] for e in watched.epochs] == [e["val_loss"] for e in bare.epochs]  # bitwise
     assert watched.metrics["test_loss"] == bare.metrics["test_loss"]
     # the expensive instruments saw batches 1, 5 and 9 of 12; the phase timer saw every batch
@@ -178,9 +178,9 @@ def test_a_sampled_cpu_run_keeps_the_losses_and_counts_watched_batches(tiny_corp
 
 
 def test_phases_alone_on_a_cpu_do_not_sample(tiny_corpus: Path, tmp_path: Path) -> None:
-    from lmprof.instrument.recorders import PhaseTimer
+    from lmprof.instrument.recorders import PhaseInstrument
 
-    result = _run(tiny_corpus, tmp_path / "run", 4, [PhaseTimer()])
+    result = _run(tiny_corpus, tmp_path / "run", 4, [PhaseInstrument()])
     assert not result.overhead  # a host clock per phase costs nothing worth sampling
     assert {r["name"]: r["calls"] for r in result.phases}["forward"] == 12
 
@@ -212,14 +212,14 @@ def test_sampled_on_real_cuda_keeps_the_losses_and_scales_phase_events(tiny_corp
     """The CUDA default (1 in 16) on a real GPU: pooled events on the cached stream, the allocator read through
     its C binding, the same losses as a bare run, the phase table's GPU totals from the watched calls."""
     from lmprof.config import RunConfig
-    from lmprof.instrument.components import ComponentTimer
+    from lmprof.instrument.components import ComponentInstrument
     from lmprof.instrument.memory import MemoryInstrument
-    from lmprof.instrument.recorders import PhaseTimer
+    from lmprof.instrument.recorders import PhaseInstrument
     from lmprof.runner import run
 
     cfg = RunConfig(data=str(tiny_corpus), emsize=32, nhid=32, bptt=4, epochs=1, max_batches=34, device="cuda")
     bare = run(cfg, log=lambda line: None, run_dir=tmp_path / "bare")
-    result = run(cfg, command="profile", instruments=[PhaseTimer(), ComponentTimer(), MemoryInstrument()],
+    result = run(cfg, command="profile", instruments=[PhaseInstrument(), ComponentInstrument(), MemoryInstrument()],
                  log=lambda line: None, run_dir=tmp_path / "watched")
     assert [e["val_loss"] for e in result.epochs] == [e["val_loss"] for e in bare.epochs]
     assert result.overhead["sample_every"] == 16 and result.overhead["watched_batches"] == 3  # 1, 17, 33
@@ -235,10 +235,10 @@ def test_line_tracing_starts_at_the_model_build_or_at_the_first_watched_batch() 
     """Nothing profiled runs before training: the tracer waits for the model (corpus reading runs untraced)."""
     from types import SimpleNamespace
 
-    from lmprof.instrument.lines import LineProfile
+    from lmprof.instrument.lines import LineInstrument
 
     for every, marker_seen in ((0, False), (0, True), (4, True)):
-        lines = LineProfile(["train"])
+        lines = LineInstrument(["train"])
         lines.start(SimpleNamespace(cfg=SimpleNamespace(model="LSTM")))  # type: ignore[arg-type]
         assert not lines.tracing
         sampler = Sampler(every, [(lines.recorder(), True)], [lines], clock=FakeClock())

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from lmprof.config import RunConfig
-from lmprof.speedlab.ladder import (HELPS, HURTS, NO_GAIN, REFERENCE, Ladder, Plan, Row, best_set, judge,
+from lmprof.experiments.speedlab.ladder import (HELPS, HURTS, NO_GAIN, REFERENCE, Ladder, Plan, Row, best_set, judge,
                                     loss_agreement, run_ladder, run_trial)
-from lmprof.speedlab.variants import BY_NAME, VARIANTS, adaptive_cutoffs, thread_candidates
+from lmprof.experiments.speedlab.variants import BY_NAME, VARIANTS, adaptive_cutoffs, thread_candidates
 
 ROW_FIELDS = ("name", "tokens_per_s", "speedup", "speedup_range", "speedup_interval", "gflops", "share_of_peak",
               "val_ppl", "ppl_diff", "losses", "max_loss_diff", "time_to_quality", "time_to_quality_speedup",
@@ -50,7 +50,7 @@ def reference_trial(small: tuple[RunConfig, object, Plan]) -> object:
 def test_each_cpu_variant_trains_with_finite_losses(small, name: str) -> None:
     import torch
 
-    from lmprof.speedlab.probe import probe, skip_line
+    from lmprof.experiments.speedlab.probe import probe, skip_line
 
     cfg, corpus, _ = small
     unable = probe(cfg, torch.device("cpu"), len(corpus.dictionary), corpus.train, BY_NAME[name])
@@ -108,7 +108,7 @@ def test_batch_variant_doubles_batch_and_scales_lr_by_sqrt2(small) -> None:
 def test_adaptive_softmax_has_no_full_decoder(small) -> None:
     import torch
 
-    from lmprof.speedlab.variants import build_setup
+    from lmprof.experiments.speedlab.variants import build_setup
 
     cfg, corpus, _ = small
     setup = build_setup(cfg, torch.device("cpu"), len(corpus.dictionary), corpus.train, corpus.valid,
@@ -273,7 +273,7 @@ def test_overtime_trains_on_until_the_target_or_the_limit(small) -> None:
 
 
 def test_an_interrupted_ladder_keeps_the_finished_trainings(small, monkeypatch) -> None:
-    import lmprof.speedlab.ladder as ladder
+    import lmprof.experiments.speedlab.ladder as ladder
 
     real, calls = ladder.run_trial, []
 
@@ -296,8 +296,8 @@ def _raising_variant(monkeypatch, name: str, *, after_calls: int) -> None:
     """A variant whose model raises at its (after_calls + 1)-th forward: at the probe when after_calls is 0."""
     import torch.nn as nn
 
-    import lmprof.speedlab.ladder as ladder
-    from lmprof.speedlab.variants import Variant
+    import lmprof.experiments.speedlab.ladder as ladder
+    from lmprof.experiments.speedlab.variants import Variant
 
     calls = {"n": 0}
 
@@ -380,14 +380,14 @@ def test_budget_seconds_sets_the_tokens_from_the_references_training(small) -> N
     for trials in lab.trials.values():  # every later training: the same tokens
         assert all(sum(t.batch_tokens[:t.budget_batches]) == lab.budget_tokens for t in trials)
     assert lab.row("foreach").losses == "bitwise equal"
-    from lmprof.speedlab.ladder import TIMED_CHECKS
+    from lmprof.experiments.speedlab.ladder import TIMED_CHECKS
 
     checks = [len(t.checkpoints) for t in lab.trials["foreach"]]  # after the first training: a coarser grid
     assert all(n <= TIMED_CHECKS + 1 for n in checks)
 
 
 def test_the_controls_run_only_when_named() -> None:
-    from lmprof.speedlab.ladder import choose
+    from lmprof.experiments.speedlab.ladder import choose
 
     assert "cudnn-off" not in [v.name for v in choose(None)]
     assert [v.name for v in choose(["cudnn-off"])] == ["cudnn-off"]

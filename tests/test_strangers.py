@@ -154,7 +154,7 @@ def test_gradflow_does_not_read_a_linked_checkpoint(run_folder: Path, tmp_path: 
 def test_sweep_files_are_neither_read_nor_written_through_links(tmp_path: Path, secret: tuple[Path, str],
                                                                 capfd: pytest.CaptureFixture[str]) -> None:
     from lmprof.safe_files import UnsafeMember
-    from lmprof.sweep.store import ResultStore, SweepLock
+    from lmprof.sweeps.store import ResultStore, SweepLock
 
     path, marker = secret
     folder = tmp_path / "sweep"
@@ -318,7 +318,7 @@ def test_a_million_samples_are_thinned_on_reading_and_compare_stays_small(run_fo
                                                                           capfd: pytest.CaptureFixture[str]) -> None:
     import resource
 
-    from lmprof.result_check import SAMPLES_READ
+    from lmprof.record.check import SAMPLES_READ
 
     folder = copy_of(run_folder, tmp_path)
 
@@ -339,7 +339,7 @@ def test_a_million_samples_are_thinned_on_reading_and_compare_stays_small(run_fo
 
 def test_long_strings_and_row_counts_are_cut_with_one_note(run_folder: Path, tmp_path: Path,
                                                            capfd: pytest.CaptureFixture[str]) -> None:
-    from lmprof.result_check import ROWS_READ
+    from lmprof.record.check import ROWS_READ
 
     folder = copy_of(run_folder, tmp_path)
 

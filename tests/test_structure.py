@@ -103,5 +103,5 @@ def test_reference_imports_nothing_above_it() -> None:
 def test_the_data_floor_imports_no_view() -> None:
     """result.py and compare.py are data: their notebook display is registered from the views (lmprof.display)."""
     graph = import_graph()
-    for name in ("lmprof.result", "lmprof.display", "lmprof.version", "lmprof.fsutil", "lmprof.phases"):
+    for name in ("lmprof.record.result", "lmprof.display", "lmprof.version", "lmprof.fsutil", "lmprof.phases"):
         assert not [d for d in graph[name] if d.startswith(("lmprof.views", "lmprof.commands"))], name

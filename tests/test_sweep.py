@@ -20,11 +20,11 @@ import lmprof.reference.loop as loop
 from lmprof.cli import main
 from lmprof.config import RunConfig
 from lmprof.errors import UsageError
-from lmprof.result import RunResult
-from lmprof.sweep import build_plan, parse_vary, run_one
-from lmprof.sweep.driver import run_sweep
-from lmprof.sweep.executors import LocalProcessExecutor, threads_per_run
-from lmprof.sweep.store import RESULTS_FILE, ResultStore, SweepLock
+from lmprof.record.result import RunResult
+from lmprof.sweeps import build_plan, parse_vary, run_one
+from lmprof.sweeps.driver import run_sweep
+from lmprof.sweeps.executors import LocalProcessExecutor, threads_per_run
+from lmprof.sweeps.store import RESULTS_FILE, ResultStore, SweepLock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -175,7 +175,7 @@ def test_perplexity_above_the_vocabulary_stops_the_run(tiny_corpus, tmp_path) ->
 
 
 def test_a_stop_request_in_the_run_folder_ends_training_as_ctrl_c_does(tiny_corpus, tmp_path) -> None:
-    from lmprof.sweep.worker import STOP_FILE, StopOnRequest, clear_stop_request, request_stop
+    from lmprof.sweeps.worker import STOP_FILE, StopOnRequest, clear_stop_request, request_stop
 
     folder = tmp_path / "run"
     cfg = RunConfig(data=str(tiny_corpus), emsize=16, nhid=16, epochs=5, max_batches=3, bptt=8)
@@ -303,7 +303,7 @@ def test_benchmark_smoke(tiny_corpus) -> None:
 
 
 def test_divergence_rule_forgives_one_bad_epoch_but_not_two_or_the_last_of_two() -> None:
-    from lmprof.sweep import is_diverged
+    from lmprof.sweeps import is_diverged
 
     vocab = 1000
     assert not is_diverged([5000.0], vocab, final=False)  # a bad start the next epoch may repair

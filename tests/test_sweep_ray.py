@@ -17,13 +17,13 @@ from typing import Any, Iterator
 import pytest
 
 from lmprof.cli import main
-from lmprof.sweep.worker import read_record
+from lmprof.sweeps.worker import read_record
 from tests.sweep_cli import args_for, rows
 
 CRASH_ON_SEED_4242 = '''
 import os
 try:
-    from lmprof.sweep import worker
+    from lmprof.sweeps import worker
 except Exception:  # a Ray process that is not a worker of this project
     worker = None
 if worker is not None:

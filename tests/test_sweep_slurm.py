@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from lmprof.cli import main
-from lmprof.sweep.driver import Driver
-from lmprof.sweep.store import RESULTS_FILE
+from lmprof.sweeps.driver import Driver
+from lmprof.sweeps.store import RESULTS_FILE
 from tests.fake_slurm import DYING_RUN, FAILING_RUN, drain, install
 from tests.sweep_cli import args_for, rows
 
@@ -132,9 +132,9 @@ def test_ctrl_c_leaves_queued_jobs_and_a_rerun_re_attaches_instead_of_resubmitti
 @needs_submitit
 def test_cancel_on_exit_cancels_the_submitted_jobs(fake_slurm, tiny_corpus, tmp_path, monkeypatch) -> None:
     from lmprof.config import RunConfig
-    from lmprof.sweep import build_plan, parse_vary, run_sweep
-    from lmprof.sweep.executors import Resources
-    from lmprof.sweep.slurm import SlurmExecutor
+    from lmprof.sweeps import build_plan, parse_vary, run_sweep
+    from lmprof.sweeps.executors import Resources
+    from lmprof.sweeps.slurm import SlurmExecutor
 
     fake_slurm.hold(True)
 
@@ -157,9 +157,9 @@ def test_cancel_on_exit_cancels_the_submitted_jobs(fake_slurm, tiny_corpus, tmp_
 @needs_submitit
 def test_fresh_cancels_the_queued_jobs_of_the_sweep_it_forgets(fake_slurm, tiny_corpus, tmp_path, monkeypatch) -> None:
     from lmprof.config import RunConfig
-    from lmprof.sweep import build_plan, run_sweep
-    from lmprof.sweep.executors import Resources
-    from lmprof.sweep.slurm import SlurmExecutor
+    from lmprof.sweeps import build_plan, run_sweep
+    from lmprof.sweeps.executors import Resources
+    from lmprof.sweeps.slurm import SlurmExecutor
 
     fake_slurm.hold(True)
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from lmprof.sweep_summary import SweepView, summary_csv, summary_rows, sweep_view
+from lmprof.record.sweep_summary import SweepView, summary_csv, summary_rows, sweep_view
 from lmprof.views.plots import run_artists, sweep_figures
 from lmprof.views.sweep_tables import sweep_tables
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from lmprof.phases import UNCOVERED
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 from lmprof.views.tables import (
     bar, duration, in_unit, line_table_data, line_tables, phase_table, pick_unit, profile_view, summary_parts,
     summary_table, sync_note)

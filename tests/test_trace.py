@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from lmprof.cli import main
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 from lmprof.views.ops import memory_table, ops_table, trace_hint
 
 ROOT = Path(__file__).resolve().parents[1]

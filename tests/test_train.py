@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lmprof.cli import main
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 from tests.conftest import ON_CPU
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 from lmprof.views.ops import flops_lines, flops_text, trace_hint
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 from lmprof.views.rows import (coverage, line_table_data, phase_table_rows, run_description, summary_parts)
 
 

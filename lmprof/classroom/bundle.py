@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from lmprof.errors import UsageError
-from lmprof.result import RESULT_FILE, RunResult
+from lmprof.record.result import RESULT_FILE, RunResult
 
 FORMAT = "lmprof-bundle"
 BUNDLE_SCHEMA = 1

@@ -128,7 +128,7 @@ class Loaded:
 
 def _inputs(paths: Sequence[str | Path], refused: list[str]) -> list[Path]:
     """Bundle files and run folders named, or directly inside a folder named (no link followed inside)."""
-    from lmprof.result import RESULT_FILE
+    from lmprof.record.result import RESULT_FILE
 
     found: list[Path] = []
     for given in map(Path, paths):
@@ -153,7 +153,7 @@ def _inputs(paths: Sequence[str | Path], refused: list[str]) -> list[Path]:
 
 def _load(path: Path) -> Loaded:
     from lmprof.classroom.bundle import bundle_name, read_bundle
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
     from lmprof.safe_files import visible
 
     if path.is_dir():

@@ -117,12 +117,12 @@ def add_grad_stats_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def grad_stats_instruments(args: argparse.Namespace) -> list["Any"]:
-    """[GradStats()] when --grad-stats was given, else nothing."""
+    """[GradStatsInstrument()] when --grad-stats was given, else nothing."""
     if not getattr(args, "grad_stats", False):
         return []
-    from lmprof.instrument.gradients import GradStats
+    from lmprof.instrument.gradients import GradStatsInstrument
 
-    return [GradStats()]
+    return [GradStatsInstrument()]
 
 
 def add_memory_flags(parser: argparse.ArgumentParser, *, operators: bool = False) -> None:

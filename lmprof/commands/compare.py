@@ -16,8 +16,8 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lmprof.compare import Comparison
-    from lmprof.result import RunResult
+    from lmprof.comparison import Comparison
+    from lmprof.record.result import RunResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON instead of tables")
     parser.add_argument("--report", metavar="FILE.html", default=None,
                         help="also write the comparison as one self-contained HTML page")
-    from lmprof.compare import DRIFT_MARGIN
+    from lmprof.comparison import DRIFT_MARGIN
 
     parser.add_argument("--drift", type=float, default=None, metavar="FRACTION",
                         help="run-to-run drift a ratio must clear for a verdict (default: this machine's, when "
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lmprof.compare import compare, load_runs
+    from lmprof.comparison import compare, load_runs
     from lmprof.errors import UsageError
 
     drift = args.drift  # None: this machine's measured drift, else the default (lmprof.drift)

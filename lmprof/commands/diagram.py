@@ -25,7 +25,7 @@ from lmprof.views.diagram_formats import FORMATS
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
 PROFILE_BATCHES = 20  # --profile: training batches of the short run
 MAX_STEPS = 150  # bptt x nlayers: beyond this the graph takes too long to lay out and to read
@@ -106,7 +106,7 @@ def _flow(args: argparse.Namespace, console: "Console") -> int:
     result: RunResult | None = None
     folder: str | Path = "."
     if args.run is not None:
-        from lmprof.result import RunResult
+        from lmprof.record.result import RunResult
 
         result = RunResult.load(args.run)
         folder = args.run
@@ -127,7 +127,7 @@ def _flow(args: argparse.Namespace, console: "Console") -> int:
 
 def _flow_vs(args: argparse.Namespace, console: "Console", base: "RunResult | None") -> int:
     """The flow chart of --from A, coloured by how --vs B compares with it."""
-    from lmprof.compare import compare, load_runs
+    from lmprof.comparison import compare, load_runs
     from lmprof.views.flowchart_compare import vs_chart
     from lmprof.views.render import output_path
 
@@ -147,15 +147,15 @@ def _flow_vs(args: argparse.Namespace, console: "Console", base: "RunResult | No
 def _profile(args: argparse.Namespace, console: "Console") -> "RunResult":
     """A short run under the phase and component timers: one epoch of a few batches, the rest upstream's defaults."""
     from lmprof.commands.console import log_to, progress_instruments
-    from lmprof.instrument.components import ComponentTimer
-    from lmprof.instrument.recorders import PhaseTimer
+    from lmprof.instrument.components import ComponentInstrument
+    from lmprof.instrument.recorders import PhaseInstrument
     from lmprof.runner import run as run_training
 
     cfg = RunConfig(data=args.data, epochs=1, max_batches=args.max_batches or PROFILE_BATCHES,
                     out=args.profile_out, device=args.device, threads=args.threads).validate()
     console.print(f"Profiling {cfg.max_batches} training batches of {cfg.model} for the chart ...")
     # Components too: the chart then shows each model component's forward and backward time.
-    return run_training(cfg, command="diagram", instruments=[PhaseTimer(), ComponentTimer(),
+    return run_training(cfg, command="diagram", instruments=[PhaseInstrument(), ComponentInstrument(),
                                                              *progress_instruments(console)],
                         log=log_to(console), force=args.force)
 

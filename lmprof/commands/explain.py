@@ -7,7 +7,7 @@ import inspect
 import json
 
 from lmprof.commands.common import add_compute_flags
-from lmprof.explain import TOPICS, topic_module
+from lmprof.lessons import TOPICS, topic_module
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UsageError(f"cannot write the plot into {folder}: {e.strerror}: choose another --out") from None
     if args.json:
-        from lmprof.result import json_safe
+        from lmprof.record.result import json_safe
 
         json.dump(json_safe(draws.to_dict()), sys.stdout, allow_nan=False)  # a NaN decay is null
         sys.stdout.write("\n")

@@ -20,7 +20,7 @@ from lmprof.instrument.lines import ALL, FUNCTIONS, SYNC_MODES, UNITS
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
 LOG_WIDTH = 132  # piped output: wide enough for the source lines of train
 
@@ -65,25 +65,25 @@ def run(args: argparse.Namespace) -> int:
 
     from lmprof.commands.console import log_to, make_console, progress_instruments
     from lmprof.commands.train import finish
-    from lmprof.instrument.flops import AchievedFlops
-    from lmprof.instrument.lines import LineProfile
-    from lmprof.instrument.recorders import PhaseTimer
-    from lmprof.result import RunResult
+    from lmprof.instrument.flops import FlopInstrument
+    from lmprof.instrument.lines import LineInstrument
+    from lmprof.instrument.recorders import PhaseInstrument
+    from lmprof.record.result import RunResult
     from lmprof.runner import default_run_dir
     from lmprof.runner import run as run_training
 
     console = make_console()
     run_dir = Path(cfg.out) if cfg.out else default_run_dir("profile", cfg)
-    instruments = [PhaseTimer(), AchievedFlops(remeasure_peak=args.remeasure_peak), LineProfile(functions, unit=args.unit, sync=args.sync),
+    instruments = [PhaseInstrument(), FlopInstrument(remeasure_peak=args.remeasure_peak), LineInstrument(functions, unit=args.unit, sync=args.sync),
                    *grad_stats_instruments(args), *memory_instruments(args, cfg), *progress_instruments(console)]
     if args.components:
-        from lmprof.instrument.components import ComponentTimer
+        from lmprof.instrument.components import ComponentInstrument
 
-        instruments.insert(1, ComponentTimer())  # after the phase timer: its markers open first
+        instruments.insert(1, ComponentInstrument())  # after the phase timer: its markers open first
     if getattr(args, "backward_lines", False):
-        from lmprof.instrument.backward_lines import BackwardLines
+        from lmprof.instrument.backward_lines import BackwardLineInstrument
 
-        instruments.append(BackwardLines())  # after --components: its contribute reads theirs
+        instruments.append(BackwardLineInstrument())  # after --components: its contribute reads theirs
     try:
         result = run_training(cfg, command="profile", instruments=instruments, log=log_to(console),
                               run_dir=run_dir, force=args.force)

@@ -28,21 +28,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def is_sweep_folder(folder: Path) -> bool:
-    from lmprof.result import RESULT_FILE
-    from lmprof.sweep.driver import SWEEP_FILE
+    from lmprof.record.result import RESULT_FILE
+    from lmprof.sweeps.driver import SWEEP_FILE
 
     return (folder / SWEEP_FILE).is_file() and not (folder / RESULT_FILE).is_file()
 
 
 def folder_report(folder: str | Path, *, mixed_hardware: bool = False) -> str:
     """The HTML of a run folder's or a sweep folder's report (UsageError for anything else)."""
-    from lmprof.result import RESULT_FILE, RunResult
+    from lmprof.record.result import RESULT_FILE, RunResult
     from lmprof.views.html import render
     from lmprof.views.report import run_report
 
     path = Path(folder)
     if path.is_dir() and is_sweep_folder(path):
-        from lmprof.sweep import load_rows
+        from lmprof.sweeps import load_rows
         from lmprof.views.report_sweep import sweep_page
 
         plan, rows = load_rows(path)

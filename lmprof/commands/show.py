@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
 def _show_sweep(folder: "Path") -> int:
     """A sweep folder: its tables and notes again, as `lmprof sweep` printed them (nothing is written)."""
     from lmprof.commands.console import make_console
-    from lmprof.sweep import load_rows
-    from lmprof.sweep_summary import sweep_view
+    from lmprof.sweeps import load_rows
+    from lmprof.record.sweep_summary import sweep_view
     from lmprof.views.sweep_tables import sweep_tables
 
     console = make_console()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from lmprof.commands.common import add_run_flags
-    from lmprof.speedlab import ladder
+    from lmprof.experiments.speedlab import ladder
 
     lab = parser.add_argument_group("speedlab")
     lab.add_argument("--variants", default=None, metavar="A,B,...",
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _variants() -> list["object"]:
-    from lmprof.speedlab.variants import VARIANTS
+    from lmprof.experiments.speedlab.variants import VARIANTS
 
     return list(VARIANTS)
 
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from lmprof.errors import UsageError
     from lmprof.fsutil import write_text_atomic
     from lmprof.runner import default_run_dir, prepare_run_dir
-    from lmprof.speedlab.ladder import check_options, choose, run_ladder
+    from lmprof.experiments.speedlab.ladder import check_options, choose, run_ladder
 
     cfg = config_from_args(args)
     if args.max_batches or args.dry_run:  # the budget decides how long each variant trains
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                         valid_tokens=args.valid_tokens,
                         overtime=args.overtime, combine=not args.no_combine, progress=progress)
     write_text_atomic(folder / "ladder.json", ladder.to_json() + "\n")
-    from lmprof.speedlab.ladder import run_results
+    from lmprof.experiments.speedlab.ladder import run_results
 
     for name, result in run_results(ladder).items():
         result.save(folder / name)

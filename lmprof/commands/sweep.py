@@ -7,7 +7,7 @@ Every `lmprof train` flag sets the base configuration; by default each
 --vary factor moves alone around it (--grid: every combination). Rows go
 to results.jsonl in the sweep folder as epochs finish; rerunning the same
 command continues where it stopped; --fresh starts over. --executor slurm
-or ray hands the runs to a cluster (see lmprof/sweep/slurm.py, ray_executor.py).
+or ray hands the runs to a cluster (see lmprof/sweeps/slurm.py, ray_executor.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from lmprof.commands.common import add_report_flag, add_run_flags, config_from_args
 from lmprof.errors import UsageError, interrupted_exit_status
-from lmprof.sweep.executors import EXECUTOR_NAMES
+from lmprof.sweeps.executors import EXECUTOR_NAMES
 
 if TYPE_CHECKING:
     from typing import Callable
@@ -88,10 +88,10 @@ def run(args: argparse.Namespace) -> int:
     if args.force:
         raise UsageError("--force: a sweep folder is continued by the same command; --fresh starts it over")
     base = config_from_args(args).replace(out=None)
-    from lmprof.sweep import build_plan, make_executor, parse_vary, run_sweep
+    from lmprof.sweeps import build_plan, make_executor, parse_vary, run_sweep
 
     from lmprof.commands.console import make_console
-    from lmprof.sweep.executors import EXECUTOR_OPTIONS, Resources
+    from lmprof.sweeps.executors import EXECUTOR_OPTIONS, Resources
 
     console = make_console()
     plan = build_plan(base, args.models or [base.model], [parse_vary(v) for v in args.vary], grid=args.grid)
@@ -149,11 +149,11 @@ def _ask_to_cancel(console: "Console") -> "Callable[[int], bool]":
 def show(console: "Console", folder: Path, mixed_hardware: bool = False) -> None:
     """Tables on the terminal; summary.csv and the plots beside results.jsonl."""
     from lmprof.fsutil import write_text_atomic
-    from lmprof.sweep import load_rows
-    from lmprof.sweep.driver import SUMMARY_FILE
-    from lmprof.sweep.store import RESULTS_FILE
+    from lmprof.sweeps import load_rows
+    from lmprof.sweeps.driver import SUMMARY_FILE
+    from lmprof.sweeps.store import RESULTS_FILE
     from lmprof.views.plots import save, sweep_figures
-    from lmprof.sweep_summary import summary_csv, sweep_view
+    from lmprof.record.sweep_summary import summary_csv, sweep_view
     from lmprof.views.sweep_tables import sweep_tables
 
     view = sweep_view(*load_rows(folder))

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from lmprof.instrument.trace import TraceSchedule
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,19 +57,19 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
 
     from lmprof.commands.console import log_to, make_console, progress_instruments
-    from lmprof.instrument.recorders import PhaseTimer
-    from lmprof.instrument.trace import TraceSession
+    from lmprof.instrument.recorders import PhaseInstrument
+    from lmprof.instrument.trace import TraceInstrument
     from lmprof.runner import run as run_training
 
     console = make_console()
     # The trace's recorder goes first: it opens each phase's span before the phase timer starts
     # and closes it after, so the profiler's own bookkeeping stays out of the phase times.
-    trace = TraceSession(schedule, group_by_shape=args.group_by_shape, memory=args.memory, gzip=args.gzip)
-    watchers = [trace, PhaseTimer(), *memory_instruments(args, cfg)]
+    trace = TraceInstrument(schedule, group_by_shape=args.group_by_shape, memory=args.memory, gzip=args.gzip)
+    watchers = [trace, PhaseInstrument(), *memory_instruments(args, cfg)]
     if args.components:
-        from lmprof.instrument.components import ComponentTimer
+        from lmprof.instrument.components import ComponentInstrument
 
-        watchers.append(ComponentTimer())
+        watchers.append(ComponentInstrument())
     shown = progress_instruments(console, prefix=_progress_name(schedule))
     result = run_training(cfg, command="trace", instruments=[*watchers, *shown],
                           log=log_to(console), force=args.force)
@@ -115,8 +115,8 @@ def _trace_into(args: argparse.Namespace, schedule: "TraceSchedule") -> int:
 
     from lmprof.commands.console import log_to, make_console, progress_instruments
     from lmprof.config import RunConfig
-    from lmprof.instrument.trace import TRACE_DIR, TraceSession
-    from lmprof.result import RunResult
+    from lmprof.instrument.trace import TRACE_DIR, TraceInstrument
+    from lmprof.record.result import RunResult
     from lmprof.runner import run as run_training
 
     if args.out is not None:
@@ -135,7 +135,7 @@ def _trace_into(args: argparse.Namespace, schedule: "TraceSchedule") -> int:
     console = make_console()
     console.print(f"Tracing {folder}'s configuration ({cfg.model}); its other tables stay as they are.",
                   highlight=False, markup=False)
-    trace = TraceSession(schedule, group_by_shape=args.group_by_shape, memory=args.memory, gzip=args.gzip)
+    trace = TraceInstrument(schedule, group_by_shape=args.group_by_shape, memory=args.memory, gzip=args.gzip)
     scratch = Path(tempfile.mkdtemp(dir=folder, prefix=".trace-into-"))
     try:
         shown = progress_instruments(console, prefix=_progress_name(schedule))

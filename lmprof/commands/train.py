@@ -11,7 +11,7 @@ from lmprof.commands.common import add_grad_stats_flag, add_run_flags, config_fr
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -48,7 +48,7 @@ from lmprof.instrument.sampling import run_every
 from lmprof.phases import STEP_PHASES
 
 if TYPE_CHECKING:
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
 WATCH_FROM = 2  # the first watched batch: the first calls pay for allocations and kernel choice
 WATCHED = 3
@@ -232,7 +232,7 @@ class LineBackwardRecorder:
             self._stop()
 
 
-class BackwardLines(Instrument):
+class BackwardLineInstrument(Instrument):
     """``result.backward_lines``: per line of forward, forward and backward operator time per watched step."""
 
     name = "backward_lines"
@@ -305,9 +305,9 @@ def watch_steps(function: Callable[..., Any], forward: Callable[[], Any], loss_o
 
     from lmprof.config import RunConfig
     from lmprof.phases import listening, phase
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
-    instrument = BackwardLines(function, watched=watched, watch_from=max(steps - watched, 0))
+    instrument = BackwardLineInstrument(function, watched=watched, watch_from=max(steps - watched, 0))
     instrument.start(RunContext(cfg=RunConfig(), device=torch.device("cpu"), run_dir=Path("."),
                                 batches_per_epoch=steps))
     try:

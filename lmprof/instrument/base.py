@@ -17,7 +17,7 @@ from lmprof.phases import Recorder
 
 if TYPE_CHECKING:
     from lmprof.config import RunConfig
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
 
 @dataclass

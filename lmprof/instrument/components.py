@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.instrument.cuda_events import EventPool
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 
 Clock = Callable[[], float]
 LOG_SOFTMAX = "log_softmax"
@@ -53,7 +53,7 @@ def first_tensor(value: Any) -> Any:
     return None
 
 
-class ComponentTimer(Instrument):
+class ComponentInstrument(Instrument):
     """Forward and backward time of each model component; contributes ``result.components``."""
 
     name = "components"
@@ -139,7 +139,7 @@ class ComponentTimer(Instrument):
         self._watch_hook = register_module_forward_pre_hook
         self._finder = register_module_forward_pre_hook(self._find)
 
-    def recorder(self) -> "ComponentTimer":
+    def recorder(self) -> "ComponentInstrument":
         return self
 
     def watch(self, on: bool) -> None:

@@ -20,7 +20,7 @@ average then (a peak measured on a busy machine is low, and every share
 divided by it high). It is measured again when older than a day, when the
 thread count differs (another key), or when asked (``--remeasure-peak``).
 
-``AchievedFlops`` needs the phases: put it after ``PhaseTimer`` in the
+``FlopInstrument`` needs the phases: put it after ``PhaseInstrument`` in the
 instrument list (contribute() is called in that order).
 """
 
@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.phases import LABELS
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 
 PEAK_FILE = "matmul-peak.json"
 PEAK_MAX_AGE = 24 * 3600.0  # seconds: a day-old peak is measured again (load, clocks and torch change)
@@ -165,7 +165,7 @@ def matmul_peak(device: Any, *, cache_file: Path | None = None, remeasure: bool 
 
 # --- the instrument -------------------------------------------------------------------
 
-class AchievedFlops(Instrument):
+class FlopInstrument(Instrument):
     """Contributes ``flops``: forward and backward GFLOP/s of the run and their share of the peak.
 
     Works after the loop (in contribute), so nothing it does is timed.
@@ -190,7 +190,7 @@ class AchievedFlops(Instrument):
         rows = {r["name"]: r for r in result.phases}
         ntokens = int(result.metrics.get("ntokens") or 0)
         if ntokens <= 0 or not any(rows.get(name, {}).get("calls") for name in FLOP_PHASES):
-            return  # the run stopped before a training step, or no PhaseTimer ran before this
+            return  # the run stopped before a training step, or no PhaseInstrument ran before this
         cfg = self.context.cfg
         step = self.step_flops or count_step_flops(cfg, ntokens)
         peak = self.peak or matmul_peak(self.context.device, remeasure=self.remeasure_peak)

@@ -31,7 +31,7 @@ from lmprof.instrument.base import Instrument, RunContext
 from lmprof.phases import STEP_PHASES
 
 if TYPE_CHECKING:
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
 PREFIX = "lmprof:"  # the annotation name of a phase's window: lmprof:forward
 ANNOTATIONS = (PREFIX, "ProfilerStep")  # ranges, not work: on the GPU's timeline they span their kernels
@@ -190,7 +190,7 @@ def busy_by_sessions(sessions: list[list[Event]]) -> dict[str, dict[str, float]]
     return out
 
 
-class GpuBusy(Instrument):
+class GpuBusyInstrument(Instrument):
     """On CUDA: adds ``gpu_busy`` and ``regime`` to each step phase's row, and how they were measured.
 
     Its recorder must listen outermost (``outermost``): its enter runs before the

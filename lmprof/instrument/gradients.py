@@ -2,7 +2,7 @@
 
 Two ways of watching the gradient:
 
-``GradStats`` is an instrument for a training run. At the boundary between
+``GradStatsInstrument`` is an instrument for a training run. At the boundary between
 the ``backward`` and ``clip`` phases it reads the global L2 norm of every
 gradient, the very number ``clip_grad_norm_`` is about to compare with
 ``--clip``, and keeps, per epoch, the median and the largest norm and the
@@ -36,7 +36,7 @@ from lmprof.instrument.base import Instrument, RunContext
 if TYPE_CHECKING:
     import torch
 
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
 NORM_TYPE = 2.0  # clip_grad_norm_'s default: the L2 norm of all gradients as one vector
 CLIP_EPS = 1e-6  # clip_grad_norm_ scales by clip / (norm + 1e-6) when that is below 1
@@ -48,7 +48,7 @@ FLOW_BATCHES = 20  # lmprof gradflow --batches default
 # Training time: the pre-clip norm
 ###############################################################################
 
-class GradStats(Instrument):
+class GradStatsInstrument(Instrument):
     """Pre-clip gradient norm of every training batch; per epoch median, max and clipped fraction.
 
     The recorder finds the model at its first forward (a one-shot global
@@ -70,7 +70,7 @@ class GradStats(Instrument):
     def start(self, context: RunContext) -> None:
         self.clip = context.cfg.clip
 
-    def recorder(self) -> "GradStats":
+    def recorder(self) -> "GradStatsInstrument":
         return self
 
     def enter(self, name: str) -> None:
@@ -246,7 +246,7 @@ def load_run(run: str | Path) -> tuple[RunConfig, dict[str, Any]]:
     """A run folder's config and trained weights (the checkpoint the loop saved)."""
     import torch
 
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
     from lmprof.safe_files import CHECKPOINT_BYTES, member_state, open_member
 
@@ -255,7 +255,7 @@ def load_run(run: str | Path) -> tuple[RunConfig, dict[str, Any]]:
     name = result.files.get("checkpoint", "model.pt")
     if member_state(result.run_dir, name) == "missing":
         raise UsageError(f"{run} has no checkpoint ({name}): it saves one after its first epoch")
-    from lmprof.instrument.memory_model import available_bytes
+    from lmprof.experiments.memory_model import available_bytes
 
     limit = min(CHECKPOINT_BYTES, (available_bytes() or CHECKPOINT_BYTES) // 2)  # it must fit in memory, twice
     with open_member(result.run_dir, name, limit=limit) as f:  # no link followed, size capped
@@ -309,7 +309,7 @@ def gradient_flow(cfg: RunConfig, *, kinds: Sequence[str] | None = None, batches
                                 "bptt": cfg.bptt, "batch_size": cfg.batch_size, "dropout": cfg.dropout,
                                 "seed": cfg.seed, "data": cfg.data, "trained": state_dict is not None},
                         batches=count)
-    from lmprof.instrument.memory_model import too_large
+    from lmprof.experiments.memory_model import too_large
 
     for kind in kinds:
         kind_cfg = cfg.replace(model=kind)

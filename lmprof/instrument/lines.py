@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 from lmprof.errors import UsageError, did_you_mean
 from lmprof.instrument.base import Instrument, RunContext
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 
 LINES_FILE = "lines.lprof"
 ALL = "all"
@@ -107,7 +107,7 @@ def function_record(name: str, func: Callable[..., Any], timings: dict[int, tupl
 class PhaseCounter:
     """Counts how often each phase marker opens: train()'s calls of a shared function, told from evaluate()'s.
 
-    ``on_built``: called when the model is built (the tracer then starts: see LineProfile.start).
+    ``on_built``: called when the model is built (the tracer then starts: see LineInstrument.start).
     """
 
     def __init__(self) -> None:
@@ -128,7 +128,7 @@ def split_calls(record: dict[str, Any], training_calls: int) -> None:
     record["training_calls"], record["evaluation_calls"] = training, int(record["calls"]) - training
 
 
-class LineProfile(Instrument):
+class LineInstrument(Instrument):
     """Line-by-line timing of the chosen reference functions (``--fn``).
 
     ``unit`` (auto, s, ms, us) and ``sync`` (launch, blocking) are kept in

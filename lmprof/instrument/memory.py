@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.instrument.memory_readers import CudaMemory, ProcMemory, peak_rss, torch_cuda_memory  # noqa: F401 (re-exported)
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 
 SNAPSHOT_FILE = "memory_snapshot.pickle"
 SAVING_PHASES = ("forward", "loss")

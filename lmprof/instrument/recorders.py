@@ -23,7 +23,7 @@ from typing import Any, Callable
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.instrument.cuda_events import EventPool
 from lmprof.phases import BETWEEN, LABELS, PHASE_NAMES, STEP_PHASES, UNCOVERED
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 
 Clock = Callable[[], float]
 SAMPLES_KEPT = 4096  # per phase: 40 WikiText-2 epochs made ~1M floats; a bootstrap needs a few thousand
@@ -242,7 +242,7 @@ def phase_rows(recorder: HostRecorder, wall_seconds: float) -> list[dict[str, An
     return rows
 
 
-class PhaseTimer(Instrument):
+class PhaseInstrument(Instrument):
     """The phases instrument: records every marker; contributes ``phases`` and ``phase_summary``."""
 
     name = "phases"

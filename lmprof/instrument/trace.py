@@ -30,7 +30,7 @@ from typing import Any, Iterator
 from lmprof.errors import UsageError
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.phases import PHASE_NAMES
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 
 TRACE_DIR = "trace"
 _STAGING_DIR = ".trace-staging"  # beside trace/, not in it: the plugin scans trace/ recursively
@@ -99,7 +99,7 @@ def quiet_fd2(noise: tuple[str, ...] = LIBRARY_NOISE) -> Iterator[None]:
 class PhaseRanges:
     """The trace's recorder: drives the profiler's steps and names phase spans in the trace."""
 
-    def __init__(self, session: "TraceSession") -> None:
+    def __init__(self, session: "TraceInstrument") -> None:
         self.session = session
         self._open: list[Any] = []  # record_function contexts (None where the profiler was off)
 
@@ -124,7 +124,7 @@ class PhaseRanges:
                 self.session.prof.step()  # the step has ended; the schedule moves on
 
 
-class TraceSession(Instrument):
+class TraceInstrument(Instrument):
     """Runs the reference loop's training steps under torch.profiler; contributes ``ops``."""
 
     name = "trace"

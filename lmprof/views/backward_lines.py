@@ -21,7 +21,7 @@ from lmprof.views.format import BAR_WIDTH, bar, duration, from_file, percent, ra
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
 BACKWARD_CALL = "loss.backward()"  # the statement of train() that gets the breakdown underneath it
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
-from lmprof.compare import (BASELINE, FASTER, LINE_MIN_HITS, NO_SAMPLES, NOISE, NOT_COMPARABLE, SLOWER, STEP_ROW,
+from lmprof.comparison import (BASELINE, FASTER, LINE_MIN_HITS, NO_SAMPLES, NOISE, NOT_COMPARABLE, SLOWER, STEP_ROW,
                             TOO_SMALL, Comparison, FunctionDiff)
 from lmprof.divergence import DIVERGED, NOT_CONVERGED
 from lmprof.views.format import duration, ratio as times  # "times": the name the compare and speedlab grids use
@@ -22,7 +22,7 @@ from lmprof.views.format import duration, ratio as times  # "times": the name th
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
     from lmprof.views.html import Page, Section
 
 TEMPLATE = "compare.html.j2"

@@ -18,7 +18,7 @@ from lmprof.views.rows import duration
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
 BETWEEN = "(between components)"
 ORDINALS = {2: "2nd", 3: "3rd"}

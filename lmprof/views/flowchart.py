@@ -29,7 +29,7 @@ from lmprof.phases import EPOCH_PHASES, PHASES, UNCOVERED, Phase
 if TYPE_CHECKING:
     import graphviz
 
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
 FONT = "Helvetica"
 # Heat scale: share of the run's wall time (upper bound of each bin) -> fill colour (ColorBrewer YlOrRd).

@@ -7,7 +7,7 @@ phase is re-declared with its new colour and label after the chart is built.
 
 Colour: one meaning per chart, a diverging scale of the ratio other /
 baseline, and only where the comparison's verdict says the difference is real
-(``lmprof.compare``): blues for faster, reds for slower, white for within
+(``lmprof.comparison``): blues for faster, reds for slower, white for within
 noise. Phases that run once (set-up, evaluation), phases too small to judge
 and the model's components (timed per step, no per-batch samples) have no
 verdict: they are labelled with both times and the ratio, and left grey with
@@ -23,7 +23,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-from lmprof.compare import FASTER, NOISE, SLOWER, Comparison, ComponentRow, PhaseRow, ratio
+from lmprof.comparison import FASTER, NOISE, SLOWER, Comparison, ComponentRow, PhaseRow, ratio
 from lmprof.phases import PHASES, UNCOVERED, Phase
 from lmprof.views.flowchart import PLAIN_FILL, component_times, forward_components, forward_layers
 from lmprof.views.rows import duration
@@ -31,7 +31,7 @@ from lmprof.views.rows import duration
 if TYPE_CHECKING:
     import graphviz
 
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
 # (verdict, ratio beyond which the stronger shade is used) -> fill; ColorBrewer RdBu.
 STRONG = 1.5

@@ -2,7 +2,7 @@
 
 ``memory_parts`` (parameters, gradients, optimizer state, saved activations)
 and ``module_rows`` (saved activations by part of the model, measured beside
-the analytic model of ``lmprof.instrument.memory_model``) are plain data;
+the analytic model of ``lmprof.experiments.memory_model``) are plain data;
 ``memory_view`` renders them for the terminal, ``report_html`` for the page.
 Nothing here prints.
 
@@ -15,13 +15,13 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
-from lmprof.instrument.memory_model import FLOAT, predicted_saved_bytes
+from lmprof.experiments.memory_model import FLOAT, predicted_saved_bytes
 from lmprof.views.format import size  # one byte formatter for every view
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
 MODULE_ORDER = ("embedding", "dropout", "rnn", "transformer", "positional", "decoder", "log_softmax", "loss")
 PART_COLOURS = {"parameters": "#4e79a7", "gradients": "#f28e2b", "optimizer state": "#76b7b2",

@@ -15,9 +15,9 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lmprof.compare import Comparison
+from lmprof.comparison import Comparison
 from lmprof.display import register_html, register_terminal
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -105,7 +105,7 @@ def run_html(result: RunResult) -> str:
 
 
 def sweep_html(plan: dict[str, Any], rows: list[dict[str, Any]], folder: Path) -> str:
-    """What a sweep shows in a notebook cell: its tables and plots (``lmprof.sweep.load_rows`` gives plan and rows)."""
+    """What a sweep shows in a notebook cell: its tables and plots (``lmprof.sweeps.load_rows`` gives plan and rows)."""
     from lmprof.views.report_sweep import sweep_page
 
     return page_fragment(sweep_page(plan, rows, folder))

@@ -15,7 +15,7 @@ from lmprof.views.format import size
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
 BAR_WIDTH = 12
 SHORT_NAME_LIMIT = 60

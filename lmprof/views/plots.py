@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmprof.fsutil import write_bytes_atomic
-from lmprof.sweep_summary import RunSeries, SweepView
+from lmprof.record.sweep_summary import RunSeries, SweepView
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from lmprof.phases import STEP_PHASES
 
 if TYPE_CHECKING:
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
 
 def batches_run(result: "RunResult") -> int:

@@ -20,7 +20,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from lmprof.result import RunResult
+from lmprof.record.result import RunResult
 from lmprof.views.format import bar_width, duration, number, percent
 from lmprof.views.html import Page, Section, config_rows, drawn_figure, figure_html, highlighted_lines, render
 

@@ -1,7 +1,7 @@
 """The sweep folder's page of the report: plan, summary and per-epoch tables, plots.
 
 Built from the page kit every page shares (``lmprof.views.html``); it takes the
-sweep's plan and rows as loaded (``lmprof.sweep.load_rows``), and reads from the
+sweep's plan and rows as loaded (``lmprof.sweeps.load_rows``), and reads from the
 folder only the plot files it holds.
 """
 
@@ -47,7 +47,7 @@ def sweep_page(plan: dict[str, Any], rows: list[dict[str, Any]], folder: Path, m
     from rich.console import Group
 
     from lmprof.views.plots import FIGURES, sweep_figures
-    from lmprof.sweep_summary import summary_rows, sweep_view
+    from lmprof.record.sweep_summary import summary_rows, sweep_view
     from lmprof.views.sweep_tables import clip_table, factor_table, has_clip_stats, has_speed, notes, speed_table
 
     view = sweep_view(plan, rows)

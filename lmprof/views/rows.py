@@ -16,7 +16,7 @@ from lmprof.phases import BETWEEN, STEP_PHASES, UNCOVERED
 from lmprof.views.format import UNIT_LABEL, UNIT_SCALE, duration, in_unit, pick_unit  # noqa: F401  (re-read by views)
 
 if TYPE_CHECKING:
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
 HOT_LINES = 3  # the hottest lines of a function stand out
 CUDA_CLOCK = "cuda events"

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lmprof.compare import BASELINE, FASTER, NOISE, SLOWER
-from lmprof.speedlab.ladder import CLOSE, DIVERGED, FAILED, HELPS, HURTS, NO_GAIN, REFERENCE, SKIPPED, Ladder, Row
+from lmprof.comparison import BASELINE, FASTER, NOISE, SLOWER
+from lmprof.experiments.speedlab.ladder import CLOSE, DIVERGED, FAILED, HELPS, HURTS, NO_GAIN, REFERENCE, SKIPPED, Ladder, Row
 from lmprof.views.compare import Grid, interval, times
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def floor_caption(ladder: Ladder) -> str:
     f = ladder.floor
     if not f:
         return "% floor: not measured."
-    from lmprof.speedlab.floor import floor_note
+    from lmprof.experiments.speedlab.floor import floor_note
 
     cpu = (" On a CPU the profiler's own cost sits inside the operators' times, so a fast row can read under "
            "100%: read it as a comparison, not a wall." if f.get("kind") == "operator" else "")
@@ -92,7 +92,7 @@ def floor_line(ladder: Ladder) -> str:
     f = ladder.floor
     if not f:
         return ""
-    from lmprof.speedlab.floor import floor_note
+    from lmprof.experiments.speedlab.floor import floor_note
 
     timed = [r for r in measured(ladder) if r.floor_ratio]
     best = min(timed, key=lambda r: r.floor_ratio or 0.0, default=None)

@@ -6,7 +6,7 @@ average time, average and min / max perplexity, and test perplexity. A
 diverged run (NaN loss, or validation perplexity above the vocabulary size at two epochs in a row or the last)
 says so in its cells and is left out of every average; the last row of a
 table averages the runs that ended ok. ``summary_rows`` gives the same
-figures as plain data (summary.csv, in ``lmprof.sweep_summary``).
+figures as plain data (summary.csv, in ``lmprof.record.sweep_summary``).
 
 Honest timings: a run's *hardware* is its GPU, or its CPU model and thread
 count. When the runs of one table ran on different hardware, the table
@@ -14,7 +14,7 @@ says so and hides their times (a '—'), so they are not read side by side,
 unless ``mixed_hardware=True`` (``--mixed-hardware``); perplexities are
 shown either way. Runs that shared a host at the same time are noted too.
 
-Input is the sweep's data model, ``lmprof.sweep_summary.SweepView``
+Input is the sweep's data model, ``lmprof.record.sweep_summary.SweepView``
 (``sweep_view(plan_doc, rows)`` from sweep.json and results.jsonl).
 """
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 from statistics import mean
 from typing import TYPE_CHECKING, Any
 
-from lmprof.sweep_summary import FactorTable, RunSeries, SweepView, shared_hosts, table_keys
+from lmprof.record.sweep_summary import FactorTable, RunSeries, SweepView, shared_hosts, table_keys
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.table import Table
 
-    from lmprof.result import RunResult
+    from lmprof.record.result import RunResult
 
 
 # --- line tables ---------------------------------------------------------------------
