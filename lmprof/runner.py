@@ -20,13 +20,13 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from lmprof.config import RunConfig
-from lmprof.corpora import synth
-from lmprof.corpora.check import CorpusSize, check_corpus
+from lmprof.config import RunConfig, device_choice_note
+from lmprof.corpora.check import CorpusSize
 from lmprof.errors import UsageError
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.instrument.sampling import sampled_names, sampler_for
 from lmprof.phases import Fanout, listening
+from lmprof.prepare import Prepared, prepare, resolve_device  # noqa: F401  (resolve_device: lmprof.runner's name too)
 from lmprof.record.result import RunResult
 from lmprof.version import __version__
 
@@ -86,24 +86,6 @@ def _remove_own_files(run_dir: Path) -> None:
                 shutil.rmtree(old)
             else:
                 old.unlink()
-
-
-def resolve_device(cfg: RunConfig) -> Any:
-    import torch
-
-    # --accel is upstream's "use an accelerator": it means --device auto, and never overrides an explicit device
-    want = cfg.device
-    if want == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if want == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available here (use --device cpu or auto)")
-    if want == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UsageError("--device mps: no MPS device is available here (use --device cpu or auto)")
-    return torch.device(want)
 
 
 # Instruments whose timers stamp spans inside a phase on the host clock: on MPS (asynchronous, no timing
@@ -190,39 +172,37 @@ def run(
     cannot be written (a full disk) ends the run with a UsageError saying what was kept.
     ``sweep``: a sweep worker's section of result.json (the same dict: what the worker adds is saved too).
     """
-    cfg.validate()
-    data_path = Path(cfg.data) if cfg.data else synth.default_corpus(cfg.synth_seed)
-    size = check_corpus(data_path, cfg.batch_size, cfg.bptt, cfg.eval_batch_size)
-    device = resolve_device(cfg)  # before the folder exists: a bad --device writes nothing
-    refuse_unsynchronised_timers(instruments, device)
+    prepared = prepare(cfg)  # before the folder exists: a bad --data or --device writes nothing
+    refuse_unsynchronised_timers(instruments, prepared.device)
     folder = prepare_run_dir(run_dir or cfg.out or default_run_dir(command, cfg), force=force)
     save_path = cfg.save or str(folder / "model.pt")
-
-    import torch
-
-    from lmprof.reference.loop import main
-
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    from lmprof.config import device_choice_note
-
     if device_choice_note(cfg.device, cfg.accel):
         log(device_choice_note(cfg.device, cfg.accel))
-    result = _first_result(cfg, command, device, folder, data_path, size, save_path, sweep)
+    result = _first_result(command, prepared, folder, save_path, sweep)
 
     from lmprof.record.epochs import EpochRecords
 
     records = EpochRecords(result, folder, cfg.bptt, on_epoch)
-    context = RunContext(cfg=cfg, device=device, run_dir=folder, batches_per_epoch=batches_per_epoch(cfg, size),
-                         full_batches_per_epoch=full_batches_per_epoch(cfg, size))
-    instruments = with_gpu_busy(instruments, device)
+    context = RunContext(cfg=cfg, device=prepared.device, run_dir=folder,
+                         batches_per_epoch=batches_per_epoch(cfg, prepared.size),
+                         full_batches_per_epoch=full_batches_per_epoch(cfg, prepared.size))
+    _train_watched(prepared, save_path, log, records, with_gpu_busy(instruments, prepared.device), context, result)
+    return result
+
+
+def _train_watched(prepared: Prepared, save_path: str, log: Log, records: Any, instruments: Sequence[Instrument],
+                   context: RunContext, result: RunResult) -> None:
+    """The reference loop's main(), the instruments started around it; its end (or failure) kept in ``result``."""
+    from lmprof.reference.loop import main
+
+    folder = context.run_dir
     started: list[Instrument] = []
     sampler = None
     start = time.perf_counter()
     try:
         with ExitStack() as stack:
             sampler = _start_watching(stack, instruments, context, started)
-            main(cfg, str(data_path), save_path, device, log=log, watch=records)
+            main(prepared.cfg, str(prepared.data_path), save_path, prepared.device, log=log, watch=records)
     except KeyboardInterrupt:
         result.metrics["status"] = "interrupted"
         _close(result, folder, started, start, sampler)
@@ -241,17 +221,17 @@ def run(
     unsaved = _close(result, folder, started, start, sampler)
     if unsaved:
         raise UsageError(unsaved_message(result, folder, unsaved))
-    return result
 
 
-def _first_result(cfg: RunConfig, command: str, device: Any, folder: Path, data_path: Path, size: CorpusSize,
-                  save_path: str, sweep: dict[str, Any] | None) -> RunResult:
+def _first_result(command: str, prepared: Prepared, folder: Path, save_path: str,
+                  sweep: dict[str, Any] | None) -> RunResult:
     """The run's result.json before training: its config, environment and a "running" status, saved."""
+    cfg, size = prepared.cfg, prepared.size
     # config.data stays as the user gave it (None: the embedded corpus); the folder read is in metrics
     result = RunResult(command=command, config={**cfg.to_dict(), "save": save_path},
-                       environment=environment(device), run_dir=str(folder), sweep=sweep if sweep is not None else {})
+                       environment=environment(prepared.device), run_dir=str(folder), sweep=sweep if sweep is not None else {})
     # pid and host while running: a reader can tell a live run from one that was killed (SIGKILL, a crash)
-    result.metrics = {"status": "running", "epochs": [], "corpus": str(data_path), "corpus_tokens": vars(size),
+    result.metrics = {"status": "running", "epochs": [], "corpus": str(prepared.data_path), "corpus_tokens": vars(size),
                       "pid": os.getpid(), "host": socket.gethostname()}
     result.files["checkpoint"] = os.path.relpath(save_path, folder)
     result.save(folder)

@@ -185,14 +185,13 @@ def make_tasks(plan: Plan, folder: Path, runs: list[PlannedRun], executor: Execu
 
 def check_corpora(runs: list[PlannedRun]) -> None:
     """A corpus too small for one configuration is a UsageError before anything trains."""
-    from lmprof.corpora.check import check_corpus
-    from lmprof.sweeps.worker import corpus_folder
+    from lmprof.prepare import checked_corpus
 
     checked = set()
     for run in runs:
         shape = (run.config.batch_size, run.config.bptt)
         if shape not in checked:
-            check_corpus(corpus_folder(run.config), *shape, run.config.eval_batch_size)
+            checked_corpus(run.config)
             checked.add(shape)
 
 
@@ -200,7 +199,7 @@ def refuse_before_the_folder(plan: Plan, executor: Executor) -> None:
     """What would fail every run is one line before the folder, its .lock or sweep.json exist."""
     check_corpora(plan.runs)
     if executor.name in ("inline", "local"):  # runs on this machine: its devices are the ones that count
-        from lmprof.runner import resolve_device
+        from lmprof.prepare import resolve_device
 
         resolve_device(plan.base)  # --device cuda without CUDA here
 

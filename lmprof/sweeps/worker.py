@@ -59,19 +59,12 @@ class PerplexityAboveVocabulary(LossNotFinite):
         self.batch = -1
 
 
-def corpus_folder(cfg: RunConfig) -> Path:
-    from lmprof.corpora import synth
-
-    return Path(cfg.data) if cfg.data else synth.default_corpus(cfg.synth_seed)
-
-
 def vocabulary_size(cfg: RunConfig) -> int:
     """Words in the run's Dictionary, counted by the reference Corpus itself (once per sweep)."""
-    from lmprof.corpora.check import check_corpus
+    from lmprof.prepare import checked_corpus
     from lmprof.reference.data import Corpus
 
-    folder = corpus_folder(cfg)
-    check_corpus(folder, cfg.batch_size, cfg.bptt, cfg.eval_batch_size)  # a bad corpus: one clear line
+    folder, _ = checked_corpus(cfg)  # a bad corpus: one clear line
     return len(Corpus(str(folder)).dictionary)
 
 
