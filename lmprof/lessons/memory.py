@@ -11,7 +11,7 @@ from rich.console import RenderableType
 from lmprof.config import RunConfig
 from lmprof.lessons import TOPICS
 from lmprof.lessons.page import code, page, prose, section, table
-from lmprof.instrument import memory_model
+from lmprof.experiments import memory_model
 from lmprof.instrument.memory import MemoryRecorder, param_bytes
 from lmprof.phases import listening, phase
 from lmprof.reference.loop import build_model
