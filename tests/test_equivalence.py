@@ -98,27 +98,35 @@ def test_default_lstm_prints_upstreams_figures(tmp_path: Path) -> None:
     assert_same_figures(upstream, ours, epochs=1)
 
 
-def test_tied_gru_annealing_over_four_epochs_prints_upstreams_figures(tmp_path: Path) -> None:
-    # A learning rate this high overshoots on a small slice: validation loss stops improving and
-    # both programs divide lr by 4, which the batch lines of the next epoch show. When that happens
-    # depends on the CPU's float32 kernels (epoch 2 or 3 on the machines seen), so the rule is checked
-    # against the validation losses upstream printed, here.
-    corpus = slice_corpus(tmp_path / "corpus", train_lines=200, eval_lines=60)
-    flags = ["--model", "GRU", "--tied", "--emsize", "64", "--nhid", "64", "--epochs", "4", "--lr", "80",
-             "--log-interval", "5"]
+def lr_of_epoch(figure_lines: list[str]) -> dict[int, float]:
+    """The lr each epoch's batch lines print (upstream's `| lr 20.00 |`)."""
+    text = "\n".join(figure_lines)
+    return {int(e): float(lr) for e, lr in re.findall(r"\| epoch +(\d+) \|.*\| lr +([0-9.]+) \|", text)}
+
+
+def test_tied_gru_annealing_over_three_epochs_prints_upstreams_figures(tmp_path: Path) -> None:
+    # Upstream's lr 20 overshoots a tied GRU trained on 100 lines without dropout: validation loss
+    # goes from 7.95 after epoch 1 to 10.46 after epoch 2 (2.5 nats worse, on the 2-core AMD EPYC VM
+    # with 1 or 2 threads), so both programs divide lr by 4 and epoch 3's batch line prints lr 5.00.
+    # The test asserts that the rate did drop, in both outputs, and checks the rule against the
+    # validation losses upstream printed, here.
+    corpus = slice_corpus(tmp_path / "corpus", train_lines=100, eval_lines=60)
+    flags = ["--model", "GRU", "--tied", "--emsize", "64", "--nhid", "64", "--dropout", "0", "--epochs", "3",
+             "--lr", "20", "--log-interval", "5"]
     upstream, ours = side_by_side(tmp_path, corpus, flags)
-    assert_same_figures(upstream, ours, epochs=4)
-    text = "\n".join(upstream)
-    val_losses = [float(v) for v in re.findall(r"end of epoch.*valid loss +([0-9.]+)", text)]
-    lr_of_epoch = {int(e): float(lr) for e, lr in re.findall(r"\| epoch +(\d+) \|.*\| lr +([0-9.]+) \|", text)}
-    expected, best = 80.0, None
+    assert_same_figures(upstream, ours, epochs=3)
+    for printed in (upstream, ours):
+        rates = lr_of_epoch(printed)
+        assert sorted(rates) == [1, 2, 3] and rates[1] == 20.0 and rates[3] < rates[1], rates  # it annealed
+    val_losses = [float(v) for v in re.findall(r"end of epoch.*valid loss +([0-9.]+)", "\n".join(upstream))]
+    rates, expected, best = lr_of_epoch(upstream), 20.0, None
     for epoch, val_loss in enumerate(val_losses[:-1], start=1):
-        assert lr_of_epoch[epoch] == pytest.approx(expected, abs=0.005), (epoch, lr_of_epoch)
+        assert rates[epoch] == pytest.approx(expected, abs=0.005), (epoch, rates)
         if best is None or val_loss < best:
             best = val_loss
         else:  # no better than the best so far: the next epoch runs at a quarter of the rate
             expected /= 4.0
-    assert lr_of_epoch[len(val_losses)] == pytest.approx(expected, abs=0.005), lr_of_epoch
+    assert rates[len(val_losses)] == pytest.approx(expected, abs=0.005), rates
 
 
 def test_transformer_prints_upstreams_figures(tmp_path: Path) -> None:
