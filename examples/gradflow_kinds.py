@@ -8,7 +8,7 @@ Try:   nhid 256 instead of 64; or a trained model: lmprof gradflow --from RUN
 from __future__ import annotations
 
 from lmprof.config import RunConfig
-from lmprof.instrument.gradients import decay_factor, gradient_flow, steps_until
+from lmprof.experiments.gradient_flow import decay_factor, gradient_flow, steps_until
 
 KINDS = ["LSTM", "GRU", "RNN_TANH", "RNN_RELU"]
 

@@ -206,7 +206,7 @@ def test_explain_bptt_and_gradflow_print_the_same_decay_figures(capsys: pytest.C
 
 def test_gradflow_and_explain_profiling_keep_numbers_whole_at_80_columns(tiny_corpus: Path) -> None:
     from lmprof.config import RunConfig
-    from lmprof.instrument.gradient_draws import gradient_flow_draws
+    from lmprof.experiments.gradient_draws import gradient_flow_draws
     from lmprof.views.gradflow import flow_view
 
     cfg = RunConfig(data=str(tiny_corpus), emsize=8, nhid=8, nlayers=2, bptt=6, batch_size=4, seed=3)

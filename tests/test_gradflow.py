@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from lmprof.config import RunConfig
-from lmprof.instrument.gradients import (GradientFlow, GradStatsInstrument, clip_statistics, clip_summary, decay_factor,
-                                         gradient_flow, step_gradients, steps_until)
+from lmprof.experiments.gradient_flow import GradientFlow, decay_factor, gradient_flow, step_gradients, steps_until
+from lmprof.instrument.gradients import GradStatsInstrument, clip_statistics, clip_summary
 
 
 def tiny(corpus: Path, **changes: object) -> RunConfig:

@@ -184,7 +184,7 @@ def _bptt(args: argparse.Namespace, console: "Console") -> int:
     data = capture(cfg, repackage=not args.no_repackage, ntokens=args.ntokens)
     grads = None
     if args.grads:
-        from lmprof.instrument.gradients import gradient_flow
+        from lmprof.experiments.gradient_flow import gradient_flow
 
         grads = gradient_flow(cfg).curves[cfg.model]
     _save(console, raw_graph(data) if args.raw else bptt_graph(data, grads), picture, fmt,

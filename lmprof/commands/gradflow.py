@@ -24,8 +24,7 @@ from lmprof.commands.common import add_run_flags, config_from_args
 from lmprof.config import RNN_KINDS
 from lmprof.errors import UsageError
 
-FLOW_BATCHES = 20  # lmprof.instrument.gradients.FLOW_BATCHES (not imported: --help stays light)
-DRAWS = 3  # lmprof.instrument.gradient_draws.DRAWS
+from lmprof.experiments.gradient_draws import DRAWS, FLOW_BATCHES  # light: no torch at import
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,8 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lmprof.instrument.gradient_draws import gradient_flow_draws
-    from lmprof.instrument.gradients import load_run
+    from lmprof.experiments.gradient_draws import gradient_flow_draws
+    from lmprof.experiments.gradient_flow import load_run
     from lmprof.views.gradflow import flow_figure, flow_view
     from lmprof.views.plots import save
 

@@ -6,7 +6,7 @@ state carried from the previous batch, each layer's steps t = 1..T top layer
 down, the layer's input projection, the embedding and the decoder head, and
 marks the nodes that hand a step's state (h, and c for an LSTM) to the next.
 ``lmprof.instrument.graph`` turns the result into the BPTT diagram's data;
-``lmprof.instrument.gradients`` hooks the state nodes to measure dLoss/dh_t.
+``lmprof.experiments.gradient_flow`` hooks the state nodes to measure dLoss/dh_t.
 """
 
 from __future__ import annotations

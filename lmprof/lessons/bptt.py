@@ -98,7 +98,7 @@ def gradient_flow_curves(bptt: int, size: int, batch_size: int, batches: int, se
     `lmprof gradflow` with FLOW_COMMAND's flags (this config and seed) prints the same figures.
     """
     from lmprof.config import RunConfig
-    from lmprof.instrument.gradient_draws import gradient_flow_draws
+    from lmprof.experiments.gradient_draws import gradient_flow_draws
     from lmprof.views.gradflow import draws_rows
 
     cfg = RunConfig(bptt=bptt, emsize=size, nhid=size, nlayers=1, batch_size=batch_size, dropout=0.0, seed=seed)

@@ -1,6 +1,6 @@
 """Gradient flow through time: tables and the plot of dLoss_T/dh_t against steps back from the loss.
 
-Reads a ``GradientFlow`` (``lmprof.instrument.gradients``) and returns rich
+Reads a ``GradientFlow`` (``lmprof.experiments.gradient_flow``) and returns rich
 tables and a matplotlib figure; never prints, never trains.
 
     >>> figure = flow_figure(flow)            # doctest: +SKIP
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterator
 
-from lmprof.instrument.gradients import GradientFlow, decay_factor, steps_until
+from lmprof.experiments.gradient_flow import GradientFlow, decay_factor, steps_until
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from rich.console import RenderableType
 
-    from lmprof.instrument.gradient_draws import FlowDraws
+    from lmprof.experiments.gradient_draws import FlowDraws
 
 STATE_NAMES = {"h": "dL/dh", "c": "dL/dc"}
 SHARE = 0.01  # "how many steps back until the gradient is 1% of the last step's"
@@ -84,7 +84,7 @@ def step_table(flow: GradientFlow, kind: str, state: str | None = None) -> "Rend
 
 def _steps_text(steps: "list[int | None]", bptt: int) -> str:
     """'9 (8–10)': median and range over draws; a draw that never fell below 1% reads '> T-1'."""
-    from lmprof.instrument.gradient_draws import median_steps
+    from lmprof.experiments.gradient_draws import median_steps
 
     beyond = f"> {bptt - 1}"
 
@@ -159,7 +159,7 @@ def flow_view(flow: "GradientFlow | FlowDraws") -> "RenderableType":
     from rich.console import Group
     from rich.text import Text
 
-    from lmprof.instrument.gradient_draws import FlowDraws
+    from lmprof.experiments.gradient_draws import FlowDraws
 
     draws = flow if isinstance(flow, FlowDraws) else None
     mean = draws.mean_flow() if draws else flow

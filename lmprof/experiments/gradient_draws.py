@@ -1,6 +1,6 @@
 """Gradient flow through time over several draws: the one measurement `lmprof gradflow` and `explain bptt` share.
 
-One draw is ``gradient_flow`` (``lmprof.instrument.gradients``) from one seed:
+One draw is ``gradient_flow`` (``lmprof.experiments.gradient_flow``) from one seed:
 the model's initial weights (and its dropout masks) come from it, the batches
 are the corpus's first ones. A single draw can rank two model kinds either way
 when their curves are close, so both commands measure ``draws`` seeds (seed,
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from lmprof.config import RunConfig
-from lmprof.instrument.gradients import FLOW_BATCHES, GradientFlow, decay_factor, gradient_flow, steps_until
+from lmprof.experiments.gradient_flow import FLOW_BATCHES, GradientFlow, decay_factor, gradient_flow, steps_until
 
 DRAWS = 3
 SHARE = 0.01  # "steps back until the gradient is 1% of the last step's"
