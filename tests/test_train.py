@@ -132,8 +132,14 @@ def test_bad_corpora_are_one_line_exit_2_and_write_nothing(tmp_path, capsys) -> 
 def test_unwritable_out_is_one_line_exit_2(tiny_corpus, tmp_path, capsys) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
+    # a folder inside a file cannot be made; a file given as the folder is refused before trying
     assert main(["train", "--data", str(tiny_corpus), "--out", str(blocker / "run")]) == 2
-    assert "cannot write the run folder" in _error(capsys) or "not a folder" in _error(capsys)
+    err = _error(capsys)
+    assert err.startswith(f"lmprof train: error: cannot write the run folder {blocker / 'run'}: "), err
+    assert err.endswith(": choose another --out"), err
+    assert main(["train", "--data", str(tiny_corpus), "--out", str(blocker)]) == 2
+    assert _error(capsys) == f"lmprof train: error: --out {blocker} exists and is not a folder: choose another --out"
+    assert blocker.read_text() == "x"  # the file is left as it was
 
 
 def test_help_is_fast_and_does_not_import_torch() -> None:
