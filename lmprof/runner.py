@@ -27,6 +27,7 @@ from lmprof.instrument.base import Instrument, RunContext
 from lmprof.instrument.sampling import sampled_names, sampler_for
 from lmprof.phases import Fanout, listening
 from lmprof.prepare import Prepared, prepare, resolve_device  # noqa: F401  (resolve_device: lmprof.runner's name too)
+from lmprof.record import files
 from lmprof.record.result import RunResult
 from lmprof.version import __version__
 
@@ -44,9 +45,7 @@ def default_run_dir(command: str, cfg: RunConfig, root: str | Path = "runs") -> 
 
 
 # What lmprof writes into a run folder: --force removes these (and nothing else) before a new run.
-OWN_FILES = ("result.json", "lines.lprof", "report.html", "model.pt", "trace", ".trace-staging",
-             "flow.*", "bptt.*", "bptt-raw.*", "gradflow.*",
-             "stop-requested")  # a sweep driver's request the run did not live to read (sweep.worker.STOP_FILE)
+OWN_FILES = files.OWN_FILES
 
 
 def prepare_run_dir(path: str | Path, *, force: bool = False) -> Path:
@@ -63,7 +62,7 @@ def prepare_run_dir(path: str | Path, *, force: bool = False) -> Path:
         raise UsageError(f"--out {path} exists and is not a folder: choose another --out")
     if run_dir.is_dir() and any(run_dir.iterdir()):
         if not force:
-            what = "a run (result.json)" if (run_dir / "result.json").exists() else "files"
+            what = f"a run ({files.RESULT_FILE})" if (run_dir / files.RESULT_FILE).exists() else "files"
             raise UsageError(f"--out {path} already holds {what}: a run folder belongs to one run; choose a new "
                              "--out, or add --force to replace lmprof's files there")
         _remove_own_files(run_dir)
@@ -175,7 +174,7 @@ def run(
     prepared = prepare(cfg)  # before the folder exists: a bad --data or --device writes nothing
     refuse_unsynchronised_timers(instruments, prepared.device)
     folder = prepare_run_dir(run_dir or cfg.out or default_run_dir(command, cfg), force=force)
-    save_path = cfg.save or str(folder / "model.pt")
+    save_path = cfg.save or str(folder / files.CHECKPOINT_FILE)
     if device_choice_note(cfg.device, cfg.accel):
         log(device_choice_note(cfg.device, cfg.accel))
     result = _first_result(command, prepared, folder, save_path, sweep)
@@ -310,4 +309,4 @@ def unsaved_message(result: RunResult, folder: Path, error: OSError) -> str:
     if result.metrics.get("unsaved"):
         return (f"cannot write {what} in {folder}: {error.strerror or error}; measured {measured}, but "
                 "result.json there keeps what was saved before")
-    return f"cannot write {what} in {folder}: {error.strerror or error}; {folder / 'result.json'} holds {measured}"
+    return f"cannot write {what} in {folder}: {error.strerror or error}; {folder / files.RESULT_FILE} holds {measured}"

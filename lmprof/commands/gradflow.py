@@ -23,6 +23,7 @@ from pathlib import Path
 from lmprof.commands.common import add_run_flags, config_from_args
 from lmprof.config import RNN_KINDS
 from lmprof.errors import UsageError
+from lmprof.record.files import GRADFLOW_STEM
 
 from lmprof.experiments.gradient_draws import DRAWS, FLOW_BATCHES  # light: no torch at import
 
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     draws = gradient_flow_draws(cfg, kinds=kinds, batches=args.batches, draws=args.draws, state_dict=state_dict)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        pictures = save(flow_figure(draws.mean_flow()), folder / "gradflow")
+        pictures = save(flow_figure(draws.mean_flow()), folder / GRADFLOW_STEM)
     except OSError as e:
         raise UsageError(f"cannot write the plot into {folder}: {e.strerror}: choose another --out") from None
     if args.json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from lmprof.instrument.lines import UNITS
+from lmprof.record.files import RESULT_FILE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     if result.never_finished():
         console.print("\n" + result.never_finished(), style="yellow", markup=False, highlight=False)
     if Path(result.run_dir).is_dir():
-        print_files(console, Path(result.run_dir), {"result": "result.json", **result.files})
+        print_files(console, Path(result.run_dir), {"result": RESULT_FILE, **result.files})
     else:
         console.print(f"\nBundle {result.run_dir}", markup=False, highlight=False)
     return 0

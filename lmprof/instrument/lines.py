@@ -26,9 +26,9 @@ from typing import Any, Callable, Sequence
 
 from lmprof.errors import UsageError, did_you_mean
 from lmprof.instrument.base import Instrument, RunContext
+from lmprof.record.files import LINES_FILE
 from lmprof.record.result import RunResult
 
-LINES_FILE = "lines.lprof"
 ALL = "all"
 UNITS = ("auto", "s", "ms", "us")
 SYNC_MODES = ("launch", "blocking")

@@ -25,9 +25,10 @@ from typing import Any, Callable
 
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.instrument.memory_readers import CudaMemory, ProcMemory, peak_rss, torch_cuda_memory  # noqa: F401 (re-exported)
+from lmprof.record.files import MEMORY_SNAPSHOT_FILE
 from lmprof.record.result import RunResult
 
-SNAPSHOT_FILE = "memory_snapshot.pickle"
+SNAPSHOT_FILE = MEMORY_SNAPSHOT_FILE
 SAVING_PHASES = ("forward", "loss")
 SNAPSHOT_ENTRIES = 100_000  # allocation events the CUDA history keeps (a ring buffer)
 # Roles of the model's parts, by module type name (the first level under the model).

@@ -30,10 +30,10 @@ from typing import Any, Iterator
 from lmprof.errors import UsageError
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.phases import PHASE_NAMES
+from lmprof.record.files import TRACE_DIR, TRACE_STAGING_DIR
 from lmprof.record.result import RunResult
 
-TRACE_DIR = "trace"
-_STAGING_DIR = ".trace-staging"  # beside trace/, not in it: the plugin scans trace/ recursively
+_STAGING_DIR = TRACE_STAGING_DIR  # beside trace/, not in it: the plugin scans trace/ recursively
 STEP_SPAN = "ProfilerStep"  # ProfilerStep#N: the range torch.profiler opens around each step
 
 

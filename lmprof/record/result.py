@@ -34,9 +34,9 @@ from typing import Any, ClassVar
 
 from lmprof.errors import UsageError
 from lmprof.fsutil import write_text_atomic
+from lmprof.record.files import RESULT_FILE
 
 SCHEMA_VERSION = 1
-RESULT_FILE = "result.json"
 
 
 @dataclass

@@ -31,6 +31,7 @@ from typing import Any, Callable
 from lmprof.errors import UsageError
 from lmprof.fsutil import write_text_atomic
 from lmprof.instrument.gradients import CLIP_FIELDS
+from lmprof.record.files import RESULT_FILE
 from lmprof.sweeps.executors import Executor, Task
 from lmprof.sweeps.plan import Plan, PlannedRun
 from lmprof.sweeps.store import RESULTS_FILE, ResultStore, SweepLock
@@ -123,7 +124,7 @@ class Driver:
             self.log(f"{run.label}: ok, test ppl {record.get('test_ppl') or float('nan'):.2f}")
         elif status == "failed":
             self.log(f"{run.label}: failed: {record.get('message')} "
-                     f"(traceback in {Path(task.run_dir) / 'result.json'}, under sweep.error)")
+                     f"(traceback in {Path(task.run_dir) / RESULT_FILE}, under sweep.error)")
         else:
             self.log(f"{run.label}: {status}: {record.get('message')}")
         if self.on_run_end is not None:

@@ -38,6 +38,7 @@ from lmprof.errors import LossNotFinite
 from lmprof.instrument.base import Instrument
 from lmprof.instrument.gradients import CLIP_FIELDS, GradStatsInstrument, clip_summary
 from lmprof.instrument.memory import MemoryInstrument
+from lmprof.record.files import STOP_FILE  # written by a driver into a run folder: "stop this run as Ctrl-C would"
 
 if TYPE_CHECKING:
     from lmprof.record.result import RunResult
@@ -129,7 +130,6 @@ def _placement(given: dict[str, Any]) -> dict[str, Any]:
     return placement
 
 
-STOP_FILE = "stop-requested"  # written by a driver into a run folder: "stop this run as Ctrl-C would"
 STOP_AT = ("data", "evaluate_valid")  # a training batch or validation begins: inside upstream's Ctrl-C handler
 
 

@@ -20,13 +20,13 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from lmprof.record.files import BPTT_STEM, FLOW_STEM, GRADFLOW_STEM, REPORT_FILE
 from lmprof.record.result import RunResult
 from lmprof.views.format import bar_width, duration, number, percent
 from lmprof.views.html import Page, Section, config_rows, drawn_figure, figure_html, highlighted_lines, render
 
-REPORT_FILE = "report.html"
 OPS_SHOWN = 15
-DIAGRAM_TITLES = {"flow": "Flow chart, shaded by measured time", "bptt": "Unrolled BPTT graph"}
+DIAGRAM_TITLES = {FLOW_STEM: "Flow chart, shaded by measured time", BPTT_STEM: "Unrolled BPTT graph"}
 
 
 # --- a run folder ----------------------------------------------------------------------
@@ -143,7 +143,7 @@ def _drawn_flow_chart(result: RunResult) -> str:
     """The flow chart drawn now from the run's phase times, when the folder has no flow.svg ("" if it cannot be)."""
     from lmprof.views.flowchart import flow_chart
 
-    return drawn_figure(flow_chart(result), "flow")
+    return drawn_figure(flow_chart(result), FLOW_STEM)
 
 
 def _diagram_sections(result: RunResult, run_dir: Path) -> list[Section]:
@@ -152,16 +152,16 @@ def _diagram_sections(result: RunResult, run_dir: Path) -> list[Section]:
 
     model, nlayers = result.config.get("model", "LSTM"), result.config.get("nlayers", 2)
     folder = shlex.quote(str(run_dir))  # every hint is a command that is safe to paste as written
-    commands = {"flow": f"lmprof diagram flow --from {folder}",
-                "bptt": f"lmprof diagram bptt --model {shlex.quote(str(model))} --nlayers {int(nlayers)} "
+    commands = {FLOW_STEM: f"lmprof diagram flow --from {folder}",
+                BPTT_STEM: f"lmprof diagram bptt --model {shlex.quote(str(model))} --nlayers {int(nlayers)} "
                         f"--out {folder}"}
     sections = []
     for stem, command in commands.items():
-        if stem == "bptt" and model not in RNN_KINDS:
+        if stem == BPTT_STEM and model not in RNN_KINDS:
             continue  # the unrolled graph is a recurrent model's
         shown = next((n for n in (f"{stem}.svg", f"{stem}.png") if (run_dir / n).is_file()), f"{stem}.svg")
         svg, note = figure_html(run_dir, stem), f"{shown} in the run folder."  # the file figure_html read
-        if not svg and stem == "flow" and result.phases:
+        if not svg and stem == FLOW_STEM and result.phases:
             svg, note = _drawn_flow_chart(result), f"Drawn from result.json for this page; {command} saves it."
         sections.append(Section(stem, DIAGRAM_TITLES[stem], data={"figure": svg, "note": note}) if svg
                         else Section(stem, DIAGRAM_TITLES[stem], missing=command))
@@ -197,7 +197,7 @@ def run_page(result: RunResult, run_dir: Path) -> Page:
 
         sections.append(Section("gradients", "Gradient norms before clipping", data={
             "rows": clip_rows(result.gradients), "clip": result.gradients.get("clip"),
-            "summary": clip_summary(result.gradients), "figure": figure_html(run_dir, "gradflow")}))
+            "summary": clip_summary(result.gradients), "figure": figure_html(run_dir, GRADFLOW_STEM)}))
     if result.memory:
         from lmprof.views.memory import report_html
 
