@@ -216,17 +216,41 @@ def test_the_report_caption_names_the_flow_chart_file_that_exists(tiny_args: lis
     assert "flow.png in the run folder." in page and "flow.svg in the run folder." not in page
 
 
-def test_explain_bptt_times_are_medians_and_its_text_reads_them() -> None:
-    from lmprof.lessons.bptt import _time_reading, demo
+def _backward_clock(*windows_ms: list[float]) -> Any:
+    """A stand-in for time.perf_counter: one_window reads it once in its warm-up (a start, never an end),
+    then a start and an end around each timed backward; each list holds one window's timed backwards, in ms."""
+    import types
 
-    numbers = demo(bptts=(4, 8), batch_size=2, size=8, ntokens=30, reach_bptt=4)
-    for window in numbers["windows"]:
-        assert window["repeats"] == 5
-        assert window["backward_min_seconds"] <= window["backward_seconds"] <= window["backward_max_seconds"]
-    proportional = [{"bptt": 5, "backward_seconds": 1.0}, {"bptt": 35, "backward_seconds": 7.0}]
+    values, t = [], 0.0
+    for durations in windows_ms:
+        t += 1000.0
+        values.append(t / 1000)  # the warm-up's start: its backward is not timed
+        for d in durations:
+            t += 10.0
+            values += [t / 1000, (t + d) / 1000]
+    ticks = iter(values)
+    return types.SimpleNamespace(perf_counter=lambda: next(ticks))
+
+
+def test_explain_bptt_times_are_medians_and_its_text_reads_them(monkeypatch: Any) -> None:
+    import lmprof.lessons.bptt as bptt
+
+    # bptt 4: backwards of 9, 1, 4, 2, 3 ms (median 3, mean 3.8); bptt 8: twice each
+    monkeypatch.setattr(bptt, "time", _backward_clock([9.0, 1.0, 4.0, 2.0, 3.0], [18.0, 2.0, 8.0, 4.0, 6.0]))
+    numbers = bptt.demo(bptts=(4, 8), batch_size=2, size=8, ntokens=30, reach_bptt=4)
+    shown = [(w["repeats"], w["backward_seconds"], w["backward_min_seconds"], w["backward_max_seconds"])
+             for w in numbers["windows"]]
+    assert shown == [(5, pytest.approx(0.003), pytest.approx(0.001), pytest.approx(0.009)),
+                     (5, pytest.approx(0.006), pytest.approx(0.002), pytest.approx(0.018))]
+    console = Console(file=io.StringIO(), width=140, color_system=None)
+    console.print(bptt.render(numbers))
+    text = " ".join(console.file.getvalue().split())  # type: ignore[attr-defined]
+    assert "3.00 │ 1.00 – 9.00 │" in text and "6.00 │ 2.00 – 18.00 │" in text  # the table's last two columns
+    assert "backward ms: median of 5 runs after a warm-up" in text
+    assert ("backward took 3.00 ms at bptt 4 and 6.00 ms at bptt 8 (2.0× the time for 2.0× the steps: "
+            "about in proportion)") in text
     fixed_cost = [{"bptt": 5, "backward_seconds": 1.0}, {"bptt": 35, "backward_seconds": 3.0}]
-    assert _time_reading(proportional) == ": about in proportion"
-    assert "less than in proportion" in _time_reading(fixed_cost)
+    assert "less than in proportion" in bptt._time_reading(fixed_cost)
 
 
 def test_each_inline_sweep_run_gets_a_named_progress_display(tiny_corpus: Path, tmp_path: Path) -> None:
