@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -167,15 +168,44 @@ def test_bad_unit_or_sync_is_a_usage_error() -> None:
         LineInstrument(["train"], sync="eventually")
 
 
-def test_bench_lines_measure_smoke(tiny_corpus: Path) -> None:
+def _bench_lines() -> Any:
     spec = importlib.util.spec_from_file_location("bench_lines", ROOT / "benchmarks" / "bench_lines.py")
     assert spec and spec.loader
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    report = bench.measure(pairs=2, max_batches=2, data=str(tiny_corpus), emsize=16, nhid=16, bptt=8)
-    assert len(report["ratios"]) == 2 and report["min"] <= report["median"] <= report["max"]
-    assert all(seconds > 0 for seconds in report["bare_seconds"] + report["profiled_seconds"])
+    return bench
+
+
+def test_bench_lines_measure_smoke(tiny_corpus: Path) -> None:
+    report = _bench_lines().measure(pairs=2, max_batches=2, data=str(tiny_corpus), emsize=16, nhid=16, bptt=8)
+    bare, profiled = report["bare_seconds"], report["profiled_seconds"]
+    assert len(bare) == len(profiled) == 2 and all(seconds > 0 for seconds in bare + profiled)
+    # pair 2 runs profiled first (B A): its ratio is still its own profiled / bare
+    assert report["ratios"] == [pytest.approx(p / b) for b, p in zip(bare, profiled)]
     assert report["target"] == 1.05
+
+
+def test_bench_lines_pairs_each_side_with_its_own_and_reports_the_median(tiny_corpus: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = _bench_lines()
+    # the seconds each timed run takes, in the order the bench must run them: a warm-up of each side,
+    # then A B, B A, A B (bare A, profiled B)
+    script = iter([("bare", 9.0), ("profiled", 9.0), ("bare", 1.0), ("profiled", 1.8),
+                   ("profiled", 2.2), ("bare", 2.0), ("bare", 1.0), ("profiled", 1.3)])
+
+    def timed(side: str) -> float:
+        expected, seconds = next(script)
+        assert side == expected
+        return seconds
+
+    monkeypatch.setattr(bench.bench_loop, "time_train", lambda setup, batches: timed("bare"))
+    monkeypatch.setattr(bench, "time_profiled", lambda setup, batches, run_dir: timed("profiled"))
+    report = bench.measure(pairs=3, max_batches=2, data=str(tiny_corpus), emsize=16, nhid=16, bptt=8)
+    assert (report["bare_seconds"], report["profiled_seconds"]) == ([1.0, 2.0, 1.0], [1.8, 2.2, 1.3])
+    assert report["ratios"] == [pytest.approx(1.8), pytest.approx(1.1), pytest.approx(1.3)]
+    # the median, not the mean (1.4)
+    assert (report["median"], report["min"], report["max"]) == (pytest.approx(1.3), pytest.approx(1.1),
+                                                                pytest.approx(1.8))
 
 
 def test_forward_table_says_how_many_calls_were_training_and_how_many_evaluation(tiny_corpus: Path,
