@@ -224,18 +224,30 @@ def test_the_trace_loads_in_the_real_torch_tb_profiler_plugin(traced: Path) -> N
         server.wait(timeout=30)
 
 
-def test_bench_trace_measure_smoke(tiny_corpus: Path) -> None:
+def _bench_trace() -> Any:
     spec = importlib.util.spec_from_file_location("bench_trace", ROOT / "benchmarks" / "bench_trace.py")
     assert spec and spec.loader
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_bench_trace_measure_smoke(tiny_corpus: Path) -> None:
     from lmprof.config import RunConfig
 
-    report = bench.measure(pairs=1, max_batches=4, data=tiny_corpus,
-                           cfg=RunConfig(emsize=16, nhid=16, bptt=8))
+    report = _bench_trace().measure(pairs=1, max_batches=4, data=tiny_corpus,
+                                    cfg=RunConfig(emsize=16, nhid=16, bptt=8))
     for key, target in (("phase_recording", 1.02), ("profiler_active_steps", 1.30)):
         part = report[key]
         assert part["target"] == target and len(part["ratios"]) == 1
-        assert part["min"] == part["median"] == part["max"] > 0
+        assert part["off_seconds"][0] > 0 and part["on_seconds"][0] > 0
         assert part["ratios"][0] == pytest.approx(part["on_seconds"][0] / part["off_seconds"][0])
     assert report["config"]["max_batches"] == 4
+
+
+def test_bench_trace_summary_of_known_seconds() -> None:
+    part = _bench_trace()._summary(off=[1.0, 2.0, 4.0], on=[1.1, 2.6, 4.4], target=1.02)
+    assert part["ratios"] == [pytest.approx(1.1), pytest.approx(1.3), pytest.approx(1.1)]
+    # the median, not the mean (1.17)
+    assert (part["median"], part["min"], part["max"]) == (pytest.approx(1.1), pytest.approx(1.1), pytest.approx(1.3))
+    assert (part["off_seconds"], part["on_seconds"], part["target"]) == ([1.0, 2.0, 4.0], [1.1, 2.6, 4.4], 1.02)
