@@ -191,7 +191,7 @@ def train(
 ###############################################################################
 
 class Watch:
-    """What the epoch loop tells whoever keeps the records (lmprof's runner: ``lmprof.runner.EpochRecords``).
+    """What the epoch loop tells whoever keeps the records (lmprof's runner: ``lmprof.record.epochs.EpochRecords``).
 
     The loop only reports; every method here does nothing, so ``main`` run bare
     is upstream's program. ``validated`` may raise LossNotFinite (a NaN loss, or

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from lmprof.comparison import DRIFT_MARGIN
@@ -74,8 +75,7 @@ def check_options(cfg: RunConfig, repeats: int, eval_every: int, valid_tokens: i
 
 
 # --- the ladder --------------------------------------------------------------------------------
-def _interleaved(cfg: RunConfig, device: "torch.device", corpus: Any, members: dict[str, list[Variant]],
-                 plan: Plan, target: float | None, valid_tokens: int, progress: Progress,
+def _interleaved(bench: Bench, members: dict[str, list[Variant]], target: float | None,
                  round_name: str = "") -> tuple[dict[str, list[Trial]], dict[str, str]]:
     """``plan.repeats`` rounds, each training every entry of ``members`` (name -> its variants) once, in order.
 
@@ -87,6 +87,7 @@ def _interleaved(cfg: RunConfig, device: "torch.device", corpus: Any, members: d
     """
     from lmprof.experiments.speedlab.probe import one_line
 
+    plan, progress = bench.plan, bench.progress
     trials: dict[str, list[Trial]] = {name: [] for name in members}
     failed: dict[str, str] = {}
     try:
@@ -96,8 +97,8 @@ def _interleaved(cfg: RunConfig, device: "torch.device", corpus: Any, members: d
                     continue
                 progress(f"repeat {k + 1}/{plan.repeats} · {name}{round_name}")
                 try:
-                    trial = run_trial(cfg, device, corpus, variants, plan, target, with_flops=k == 0,
-                                      valid_tokens=valid_tokens)
+                    trial = run_trial(bench.cfg, bench.device, bench.corpus, variants, plan, target,
+                                      with_flops=k == 0, valid_tokens=bench.valid_tokens)
                 except (KeyboardInterrupt, UsageError):
                     raise
                 except Exception as e:  # noqa: BLE001  (one variant's failure must not lose the ladder)
@@ -120,28 +121,22 @@ def _interleaved(cfg: RunConfig, device: "torch.device", corpus: Any, members: d
     return trials, failed
 
 
-def run_ladder(cfg: RunConfig, *, variants: Sequence[str] | None = None, budget_batches: int | None = None,
-               budget_tokens: int | None = None, budget_seconds: float | None = None, repeats: int | None = None,
-               eval_every: int = EVAL_EVERY, valid_tokens: int = VALID_TOKENS, overtime: float = OVERTIME,
-               combine: bool = True, drift_margin: float = DRIFT_MARGIN, floor: bool = True,
-               progress: Progress = lambda line: None) -> Ladder:
-    """Train the reference and each variant (then the best compatible set) ``repeats`` times; return the Ladder.
+@dataclass
+class Bench:
+    """What every round of a ladder shares: the run, its corpus, the plan, and where progress lines go."""
 
-    The budget: ``budget_seconds`` of the reference's training (the default on CUDA, GPU_BUDGET_SECONDS),
-    which fixes the tokens every variant trains; or ``budget_tokens``; or ``budget_batches`` (default 100).
-    ``floor``: measure the kernel floor first (speedlab.floor) and show each row against it.
-    """
-    import torch
+    cfg: RunConfig
+    device: "torch.device"
+    corpus: Any
+    plan: Plan
+    valid_tokens: int
+    progress: Progress
 
-    from lmprof.corpora import synth
-    from lmprof.corpora.check import check_corpus
-    from lmprof.instrument.flops import matmul_peak
-    from lmprof.reference.data import Corpus
-    from lmprof.runner import environment, resolve_device
-    from lmprof.experiments.speedlab.probe import probe_all
 
-    cfg.validate()
-    device = resolve_device(cfg)
+def make_plan(cfg: RunConfig, device: "torch.device", budget_batches: int | None, budget_tokens: int | None,
+              budget_seconds: float | None, repeats: int | None, eval_every: int, valid_tokens: int,
+              overtime: float) -> Plan:
+    """The ladder's budget and repeats (CUDA's defaults: a time budget, fewer repeats); UsageError when out of range."""
     if budget_seconds is None and budget_tokens is None and budget_batches is None and device.type == "cuda":
         budget_seconds = GPU_BUDGET_SECONDS
     if repeats is None:
@@ -154,28 +149,37 @@ def run_ladder(cfg: RunConfig, *, variants: Sequence[str] | None = None, budget_
         budget_tokens = per_batch * (budget_batches or 100)
     if budget_tokens < per_batch:
         raise UsageError(f"the budget ({budget_tokens} tokens) is less than one batch ({per_batch} tokens)")
-    data_path = cfg.data or str(synth.default_corpus(cfg.synth_seed))
-    check_corpus(data_path, cfg.batch_size, cfg.bptt, cfg.eval_batch_size)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    started = time.perf_counter()
-    corpus = Corpus(data_path)
-    plan = Plan(budget_tokens, math.ceil(budget_tokens / per_batch), eval_every * per_batch, overtime, repeats,
+    return Plan(budget_tokens, math.ceil(budget_tokens / per_batch), eval_every * per_batch, overtime, repeats,
                 budget_seconds)
-    wanted = choose(variants)
-    runnable = [v for v in wanted if not v.skip_reason(cfg, device)]
-    progress("probing each variant with one tiny step")
-    unable = probe_all(cfg, device, len(corpus.dictionary), corpus.train, runnable)
-    runnable = [v for v in runnable if v.name not in unable]
-    kernel_floor: dict[str, Any] = {}
-    if floor:
-        from lmprof.experiments.speedlab.floor import kernel_floor as measure_floor
 
-        progress("the kernel floor: a few reference steps under torch.profiler")
-        kernel_floor = measure_floor(cfg.replace(dry_run=False), device, corpus)
+
+def run_ladder(cfg: RunConfig, *, variants: Sequence[str] | None = None, budget_batches: int | None = None,
+               budget_tokens: int | None = None, budget_seconds: float | None = None, repeats: int | None = None,
+               eval_every: int = EVAL_EVERY, valid_tokens: int = VALID_TOKENS, overtime: float = OVERTIME,
+               combine: bool = True, drift_margin: float = DRIFT_MARGIN, floor: bool = True,
+               progress: Progress = lambda line: None) -> Ladder:
+    """Train the reference and each variant (then the best compatible set) ``repeats`` times; return the Ladder.
+
+    The budget: ``budget_seconds`` of the reference's training (the default on CUDA, GPU_BUDGET_SECONDS),
+    which fixes the tokens every variant trains; or ``budget_tokens``; or ``budget_batches`` (default 100).
+    ``floor``: measure the kernel floor first (speedlab.floor) and show each row against it.
+    """
+    from lmprof.instrument.flops import matmul_peak
+    from lmprof.prepare import prepare
+    from lmprof.runner import environment
+
+    prepared = prepare(cfg)
+    device = prepared.device
+    plan = make_plan(cfg, device, budget_batches, budget_tokens, budget_seconds, repeats, eval_every, valid_tokens,
+                     overtime)
+    budget_seconds, repeats = plan.budget_seconds, plan.repeats
+    started = time.perf_counter()
+    bench = Bench(cfg, device, prepared.corpus(), plan, valid_tokens, progress)
+    wanted = choose(variants)
+    runnable, unable = _runnable(bench, wanted)
+    kernel_floor = _kernel_floor(bench) if floor else {}
     # The reference's first trial sets the target perplexity the variants' time to quality is read at.
-    trials, failed = _interleaved(cfg, device, corpus, {REFERENCE: [], **{v.name: [v] for v in runnable}}, plan,
-                                  None, valid_tokens, progress)
+    trials, failed = _interleaved(bench, {REFERENCE: [], **{v.name: [v] for v in runnable}}, None)
     if not trials[REFERENCE]:
         raise KeyboardInterrupt  # stopped before the reference finished once: nothing to compare with
     target = trials[REFERENCE][0].budget_ppl
@@ -187,27 +191,10 @@ def run_ladder(cfg: RunConfig, *, variants: Sequence[str] | None = None, budget_
     peak = matmul_peak(device)
     rows = _rows(cfg, device, wanted, runnable, unable, trials, failed, peak, drift_margin, overtime, target)
     best = best_set(rows, drift_margin)
-    if combine and len(best) >= 2 and not interrupted:
-        name = "+".join(best)
-        pair, pair_failed = _interleaved(cfg, device, corpus, {REFERENCE: [], name: [BY_NAME[n] for n in best]},
-                                         plan, target, valid_tokens, progress, " (combination round)")
-        interrupted = len(pair[REFERENCE]) < repeats or (len(pair[name]) < repeats and name not in pair_failed)
-        if interrupted:
-            notes.append("interrupted in the combination round: the single variants' rows are complete")
-        if name in pair_failed:
-            rows.append(failed_row(name, best, pair_failed[name]))
-        elif pair[name]:
-            rows.append(make_row(name, best, pair[name], pair[REFERENCE], peak, drift_margin, overtime, target,
-                                 loss_reference=trials[REFERENCE][0]))
-            trials[name] = pair[name]
-    elif combine and not interrupted:
-        notes.append("combination: " + (f"only {best[0]} helped, so it is the best set" if best else
-                                         "no variant helped on time to quality, so there is nothing to combine"))
-    if kernel_floor:
-        with_floor(rows, kernel_floor)
-    for r in rows:
-        if "cuda-graph" in r.members and r.status == "measured":
-            r.verdict_line += "; " + graph_note(r, kernel_floor)
+    if combine and not interrupted:
+        interrupted = _combination(bench, best, rows, trials, notes, peak, drift_margin, target)
+    _with_notes(rows, kernel_floor)
+    per_batch = cfg.bptt * cfg.batch_size
     return Ladder(config=cfg.to_dict(), environment=environment(device), budget_tokens=plan.budget_tokens,
                   budget_batches=plan.budget_batches, eval_every_batches=math.ceil(plan.eval_every_tokens / per_batch),
                   valid_tokens=valid_tokens,
@@ -215,6 +202,57 @@ def run_ladder(cfg: RunConfig, *, variants: Sequence[str] | None = None, budget_
                   combination=best if len(best) >= 2 else [], notes=notes, drift_margin=drift_margin,
                   wall_seconds=time.perf_counter() - started, interrupted=interrupted, trials=trials,
                   floor=kernel_floor, budget_seconds=budget_seconds)
+
+
+def _runnable(bench: Bench, wanted: list[Variant]) -> tuple[list[Variant], dict[str, str]]:
+    """The variants this run can train (by their needs, then by one tiny step each), and name -> why not."""
+    from lmprof.experiments.speedlab.probe import probe_all
+
+    runnable = [v for v in wanted if not v.skip_reason(bench.cfg, bench.device)]
+    bench.progress("probing each variant with one tiny step")
+    unable = probe_all(bench.cfg, bench.device, len(bench.corpus.dictionary), bench.corpus.train, runnable)
+    return [v for v in runnable if v.name not in unable], unable
+
+
+def _kernel_floor(bench: Bench) -> dict[str, Any]:
+    from lmprof.experiments.speedlab.floor import kernel_floor
+
+    bench.progress("the kernel floor: a few reference steps under torch.profiler")
+    return kernel_floor(bench.cfg.replace(dry_run=False), bench.device, bench.corpus)
+
+
+def _combination(bench: Bench, best: list[str], rows: list[Row], trials: dict[str, list[Trial]], notes: list[str],
+                 peak: dict[str, Any], drift_margin: float, target: float | None) -> bool:
+    """The combination round: the best compatible set against the reference (its row added to ``rows``).
+
+    Returns whether it was interrupted. With fewer than two helpful variants, a note says why there is none.
+    """
+    if len(best) < 2:
+        notes.append("combination: " + (f"only {best[0]} helped, so it is the best set" if best else
+                                         "no variant helped on time to quality, so there is nothing to combine"))
+        return False
+    name, repeats = "+".join(best), bench.plan.repeats
+    pair, pair_failed = _interleaved(bench, {REFERENCE: [], name: [BY_NAME[n] for n in best]}, target,
+                                     " (combination round)")
+    interrupted = len(pair[REFERENCE]) < repeats or (len(pair[name]) < repeats and name not in pair_failed)
+    if interrupted:
+        notes.append("interrupted in the combination round: the single variants' rows are complete")
+    if name in pair_failed:
+        rows.append(failed_row(name, best, pair_failed[name]))
+    elif pair[name]:
+        rows.append(make_row(name, best, pair[name], pair[REFERENCE], peak, drift_margin, bench.plan.overtime, target,
+                             loss_reference=trials[REFERENCE][0]))
+        trials[name] = pair[name]
+    return interrupted
+
+
+def _with_notes(rows: list[Row], kernel_floor: dict[str, Any]) -> None:
+    """Each row against the kernel floor (when measured), and cuda-graph's row says why it helps."""
+    if kernel_floor:
+        with_floor(rows, kernel_floor)
+    for r in rows:
+        if "cuda-graph" in r.members and r.status == "measured":
+            r.verdict_line += "; " + graph_note(r, kernel_floor)
 
 
 def _rows(cfg: RunConfig, device: "torch.device", wanted: list[Variant], runnable: list[Variant],

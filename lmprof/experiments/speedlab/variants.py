@@ -6,7 +6,7 @@ a criterion and an optimizer as arguments, so a variant changes one of those
 a larger batch), or sets a context around the whole training (``contexts``:
 threads, TF32). ``build_setup`` builds the reference's objects exactly as
 ``reference.loop.main`` does (same seed, same order) and then applies the
-variants in ``APPLY_ORDER``, so a combination composes: the head is replaced
+variants in ``apply_order`` (each variant's ``stage``), so a combination composes: the head is replaced
 before autocast wraps the model, and ``torch.compile`` wraps last.
 
     >>> [v.name for v in VARIANTS][:3]
@@ -49,6 +49,35 @@ class Setup:
 
 
 @dataclass(frozen=True)
+class Need:
+    """What a variant needs of the run; ``reason`` is its skipped row's line when the run lacks it."""
+
+    reason: str  # "{device}" stands for this run's device type
+    config: Callable[[RunConfig], bool] = lambda cfg: True  # what it needs of the configuration
+    cuda: bool = False  # it needs a CUDA device
+
+    def met(self, cfg: RunConfig, device: "torch.device") -> bool:
+        return (not self.cuda or device.type == "cuda") and self.config(cfg)
+
+
+CUDA = Need("CUDA only: this run's device is {device}", cuda=True)
+RNN = Need("works on the RNN model's modules (encoder, rnn, decoder); the Transformer is built differently",
+           lambda cfg: cfg.model != "Transformer")
+UNTIED = Need("--tied shares the decoder with the embedding; an adaptive softmax has no single decoder",
+              lambda cfg: not cfg.tied)
+ADAMW = Need("needs --use-optimizer (the baseline's AdamW): plain SGD has no optimizer to fuse",
+             lambda cfg: cfg.use_optimizer)
+GRAPH_CUDA = Need("CUDA only: a CUDA graph replays recorded GPU kernel launches; this run's device is {device}",
+                  cuda=True)
+PLAIN_SGD = Need("the captured step updates with plain SGD (lr a device tensor); --use-optimizer's AdamW is not "
+                 "captured", lambda cfg: not cfg.use_optimizer)
+
+# The order a combination applies its members' changes: the head first, then the wrappers, the optimizer,
+# the contexts, compile last, and a replacement of train() after everything it replays.
+STAGES = ("model", "wrapper", "optimizer", "context", "compile", "trainer")
+
+
+@dataclass(frozen=True)
 class Variant:
     name: str
     summary: str  # the change, in one line
@@ -56,147 +85,26 @@ class Variant:
     numbers: str  # what the losses should be: "bitwise" (same arithmetic), "close" (reordered), "changed"
     apply: Callable[[Setup], None] | None = None
     configure: Callable[[RunConfig], RunConfig] | None = None
-    cuda_only: bool = False
-    rnn_only: bool = False  # reaches into the RNN model's modules (the Transformer's head differs)
+    stage: str = "model"  # one of STAGES: when apply runs in a combination
+    needs: tuple[Need, ...] = ()  # checked in order: the first unmet one is the skipped row's reason
     conflicts: tuple[str, ...] = ()
     probe: bool = True  # one tiny step before the ladder (not for those whose setup compiles or times steps)
 
+    @property
+    def cuda_only(self) -> bool:
+        return any(need.cuda for need in self.needs)
+
     def skip_reason(self, cfg: RunConfig, device: "torch.device") -> str:
         """Why this variant cannot run here; "" when it can."""
-        if self.name == "cuda-graph" and device.type != "cuda":
-            return f"CUDA only: a CUDA graph replays recorded GPU kernel launches; this run's device is {device.type}"
-        if self.cuda_only and device.type != "cuda":
-            return f"CUDA only: this run's device is {device.type}"
-        if self.name == "cuda-graph" and cfg.use_optimizer:
-            return ("the captured step updates with plain SGD (lr a device tensor); --use-optimizer's AdamW "
-                    "is not captured")
-        if self.rnn_only and cfg.model == "Transformer":
-            return "works on the RNN model's modules (encoder, rnn, decoder); the Transformer is built differently"
-        if self.name == "adaptive-softmax" and cfg.tied:
-            return "--tied shares the decoder with the embedding; an adaptive softmax has no single decoder"
-        if self.name == "fused-adamw" and not cfg.use_optimizer:
-            return "needs --use-optimizer (the baseline's AdamW): plain SGD has no optimizer to fuse"
-        return ""
+        unmet = next((need for need in self.needs if not need.met(cfg, device)), None)
+        return unmet.reason.format(device=device.type) if unmet else ""
 
 
-# --- models the variants build ----------------------------------------------------------
-def _rnn_body(model: "nn.Module", input: "torch.Tensor", hidden: Any) -> tuple["torch.Tensor", Any]:
-    """The reference RNNModel's forward up to (not including) the decoder."""
-    emb = model.drop(model.encoder(input))
-    output, hidden = model.rnn(emb, hidden)
-    return model.drop(output), hidden
-
-
-def _module_base() -> type:
-    import torch.nn as nn
-
-    return nn.Module
-
-
-class _Lazy:
-    """Classes that subclass nn.Module are made on first use, so importing this module imports no torch."""
-
-    cache: dict[str, type] = {}
-
-
-def logits_model(inner: "nn.Module") -> "nn.Module":
-    """The reference model's own modules, with forward ending at the decoder's logits (no log_softmax).
-
-    What differs from the reference: only the last line of forward; the
-    criterion then applies log_softmax and the NLL in one ``F.cross_entropy``.
-    """
-    if "logits" not in _Lazy.cache:
-        class LogitsRNN(_module_base()):  # type: ignore[misc]
-            def __init__(self, inner: "nn.Module") -> None:
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, input: "torch.Tensor", hidden: Any) -> tuple["torch.Tensor", Any]:
-                output, hidden = _rnn_body(self.inner, input, hidden)
-                return self.inner.decoder(output).view(-1, self.inner.ntoken), hidden
-
-            def init_hidden(self, bsz: int) -> Any:
-                return self.inner.init_hidden(bsz)
-
-        _Lazy.cache["logits"] = LogitsRNN
-    return _Lazy.cache["logits"](inner)  # type: ignore[no-any-return]
-
-
-def adaptive_model(cfg: RunConfig, ntokens: int, cutoffs: list[int]) -> "nn.Module":
-    """The reference RNN body (encoder, rnn, dropout) with an adaptive softmax in place of the decoder.
-
-    A different model: the decoder's ntokens x nhid matrix becomes a small head
-    (the frequent words and one entry per tail cluster) plus smaller tail
-    projections, so it has other parameters and other numbers.
-    """
-    import torch.nn as nn
-
-    from lmprof.reference.model import RNNModel
-
-    if "adaptive" not in _Lazy.cache:
-        class AdaptiveRNN(_module_base()):  # type: ignore[misc]
-            def __init__(self, body: RNNModel, head: nn.AdaptiveLogSoftmaxWithLoss) -> None:
-                super().__init__()
-                body.decoder = nn.Identity()  # type: ignore[assignment]  # the head below replaces it
-                self.body = body
-                self.head = head
-
-            def forward(self, input: "torch.Tensor", hidden: Any) -> tuple["torch.Tensor", Any]:
-                output, hidden = _rnn_body(self.body, input, hidden)
-                return output.view(-1, output.size(-1)), hidden  # features; the criterion applies the head
-
-            def init_hidden(self, bsz: int) -> Any:
-                return self.body.init_hidden(bsz)
-
-        class AdaptiveLoss(_module_base()):  # type: ignore[misc]
-            """criterion(features, targets): the adaptive softmax's mean NLL (its parameters live in the model)."""
-
-            def __init__(self, model: nn.Module) -> None:
-                super().__init__()
-                self.model = [model]  # a list: not a submodule, so the criterion owns no parameters
-
-            def forward(self, features: "torch.Tensor", targets: "torch.Tensor") -> "torch.Tensor":
-                return self.model[0].head(features, targets).loss  # type: ignore[no-any-return]
-
-        _Lazy.cache["adaptive"], _Lazy.cache["adaptive_loss"] = AdaptiveRNN, AdaptiveLoss
-    body = RNNModel(cfg.model, ntokens, cfg.emsize, cfg.nhid, cfg.nlayers, cfg.dropout, False)
-    head = nn.AdaptiveLogSoftmaxWithLoss(cfg.nhid, ntokens, cutoffs, div_value=4.0)
-    return _Lazy.cache["adaptive"](body, head)  # type: ignore[no-any-return]
-
-
+# --- what the variants build -------------------------------------------------------------
 def adaptive_cutoffs(ntokens: int) -> list[int]:
     """Head of the most frequent ~6% of words, then clusters up to ~30% and the rest (WikiText-2's 2k/10k of 33k)."""
     cutoffs = sorted({max(1, round(ntokens * 0.06)), max(2, round(ntokens * 0.3))})
     return [c for c in cutoffs if c < ntokens] or [max(1, ntokens // 2)]
-
-
-def autocast_model(inner: "nn.Module", device_type: str) -> "nn.Module":
-    """Runs the reference model's forward under bfloat16 autocast; returns float32 output and hidden state.
-
-    What differs from the reference: matrix products (and the LSTM) compute in
-    bfloat16; the log_softmax and the loss stay float32 (autocast's own rule).
-    """
-    import torch
-
-    if "autocast" not in _Lazy.cache:
-        class AutocastModel(_module_base()):  # type: ignore[misc]
-            def __init__(self, inner: "nn.Module", device_type: str) -> None:
-                super().__init__()
-                self.inner = inner
-                self.device_type = device_type
-
-            def forward(self, input: "torch.Tensor", hidden: Any) -> tuple["torch.Tensor", Any]:
-                with torch.autocast(self.device_type, dtype=torch.bfloat16):
-                    output, hidden = self.inner(input, hidden)
-                as_float = (lambda h: h.float()) if isinstance(hidden, torch.Tensor) else \
-                    (lambda h: tuple(t.float() for t in h))
-                return output.float(), as_float(hidden)
-
-            def init_hidden(self, bsz: int) -> Any:
-                return self.inner.init_hidden(bsz)
-
-        _Lazy.cache["autocast"] = AutocastModel
-    return _Lazy.cache["autocast"](inner, device_type)  # type: ignore[no-any-return]
 
 
 def forward_step(model: "nn.Module", data: "torch.Tensor", cfg: RunConfig) -> "torch.Tensor":
@@ -229,7 +137,9 @@ def _set_to_none(setup: Setup) -> None:
 def _fused_loss(setup: Setup) -> None:
     import torch.nn as nn
 
-    setup.model = logits_model(setup.model)
+    from lmprof.experiments.speedlab.models import LogitsRNN
+
+    setup.model = LogitsRNN(setup.model)
     setup.eval_model = setup.model
     setup.criterion = nn.CrossEntropyLoss()
 
@@ -238,22 +148,26 @@ def _adaptive(setup: Setup) -> None:
     """Sort the vocabulary by training frequency (id 0 the most frequent) and train the adaptive model."""
     import torch
 
+    from lmprof.experiments.speedlab.models import AdaptiveLoss, adaptive_model
+
     counts = torch.bincount(setup.train_ids, minlength=setup.ntokens)
     order = torch.argsort(-counts, stable=True)
     rank = torch.empty_like(order)
     rank[order] = torch.arange(setup.ntokens)
     setup.train_ids, setup.valid_ids = rank[setup.train_ids], rank[setup.valid_ids]
     torch.manual_seed(setup.cfg.seed)  # a fresh model from the run's seed, as the reference's is
-    setup.model = adaptive_model(setup.cfg, setup.ntokens, adaptive_cutoffs(setup.ntokens)).to(setup.device)
-    setup.eval_model = setup.model
-    setup.criterion = _Lazy.cache["adaptive_loss"](setup.model)
+    model = adaptive_model(setup.cfg, setup.ntokens, adaptive_cutoffs(setup.ntokens)).to(setup.device)
+    setup.model = setup.eval_model = model
+    setup.criterion = AdaptiveLoss(model)
     if setup.optimizer is not None:  # --use-optimizer: AdamW over the new model's parameters
         setup.optimizer = _optimizer(setup)
     setup.notes.append(f"adaptive softmax cutoffs {adaptive_cutoffs(setup.ntokens)} of {setup.ntokens} words")
 
 
 def _bf16(setup: Setup) -> None:
-    setup.model = autocast_model(setup.model, setup.device.type)
+    from lmprof.experiments.speedlab.models import AutocastModel
+
+    setup.model = AutocastModel(setup.model, setup.device.type)
     setup.eval_model = setup.model
 
 
@@ -361,25 +275,25 @@ VARIANTS: tuple[Variant, ...] = (
             "update hands every parameter to one multi-tensor kernel, so the per-tensor overhead (Python, "
             "dispatch, on a GPU a launch each) is paid once. The arithmetic (p - lr * grad) is the same, so "
             "the losses should be bitwise equal; the gain is bounded by the update's share of the step.",
-            "bitwise", apply=_foreach),
+            "bitwise", apply=_foreach, stage="optimizer"),
     Variant("set-to-none", "optimizer.zero_grad(set_to_none=True): gradients freed, not zero-filled",
             "Zero-filling every gradient each step writes the parameters' size in memory for nothing: backward "
             "overwrites them anyway. Setting them to None skips that write, and backward allocates fresh "
             "tensors. Since torch 2.0 this is already the default of model.zero_grad(), which the reference "
             "calls, so here it should measure as the reference does: a tip whose work torch already did.",
-            "bitwise", apply=_set_to_none),
+            "bitwise", apply=_set_to_none, stage="optimizer"),
     Variant("fused-loss", "the decoder returns logits; the loss is F.cross_entropy (log-softmax + NLL together)",
             "The reference's forward ends in log_softmax and the loss is NLLLoss on its output, two passes over "
             "the seq x batch x vocabulary matrix, the largest tensor of the step. cross_entropy can fuse them "
             "and, in backward, form softmax - one_hot directly. The function is the same, so the losses "
             "should agree to float32 rounding; on a CPU torch runs the same two kernels, so the gain may be nil.",
-            "close", apply=_fused_loss, rnn_only=True, conflicts=("adaptive-softmax",)),
+            "close", apply=_fused_loss, needs=(RNN,), conflicts=("adaptive-softmax",)),
     Variant("threads", "the intra-op thread count that ran a training step fastest here (probed first)",
             "Matrix products split across threads; small ones do not pay for the split, and threads that "
             "outnumber the cores fight. A short probe (1, half, all cores) picks the count that ran a step "
             "fastest. The probe's seconds are counted in time to quality. Another count sums in another "
             "order, so the losses may drift in the last bits.",
-            "close", apply=_threads, probe=False, conflicts=("cuda-graph",)),
+            "close", apply=_threads, stage="context", probe=False, conflicts=("cuda-graph",)),
     Variant("batch", f"batch_size x{BATCH_FACTOR}, lr x sqrt({BATCH_FACTOR}) (the square-root scaling rule)",
             "Fewer, larger matrix products use the cores better: the decoder's (seq*batch) x nhid x vocabulary "
             "product grows in its long side, and the per-step overheads (Python, clip, update) are paid half "
@@ -393,28 +307,29 @@ VARIANTS: tuple[Variant, ...] = (
             "clusters projected to a smaller size: most tokens are frequent, so most of the decoder's work "
             "goes. It changes the model (other parameters, other numbers), so only time to quality can say "
             "whether it is faster at the same perplexity.",
-            "changed", apply=_adaptive, rnn_only=True, conflicts=("fused-loss",)),
+            "changed", apply=_adaptive, needs=(RNN, UNTIED), conflicts=("fused-loss",)),
     Variant("bf16", "forward under torch.autocast(bfloat16); loss and update in float32",
             "bfloat16 halves the bytes each matrix product reads and, on hardware with bf16 units (AMX, "
             "AVX512-BF16, tensor cores), doubles or more its arithmetic rate. Where the CPU lacks them torch "
             "emulates, and it can be slower: measured here, whatever it shows. Fewer mantissa bits: the losses "
             "change.",
-            "changed", apply=_bf16, rnn_only=True),
+            "changed", apply=_bf16, stage="wrapper", needs=(RNN,)),
     Variant("compile", "torch.compile(model): one optimised graph (compile time counted in time to quality)",
             "torch.compile traces forward and backward into graphs and fuses the elementwise work between the "
             "matrix products (dropout, the softmax), cutting memory traffic and Python overhead. The fused LSTM "
             "is already one kernel, so there is little left to fuse; the first step pays the compile, reported "
             "apart from the per-step rate.",
-            "close", apply=_compile, probe=False, conflicts=("compile-reduce-overhead", "cuda-graph")),
+            "close", apply=_compile, stage="compile", probe=False,
+            conflicts=("compile-reduce-overhead", "cuda-graph")),
     Variant("tf32", "torch.backends.cuda.matmul.allow_tf32 = True", "On Ampere and later GPUs, float32 matrix "
             "products run on tensor cores with a 10-bit mantissa: several times the float32 rate for a "
-            "rounding error below what training notices.", "changed", apply=_tf32, cuda_only=True),
+            "rounding error below what training notices.", "changed", apply=_tf32, stage="context", needs=(CUDA,)),
     Variant("compile-reduce-overhead", "torch.compile(mode='reduce-overhead'): compiled graphs replayed as CUDA graphs",
             "reduce-overhead records the compiled graphs as CUDA graphs, meant to cut launch cost. On this model "
             "it does not reach the step: the LSTM graph-breaks (cuDNN's RNN stays outside the compiled graphs), "
             "so the step is still many launches plus compile's guards. Kept to show why the whole-step capture "
             "(cuda-graph) is the one that works here.", "close",
-            apply=lambda s: _compile(s, mode="reduce-overhead"), cuda_only=True, probe=False,
+            apply=lambda s: _compile(s, mode="reduce-overhead"), stage="compile", needs=(CUDA,), probe=False,
             conflicts=("compile", "cuda-graph")),
     Variant("cuda-graph", "the whole step (forward, loss, backward, clip, update, hidden) captured once, replayed",
             "A small model's GPU step is launch-bound: ~450 small kernels, each launched from Python, and the GPU "
@@ -422,22 +337,28 @@ VARIANTS: tuple[Variant, ...] = (
             "device tensor), a replay submits all of them in one call: the launches go, the kernels stay the same, "
             "so the step approaches the kernel floor. Dropout masks come from the graph-safe generator, so with "
             "dropout > 0 the losses differ from eager's (measured in the losses column); with dropout 0 they "
-            "agree to float rounding.", "changed", apply=_cuda_graph, cuda_only=True, rnn_only=True, probe=False,
+            "agree to float rounding.", "changed", apply=_cuda_graph, stage="trainer",
+            needs=(GRAPH_CUDA, PLAIN_SGD, RNN), probe=False,
             conflicts=("compile", "compile-reduce-overhead", "adaptive-softmax", "foreach", "set-to-none",
                        "fused-adamw", "threads", "bf16")),  # bf16: autocast's cast cache and capture do not mix
     Variant("fused-adamw", "torch.optim.AdamW(fused=True) in place of the baseline's AdamW",
             "AdamW reads and writes four tensors per parameter; the fused kernel does it in one pass over "
-            "all parameters.", "close", apply=_fused_adamw, cuda_only=True),
+            "all parameters.", "close", apply=_fused_adamw, stage="optimizer", needs=(CUDA, ADAMW)),
     Variant("cudnn-off", "torch.backends.cudnn.enabled = False: torch's own LSTM kernels",
             "A control, not a tip: it shows what cuDNN's fused recurrent kernels are worth by turning them off.",
-            "close", apply=_cudnn_off, cuda_only=True),
+            "close", apply=_cudnn_off, stage="context", needs=(CUDA,)),
 )
 # Not in the default ladder: a control (what cuDNN is worth), run when named (it alone took 4x the budget on a GPU).
 CONTROLS = ("cudnn-off",)
 BY_NAME: dict[str, Variant] = {v.name: v for v in VARIANTS}
-# The order a combination applies its members: the head first, then the wrappers, compile last.
-APPLY_ORDER = ("batch", "adaptive-softmax", "fused-loss", "bf16", "foreach", "set-to-none", "fused-adamw",
-               "threads", "tf32", "cudnn-off", "compile", "compile-reduce-overhead", "cuda-graph")
+
+
+def apply_order(variants: list[Variant]) -> list[Variant]:
+    """A combination's members in the order their changes apply: by stage, then in the ladder's order."""
+    def key(v: Variant) -> tuple[int, int]:
+        return STAGES.index(v.stage), VARIANTS.index(v) if v in VARIANTS else len(VARIANTS)
+
+    return sorted(variants, key=key)
 
 
 def build_setup(cfg: RunConfig, device: "torch.device", ntokens: int, train_ids: "torch.Tensor",
@@ -446,14 +367,13 @@ def build_setup(cfg: RunConfig, device: "torch.device", ntokens: int, train_ids:
     import torch
     import torch.nn as nn
 
-    from lmprof.reference.loop import build_model
+    from lmprof.prepare import seeded_model
 
-    ordered = sorted(variants, key=lambda v: APPLY_ORDER.index(v.name) if v.name in APPLY_ORDER else len(APPLY_ORDER))
+    ordered = apply_order(variants)
     for v in ordered:
         if v.configure is not None:
             cfg = v.configure(cfg)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg, ntokens, device)
+    model = seeded_model(cfg, ntokens, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr) if cfg.use_optimizer else None
     setup = Setup(cfg, device, ntokens, train_ids, valid_ids, model, nn.NLLLoss(), optimizer)
     for v in ordered:
