@@ -222,7 +222,8 @@ def test_explain_test_set_measures_the_selection_effect_with_its_spread() -> Non
     sel = numbers["selection"]
     assert [c["batches"] for c in sel["configs"]] == [3, 5, 7]  # snapshots of one run
     assert sel["draws"] == 50 and 0 <= sel["picked_best"] <= 50 and 0 <= sel["chosen_above_every"] <= 50
-    for part in ("chosen", "every", "difference"):
-        assert sel[part]["p10"] <= sel[part]["median"] <= sel[part]["p90"]
+    # the count of draws whose pick beat the average snapshot and the differences' median agree in sign
+    above, half = sel["chosen_above_every"], sel["draws"] / 2
+    assert above == half or (sel["difference"]["median"] > 0) == (above > half), (above, sel["difference"])
     page = render(test_set.render(numbers), 80)
     assert "snapshots of one run" in page and "10th to 90th percentile" in page and not cut_numbers(page)
