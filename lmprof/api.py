@@ -1,9 +1,11 @@
 """lmprof from Python: the commands as functions that return objects which display themselves.
 
-Every function here runs the command line's own composition (``lmprof.cli.main``)
-with the flags turned into arguments, then loads what the command wrote. So a
-notebook and a terminal can never disagree, and a wrong flag raises a
-``ValueError`` carrying exactly the message the command line prints.
+Each function calls the library function its command calls (``lmprof.library``),
+with the keywords checked against the options the command declares: a
+misspelt name or a wrong value raises ``ValueError`` carrying the very line the
+command line prints for the same mistake (``lmprof train: error: ...``). No
+command line is built or parsed here; the terminal's face (``lmprof.cli``) and
+this one sit side by side over the same library.
 
     >>> import lmprof
     >>> run = lmprof.profile(fn=["train"], max_batches=20)        # doctest: +SKIP
@@ -14,16 +16,14 @@ notebook and a terminal can never disagree, and a wrong flag raises a
 
 Flags take upstream's names with underscores (``batch_size``, ``max_batches``,
 ``log_interval``); a list repeats a repeatable flag (``fn=["train", "evaluate"]``).
+A run shows its progress as a bar in the notebook cell (or on a terminal's
+stderr); upstream's log lines are not printed: the RunResult holds what they say.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import io
-import shlex
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
@@ -33,159 +33,65 @@ from lmprof.display import register_terminal
 
 if TYPE_CHECKING:
     from lmprof.comparison import Comparison
+    from lmprof.library.options import Option
     from lmprof.record.result import RunResult
 
-# Commands whose result is a run folder, and the object each displays as.
-RUN_COMMANDS = ("train", "profile", "trace")
-
-
-class CommandFailed(RuntimeError):
-    """A command ran and failed (exit 1: a diverged run, an error while training)."""
-
-
-@dataclass
-class CommandOutput:
-    """What one command printed, kept beside its result (``.log`` on the objects below)."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-    def error_line(self) -> str:
-        lines = [line for line in self.stderr.splitlines() if line.strip()]
-        return lines[-1] if lines else f"exit code {self.code}"
-
-
-def run_command(argv: Sequence[str]) -> CommandOutput:
-    """Run ``lmprof ARGV`` in this process, its output captured; ValueError on a usage error (exit 2).
-
-    In a notebook, long stages show a live progress bar in the cell instead of log lines.
-    """
-    from lmprof.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with _notebook_progress(), _terminal_progress(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    result = CommandOutput(code, out.getvalue(), err.getvalue())
-    if code == 2:
-        raise ValueError(result.error_line())
-    if code == 130 or code == 143:
-        raise KeyboardInterrupt(result.error_line())
-    return result
-
 
 @contextlib.contextmanager
-def _notebook_progress() -> Iterator[None]:
-    from lmprof.commands import notebook_progress
+def _command(prog: str) -> Iterator[None]:
+    """What ``lmprof PROG`` does around its work: library warnings said once, SIGTERM as Ctrl-C, and a
+    UsageError as the ValueError carrying the command line's own line."""
+    from lmprof.config import quiet_library_warnings
+    from lmprof.errors import UsageError, stop_requests_as_interrupts
+    from lmprof.library.options import error_line
 
-    if not _in_notebook():
-        yield
-        return
-    with notebook_progress.enabled():
-        yield
-
-
-@contextlib.contextmanager
-def _terminal_progress() -> Iterator[None]:
-    """Plain Python on a terminal: the command's progress bar on the terminal's stderr, as the CLI shows it
-    (its printed tables stay captured: ``.show()`` prints them)."""
-    import sys
-
-    from lmprof.commands import console
-
-    stream = sys.stderr
-    if _in_notebook() or not (hasattr(stream, "isatty") and stream.isatty()):
-        yield
-        return
-    with console.progress_on(stream):
-        yield
-
-
-def _in_notebook() -> bool:
+    quiet_library_warnings()
     try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
+        with stop_requests_as_interrupts():
+            yield
+    except UsageError as e:
+        raise ValueError(error_line(f"lmprof {prog}", str(e))) from None
 
 
-# --- flags -> arguments ------------------------------------------------------------------
-def command_parser(*path: str) -> argparse.ArgumentParser:
-    """The argparse parser of ``lmprof PATH...`` (e.g. "diagram", "bptt")."""
-    from lmprof.cli import build_parser
+def _checked(prog: str, options: Sequence["Option"], flags: dict[str, Any]) -> dict[str, Any]:
+    """The keywords read as ``lmprof PROG``'s parser reads its flags (its message when one is wrong)."""
+    from lmprof.errors import UsageError
+    from lmprof.library.options import check, error_line
 
-    parser = build_parser()
-    for name in path:
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        parser = sub.choices[name]
-    return parser
-
-
-def to_argv(path: Sequence[str], flags: dict[str, Any]) -> list[str]:
-    """Keyword flags as the command line spells them: ``max_batches=5`` -> ``--max-batches 5``.
-
-    A name the command does not know is passed through as ``--name``, so the command
-    line's own parser refuses it with its own message (and suggestion).
-    """
-    by_dest = {a.dest: a for a in command_parser(*path)._actions if a.option_strings}
-    argv = list(path)
-    for name, value in flags.items():
-        if value is None:
-            continue
-        action = by_dest.get(name)
-        option = _option(action) if action is not None else f"--{name}"
-        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
-            if value is not isinstance(action, argparse._StoreFalseAction):
-                argv.append(option)
-            continue
-        if isinstance(value, dict):  # vary={"nhid": [200, 400]}
-            for key, values in value.items():
-                items = values if isinstance(values, (list, tuple)) else [values]
-                argv += [option, f"{key}={','.join(str(v) for v in items)}"]
-        elif isinstance(value, (list, tuple)):
-            if isinstance(action, argparse._AppendAction):
-                for item in value:
-                    argv += [option, str(item)]
-            else:
-                argv += [option, *(str(item) for item in value)]
-        else:
-            argv += [option, str(value)]
-    return argv
+    try:
+        return check(options, flags)
+    except UsageError as e:
+        raise ValueError(error_line(f"lmprof {prog}", str(e))) from None
 
 
-def _option(action: argparse.Action) -> str:
-    """The spelling a student reads in upstream's code: ``--batch_size`` before ``--batch-size``."""
-    return next((o for o in action.option_strings if "_" in o), action.option_strings[-1])
+def _progress(prefix: str) -> list[Any]:
+    from lmprof.views.progress import api_progress
+
+    return api_progress(prefix)
 
 
-def _run_folder(command: str, flags: dict[str, Any]) -> str:
-    if flags.get("out"):
-        return str(flags["out"])
-    from lmprof.config import RunConfig
-    from lmprof.runner import default_run_dir
+def _finished(command: str, result: "RunResult", report: bool = False) -> "RunResult":
+    """The report when asked; a run the loop stopped on Ctrl-C raises KeyboardInterrupt, as the command exits 130."""
+    if report:
+        from lmprof.views.files import write_report
 
-    return str(default_run_dir(command, RunConfig(model=str(flags.get("model") or RunConfig.model))))
+        write_report(result.run_dir)
+    if result.status == "interrupted":
+        raise KeyboardInterrupt(f"lmprof {command}: interrupted")
+    return result  # a diverged run too: its status and message say so
 
 
 # --- runs ----------------------------------------------------------------------------------
-def _run(command: str, flags: dict[str, Any]) -> "RunResult":
-    from lmprof.record.result import RunResult
-
-    folder = _run_folder(command, flags)
-    output = run_command(to_argv([command], {**flags, "out": folder}))
-    result = RunResult.load(folder)
-    if output.code != 0 and result.status != "diverged":
-        raise CommandFailed(output.error_line())
-    return result
-
-
 def train(**flags: Any) -> "RunResult":
     """Train as upstream does (``lmprof train``); returns the run's RunResult.
 
     >>> run = lmprof.train(epochs=1, max_batches=20)   # doctest: +SKIP
     """
-    return _run("train", flags)
+    from lmprof.library.runs import TRAIN_OPTIONS, train_from
+
+    values = _checked("train", TRAIN_OPTIONS, flags)
+    with _command("train"):
+        return _finished("train", train_from(values, progress=_progress))
 
 
 def profile(fn: Sequence[str] = ("train",), **flags: Any) -> "RunResult":
@@ -193,12 +99,20 @@ def profile(fn: Sequence[str] = ("train",), **flags: Any) -> "RunResult":
 
     >>> run = lmprof.profile(fn=["train"], max_batches=50)   # doctest: +SKIP
     """
-    return _run("profile", {"fn": list(fn), **flags})
+    from lmprof.library.runs import PROFILE_OPTIONS, profile_from
+
+    values = _checked("profile", PROFILE_OPTIONS, {"fn": list(fn), **flags})
+    with _command("profile"):
+        return _finished("profile", profile_from(values, progress=_progress), values["report"])
 
 
 def trace(**flags: Any) -> "RunResult":
     """Watch training with torch.profiler (``lmprof trace``); the run's top operators."""
-    return _run("trace", flags)
+    from lmprof.library.runs import TRACE_OPTIONS, trace_from
+
+    values = _checked("trace", TRACE_OPTIONS, flags)
+    with _command("trace"):
+        return _finished("trace", trace_from(values, progress=_progress), values["report"])
 
 
 def load(folder: str | Path) -> "RunResult":
@@ -232,16 +146,13 @@ def compare(*runs: "RunResult | str | Path", drift_margin: float | None = None) 
     >>> lmprof.compare(lstm, gru)   # doctest: +SKIP
     (in a notebook: what differs, outcomes, phases with verdicts, FLOPs, lines, operators)
     """
-    from lmprof.comparison import load_runs
-    from lmprof.comparison import compare as comparison
     from lmprof.errors import UsageError
+    from lmprof.library.compare import compare_runs
 
-    folders = [str(getattr(r, "run_dir", r)) for r in runs]
-    try:
-        results, notes = load_runs(folders)
+    try:  # drift_margin None: this machine's drift, or the default
+        return compare_runs([str(getattr(r, "run_dir", r)) for r in runs], drift_margin)[0]
     except UsageError as e:
         raise ValueError(str(e)) from None
-    return comparison(results, notes, drift_margin=drift_margin)  # None: this machine's drift, or the default
 
 
 # --- sweeps, diagrams, walkthroughs ----------------------------------------------------------
@@ -250,7 +161,7 @@ class SweepResult:
     """A sweep folder: its tables and plots display in a notebook, as ``lmprof report`` shows them."""
 
     folder: Path
-    log: str = ""
+    log: str = ""  # what the sweep said as it ran (each run's start and end, what was skipped)
 
     def _repr_html_(self) -> str:
         from lmprof.sweeps import load_rows
@@ -266,9 +177,27 @@ class SweepResult:
 def sweep(models: Sequence[str] | None = None, vary: dict[str, Sequence[Any]] | None = None,
           **flags: Any) -> SweepResult:
     """Train a grid (``lmprof sweep``): ``lmprof.sweep(models=["LSTM", "GRU"], vary={"nhid": [32, 64]})``."""
-    folder = flags.pop("out", None) or f"sweeps/sweep-{time.strftime('%Y%m%d-%H%M%S')}"
-    output = run_command(to_argv(["sweep"], {"models": models, "vary": vary or {}, **flags, "out": folder}))
-    return SweepResult(Path(folder), output.stdout)
+    from lmprof.library.sweep import SWEEP_OPTIONS, default_folder, plan_sweep, run_planned, runs_inline, set_watchers
+    from lmprof.library.sweep import summarize
+    from lmprof.views.files import save_sweep_plots, write_report
+
+    factors = [f"{name}={','.join(str(v) for v in _listed(values))}" for name, values in (vary or {}).items()]
+    values = _checked("sweep", SWEEP_OPTIONS, {"models": models, "vary": factors, **flags,
+                                               "out": flags.get("out") or default_folder()})
+    lines: list[str] = []
+    with _command("sweep"):
+        setup = plan_sweep(values)
+        if runs_inline(setup):
+            set_watchers(setup, lambda task, i, n: _progress(f"run {i}/{n} {task.label}"))
+        run_planned(setup, log=lines.append)
+        save_sweep_plots(summarize(setup.folder), setup.folder, mixed_hardware=values["mixed_hardware"])
+        if values["report"]:
+            write_report(setup.folder, mixed_hardware=values["mixed_hardware"])
+    return SweepResult(setup.folder, "\n".join(lines))
+
+
+def _listed(values: Any) -> list[Any]:
+    return list(values) if isinstance(values, (list, tuple)) else [values]
 
 
 @dataclass
@@ -297,11 +226,16 @@ class Diagram:
         return f"Diagram({self.title!r}, {len(self.svg):,} bytes of SVG)"
 
 
-def _diagram(kind: str, flags: dict[str, Any], title: str) -> Diagram:
+def drawn(graph: Any, title: str, stem: str, values: dict[str, Any], folder: str | Path = ".") -> Diagram:
+    """A graphviz graph as a Diagram (rendered to SVG here); also written where ``out``/``format`` say, if given."""
+    from lmprof.views.render import output_path, render
+
     with tempfile.TemporaryDirectory() as tmp:
-        picture = Path(tmp) / f"{kind}.svg"
-        run_command(to_argv(["diagram", kind], {**flags, "out": str(picture), "format": "svg"}))
-        return Diagram(title, picture.read_text(encoding="utf-8"), picture.with_suffix(".dot").read_text())
+        picture = render(graph, Path(tmp) / f"{stem}.svg", "svg").picture
+        diagram = Diagram(title, picture.read_text(encoding="utf-8"), str(graph.source))
+    if values["out"] is not None or values["format"] is not None:
+        render(graph, *output_path(values["out"], values["format"], stem, folder))
+    return diagram
 
 
 class _Diagrams:
@@ -309,17 +243,46 @@ class _Diagrams:
 
     @staticmethod
     def flow(run: "RunResult | str | Path | None" = None, **flags: Any) -> Diagram:
-        """The flow chart, shaded by a run's measured time (a RunResult or its folder); plain without one."""
+        """The flow chart, shaded by a run's measured time (a RunResult or its folder); plain without one.
+
+        ``vs=`` another run: each phase coloured by its time ratio to ``run`` (``--from A --vs B``).
+        """
+        from lmprof.library.diagram import FLOW_OPTIONS, flow_comparison, flow_run
+
         folder = getattr(run, "run_dir", run)
-        return _diagram("flow", {"run": str(folder) if folder else None, **flags}, "flow chart")
+        values = _checked("diagram flow", FLOW_OPTIONS, {"run": str(folder) if folder else None, **flags})
+        with _command("diagram"):
+            result, where = flow_run(values, watchers=_progress("") if values["profile"] else [], log=_silent)
+            if values["vs"] is not None:
+                from lmprof.views.flowchart_compare import vs_chart
+
+                comparison, base, other = flow_comparison(values["run"], values["vs"])
+                return drawn(vs_chart(comparison, base, other), "flow chart by time ratio",
+                             f"flow-vs-{Path(other.run_dir).name}", values, values["run"])
+            from lmprof.views.flowchart import flow_chart
+
+            graph = flow_chart(result) if result is not None else flow_chart()
+            return drawn(graph, "flow chart", "flow", values, where)
 
     @staticmethod
     def bptt(**flags: Any) -> Diagram:
         """The unrolled BPTT graph of one training step (``lmprof diagram bptt``'s flags)."""
-        return _diagram("bptt", flags, "BPTT graph")
+        from lmprof.library.diagram import BPTT_OPTIONS, bptt_capture, bptt_config
+        from lmprof.views.bptt import bptt_graph, raw_graph
+
+        values = _checked("diagram bptt", BPTT_OPTIONS, flags)
+        with _command("diagram"):
+            captured = bptt_capture(bptt_config(values), values)
+            if values["raw"]:
+                return drawn(raw_graph(captured.data), "autograd graph", "bptt-raw", values)
+            return drawn(bptt_graph(captured.data, captured.grads), "BPTT graph", "bptt", values)
 
 
 diagram = _Diagrams()
+
+
+def _silent(line: str) -> None:
+    """Log lines a Python caller does not see printed (the RunResult holds them)."""
 
 
 @dataclass
@@ -330,10 +293,9 @@ class Explanation:
     numbers: dict[str, Any]
 
     def _repr_html_(self) -> str:
-        from lmprof.lessons import topic_module
         from lmprof.views.notebook import explanation_html
 
-        return explanation_html(topic_module(self.topic).render(self.numbers))
+        return explanation_html(_explanation_page(self))
 
     def __repr__(self) -> str:
         return f"Explanation({self.topic!r}, numbers={sorted(self.numbers)})"
@@ -355,7 +317,10 @@ register_terminal(Explanation, _explanation_page)
 
 
 def explain(topic: str, **options: Any) -> Explanation:
-    """Run a walkthrough's live demonstration (``lmprof explain TOPIC``): ``lmprof.explain("tied")``."""
+    """Run a walkthrough's live demonstration (``lmprof explain TOPIC``): ``lmprof.explain("tied")``.
+
+    ``options`` go to the topic's demonstration itself (``lmprof.explain("dropout", p=0.3)``).
+    """
     from lmprof.errors import UsageError
     from lmprof.lessons import topic_module
 
@@ -364,62 +329,3 @@ def explain(topic: str, **options: Any) -> Explanation:
     except UsageError as e:
         raise ValueError(str(e)) from None
     return Explanation(topic, module.demo(**options))
-
-
-def magic_argv(line: str) -> list[str]:
-    """``%lmprof ARGS``: the words of the line, exactly as a shell would split them."""
-    argv = shlex.split(line)
-    if not argv:
-        raise ValueError("usage: %lmprof COMMAND [ARGS]  (the command line's arguments, e.g. "
-                         "%lmprof profile --fn train --max-batches 50)")
-    return argv
-
-
-def run_magic(line: str) -> Any:
-    """What ``%lmprof ARGS`` shows: the object its command's result displays as."""
-    argv = magic_argv(line)
-    command = argv[0]
-    if command in RUN_COMMANDS:
-        from lmprof.record.result import RunResult
-
-        folder = _out_of(argv)
-        if folder is None:
-            folder = _run_folder(command, {})
-            argv += ["--out", folder]
-        run_command(argv)
-        return RunResult.load(folder)
-    if command == "show" and len(argv) == 2:
-        return load(argv[1])
-    if command == "compare" and not any(a.startswith("-") for a in argv[1:]):
-        return compare(*argv[1:])
-    if command == "explain" and len(argv) == 2:
-        return explain(argv[1])
-    if command == "diagram" and len(argv) >= 2 and "--out" not in argv:
-        flags = argv[2:]
-        with tempfile.TemporaryDirectory() as tmp:
-            picture = Path(tmp) / f"{argv[1]}.svg"
-            run_command([*argv[:2], *flags, "--out", str(picture), "--format", "svg"])
-            return Diagram(f"{argv[1]} diagram", picture.read_text(encoding="utf-8"),
-                           picture.with_suffix(".dot").read_text())
-    output = run_command(argv)
-    return _Printed(output.stdout)
-
-
-def _out_of(argv: Sequence[str]) -> str | None:
-    """The value of --out in a command line, if it has one."""
-    for i, word in enumerate(argv):
-        if word == "--out" and i + 1 < len(argv):
-            return argv[i + 1]
-        if word.startswith("--out="):
-            return word.split("=", 1)[1]
-    return None
-
-
-@dataclass
-class _Printed:
-    """A command's printed output, shown as it printed it."""
-
-    text: str
-
-    def __repr__(self) -> str:
-        return self.text.rstrip()

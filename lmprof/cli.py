@@ -1,8 +1,11 @@
 """lmprof's command line: parses arguments and calls one command; no logic of its own.
 
 Each command lives in ``lmprof/commands/<name>.py`` with ``add_arguments(parser)``
-and ``run(args) -> int``. Those modules import nothing heavy at the top, so
-``lmprof --help`` answers without importing torch.
+and ``run(args) -> int``: a thin adapter that builds its flags from the options
+its library function declares (``lmprof.library``), calls that function, and
+prints what it returns with the views. Those modules import nothing heavy at
+the top, so ``lmprof --help`` answers without importing torch. The Python API
+(``lmprof.api``) is the other face over the same library; neither calls the other.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import sys
 from typing import Any, Sequence
 
 from lmprof.version import __version__
-from lmprof.errors import UsageError, did_you_mean, interrupted_exit_status, stop_requests_as_interrupts
+from lmprof.errors import UsageError, interrupted_exit_status, stop_requests_as_interrupts
+from lmprof.library.options import error_line, invalid_choice, unrecognized
 
 # name -> (module, one-line help), in the order a newcomer meets them
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -43,21 +47,24 @@ STORAGE_ERRORS |= {errno.EISDIR, errno.ENOTDIR, errno.ELOOP}
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with each subcommand refusing its own unknown flags and suggesting the closest."""
+    """argparse, with each subcommand refusing its own unknown flags and suggesting the closest.
+
+    Its messages come from lmprof.library.options, where the API's keyword checks find the same ones.
+    """
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
         parsed, extras = super().parse_known_args(args, namespace)
         if extras:  # here, in the subcommand that got them: its usage, not the top level's
-            flag = next((e.split("=", 1)[0] for e in extras if e.startswith("-")), extras[0])
-            self.error(f"unrecognized arguments: {' '.join(extras)}"
-                       f"{did_you_mean(flag, self._option_string_actions) if flag.startswith('-') else ''}")
+            self.error(unrecognized(extras, self._option_string_actions))
         return parsed, extras
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:
         if action.choices is not None and value not in action.choices:
-            choices = ", ".join(map(str, action.choices))
-            raise argparse.ArgumentError(action, f"invalid choice: {value!r} (choose from {choices})"
-                                                 f"{did_you_mean(str(value), map(str, action.choices))}")
+            raise argparse.ArgumentError(action, invalid_choice(value, action.choices))
+
+    def error(self, message: str) -> Any:
+        self.print_usage(sys.stderr)
+        self.exit(2, error_line(self.prog, message) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         from lmprof.safe_files import visible  # the message may quote a stranger's file
 
-        print(f"lmprof {args.command}: error: {visible(str(e))}", file=sys.stderr)
+        print(error_line(f"lmprof {args.command}", visible(str(e))), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lmprof {args.command}: interrupted", file=sys.stderr)
@@ -106,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = e.filename2 or e.filename  # an atomic write's rename names the temp file first, the target second
         where = f" {target}" if target else ""
         verb = "cannot write" if e.errno in FULL_OR_READ_ONLY else "cannot use"
-        print(f"lmprof {args.command}: error: {verb}{where}: {e.strerror}", file=sys.stderr)
+        print(error_line(f"lmprof {args.command}", f"{verb}{where}: {e.strerror}"), file=sys.stderr)
         return 2
     finally:
         say_reading_notes(args.command)

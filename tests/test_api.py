@@ -1,7 +1,8 @@
-"""The Python API: flags become the command line's arguments; results display themselves."""
+"""The Python API: keywords checked as the command line checks its flags; results display themselves."""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -9,34 +10,58 @@ import pytest
 import lmprof
 from lmprof import api
 from lmprof.cli import main
+from lmprof.magic import magic_argv
 
 
-def test_flags_are_spelt_as_the_command_line_spells_them() -> None:
-    argv = api.to_argv(["profile"], {"fn": ["train", "evaluate"], "max_batches": 5, "batch_size": 10,
-                                     "tied": True, "dry_run": False, "lr": 2.5})
-    assert argv == ["profile", "--fn", "train", "--fn", "evaluate", "--max-batches", "5", "--batch_size", "10",
-                    "--tied", "--lr", "2.5"]
-
-
-def test_sweep_factors_become_vary_flags() -> None:
-    argv = api.to_argv(["sweep"], {"models": ["LSTM", "GRU"], "vary": {"nhid": [32, 64], "bptt": 5}})
-    assert argv == ["sweep", "--models", "LSTM", "GRU", "--vary", "nhid=32,64", "--vary", "bptt=5"]
+def _cli_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert main(argv) == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def test_a_misspelt_flag_raises_the_command_lines_message(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ValueError) as raised:
         lmprof.train(modle="GRU")
     assert "--modle" in str(raised.value) and "--model" in str(raised.value)
-    main(["train", "--modle", "GRU"])
-    assert str(raised.value) == capsys.readouterr().err.strip().splitlines()[-1]
+    assert str(raised.value) == _cli_line(capsys, ["train", "--modle", "GRU"])
 
 
 def test_a_wrong_value_raises_the_command_lines_message(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ValueError) as raised:
         lmprof.train(model="GRUU")
-    assert main(["train", "--model", "GRUU"]) == 2
-    assert str(raised.value) == capsys.readouterr().err.strip().splitlines()[-1]
+    assert str(raised.value) == _cli_line(capsys, ["train", "--model", "GRUU"])
     assert "GRU" in str(raised.value)
+
+
+@pytest.mark.parametrize("call, keywords, argv", [
+    ("train", {"epochs": "abc"}, ["train", "--epochs", "abc"]),  # a value its type cannot read
+    ("train", {"device": "tpu"}, ["train", "--device", "tpu"]),  # outside the choices, with a suggestion
+    ("train", {"tide": True}, ["train", "--tide"]),  # an unknown on/off flag
+    ("profile", {"fn": ["trian"]}, ["profile", "--fn", "trian"]),  # a command's own repeatable option
+    ("trace", {"row_limit": 0}, ["trace", "--row-limit", "0"]),
+    ("sweep", {"save": "model.pt"}, ["sweep", "--save", "model.pt"]),
+    ("bptt", {"model": "GRUU"}, ["diagram", "bptt", "--model", "GRUU"]),  # a subcommand's parser
+    ("bptt", {"bptt": 100, "nlayers": 2}, ["diagram", "bptt", "--bptt", "100", "--nlayers", "2"]),
+    ("flow", {"run": "a", "profile": True}, ["diagram", "flow", "--from", "a", "--profile"]),  # exclusive options
+])
+def test_every_face_says_the_same_line(call: str, keywords: dict[str, object], argv: list[str],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    function = {"bptt": lmprof.diagram.bptt, "flow": lmprof.diagram.flow}.get(call) or getattr(lmprof, call)
+    with pytest.raises(ValueError) as raised:
+        function(**keywords)
+    assert str(raised.value) == _cli_line(capsys, argv)
+
+
+def test_sweep_factors_are_read_as_vary_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ValueError) as raised:
+        lmprof.sweep(models=["LSTM"], vary={"nhidd": [32, 64]})
+    assert str(raised.value) == _cli_line(capsys, ["sweep", "--vary", "nhidd=32,64"])
+
+
+def test_the_api_calls_the_library_not_the_command_line() -> None:
+    source = (Path(lmprof.__file__).parent / "api.py").read_text()
+    imported = {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
+    assert not {m for m in imported if m and (m == "lmprof.cli" or m.startswith("lmprof.commands"))}
+    assert "argparse" not in source and "argv" not in source
 
 
 def test_api_names_stay_functions_after_their_subpackages_load() -> None:
@@ -100,7 +125,7 @@ def test_magic_registers_and_runs_the_command_line(tiny_corpus: Path, tmp_path: 
     assert magic("train --batch_sise 3") is None  # a usage mistake: one line, no traceback
     assert "did you mean" in capsys.readouterr().out
     with pytest.raises(ValueError, match="usage: %lmprof"):
-        api.magic_argv("   ")
+        magic_argv("   ")
 
 
 def test_explanation_html_is_the_walkthrough() -> None:

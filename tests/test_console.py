@@ -1,4 +1,4 @@
-"""The terminal side: the progress bar follows the markers; piped log lines stay plain."""
+"""The terminal side: the progress bar (lmprof.views.progress) follows the markers; piped log lines stay plain."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import io
 from rich.console import Console
 
 from lmprof import RunConfig, run
-from lmprof.commands.console import EpochProgress, log_to
+from lmprof.commands.console import log_to
+from lmprof.views.progress import EpochProgress
 
 
 def test_progress_bar_counts_each_epochs_batches(tiny_corpus, tmp_path) -> None:

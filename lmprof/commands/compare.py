@@ -15,6 +15,9 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from lmprof.commands.common import add_options
+from lmprof.library.compare import COMPARE_OPTIONS
+
 if TYPE_CHECKING:
     from lmprof.comparison import Comparison
     from lmprof.record.result import RunResult
@@ -24,29 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN",
                         help="two to six run folders (lmprof profile, train, trace; a sweep's runs/<name> too); "
                              "the first is the baseline")
-    parser.add_argument("--json", action="store_true", help="print the comparison as JSON instead of tables")
-    parser.add_argument("--report", metavar="FILE.html", default=None,
-                        help="also write the comparison as one self-contained HTML page")
-    from lmprof.comparison import DRIFT_MARGIN
-
-    parser.add_argument("--drift", type=float, default=None, metavar="FRACTION",
-                        help="run-to-run drift a ratio must clear for a verdict (default: this machine's, when "
-                             "benchmarks/bench_compare_noise.py --save measured it; else "
-                             f"{DRIFT_MARGIN}: reruns on lmprof's 2-core reference machine drifted up to 13%%)")
+    add_options(parser, COMPARE_OPTIONS)
 
 
 def run(args: argparse.Namespace) -> int:
-    from lmprof.comparison import compare, load_runs
-    from lmprof.errors import UsageError
+    from lmprof.library.compare import compare_runs
 
-    drift = args.drift  # None: this machine's measured drift, else the default (lmprof.drift)
-    if drift is not None and not 0 <= drift < 1:
-        raise UsageError(f"--drift is a fraction between 0 and 1 (0.05 = 5%), got {args.drift}")
-    results, notes = load_runs(args.runs)
-    if not any(r.epochs or r.phases for r in results):
-        raise UsageError("nothing to compare: none of these runs recorded metrics or phase times "
-                         "(did they finish? lmprof profile --fn train records both)")
-    comparison = compare(results, notes, drift_margin=drift)
+    comparison, results = compare_runs(args.runs, args.drift)
     if args.report:
         _write_page(comparison, results, args.report)
     if args.json:

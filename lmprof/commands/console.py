@@ -1,8 +1,8 @@
-"""The terminal side of commands that train: the console, log lines, a progress bar.
+"""The terminal side of the commands: the console, log lines, the files a command ends with, a closed pipe.
 
 Only commands own the console. On a terminal, an epoch shows a rich progress
-bar under upstream's log lines; piped, the log lines are printed plain, so a
-log file reads exactly like upstream's.
+bar (lmprof.views.progress) under upstream's log lines; piped, the log lines
+are printed plain, so a log file reads exactly like upstream's.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from lmprof.instrument.base import Instrument, RunContext
+from lmprof.views.progress import (STAGES, EpochProgress, StageProgress, progress_instruments,  # noqa: F401
+                                   sweep_progress, sweep_runs_progress)  # (their home before lmprof.views.progress)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -37,146 +38,12 @@ def log_to(console: "Console") -> Callable[[str], None]:
     return rich_line
 
 
-# The long stages outside the training batches, and what the display calls them.
-STAGES = {
-    "corpus": "reading the corpus",
-    "evaluate_valid": "validation",
-    "checkpoint_save": "saving the best model",
-    "checkpoint_load": "loading the best checkpoint",
-    "evaluate_test": "test",
-}
-
-
-class StageProgress(Instrument):
-    """A live display of what the loop is doing (a listener on the phase markers).
-
-    Each epoch's training batches get a bar; validation, test, checkpoint load and
-    the other long stages get a spinner with their name and the seconds so far,
-    so the terminal is never silent. ``prefix`` names the run (a sweep's label).
-    """
-
-    name = "progress"
-
-    def __init__(self, console: "Console", *, prefix: str = "") -> None:
-        self.console = console
-        self.prefix = prefix
-        self.progress: Any = None
-        self.task: Any = None  # the epoch's bar
-        self.stage: Any = None  # the running stage's spinner
-        self.epoch = 0
-        self.done = 0  # batches of this epoch so far
-        self.total: int | None = None
-
-    def start(self, context: RunContext) -> None:
-        from rich.progress import (BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
-
-        self.total = context.batches_per_epoch
-        self.progress = Progress(SpinnerColumn(finished_text=" "), TextColumn("{task.description}"), BarColumn(),
-                                 TextColumn("{task.fields[count]}"), TimeRemainingColumn(compact=True),
-                                 TimeElapsedColumn(), console=self.console, transient=True)
-        self.progress.start()
-
-    def recorder(self) -> "StageProgress":
-        return self
-
-    def _label(self, text: str) -> str:
-        return f"{self.prefix}: {text}" if self.prefix else text
-
-    def _count(self, done: int) -> str:
-        return f"{done}/{self.total} batches" if self.total else f"{done} batches"
-
-    def enter(self, name: str) -> None:
-        if name == "data" and self.task is None:
-            self.epoch += 1
-            self.done = 0
-            self.task = self.progress.add_task(self._label(f"epoch {self.epoch}"), total=self.total,
-                                               count=self._count(0))
-            self.progress.refresh()  # once an epoch: show the new bar at once
-        elif name in STAGES:
-            if self.task is not None:
-                self.progress.refresh()  # the finished count, before the bar gives way to the stage
-                self.progress.remove_task(self.task)
-                self.task = None
-            self.stage = self.progress.add_task(self._label(STAGES[name]), total=None, count="")
-            self.progress.refresh()
-
-    def exit(self, name: str) -> None:
-        if name == "update" and self.task is not None:
-            self.done += 1
-            self.progress.update(self.task, advance=1, count=self._count(self.done))
-        elif name in STAGES and self.stage is not None:
-            self.progress.remove_task(self.stage)
-            self.stage = None
-
-    def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-
-
-EpochProgress = StageProgress  # the name the first version had
-
-
-def sweep_progress(console: "Console") -> "Callable[[Any, int, int], list[Instrument]] | None":
-    """For a sweep's inline runs: a StageProgress named "run i/n LABEL" per run (None when piped)."""
-    if not (console.is_terminal and sys.stdout.isatty()):
-        return None
-
-    def watchers(task: Any, i: int, n: int) -> list[Instrument]:
-        return [StageProgress(console, prefix=f"run {i}/{n} {task.label}")]
+def progress_for(console: "Console") -> "Callable[[str], list[Any]]":
+    """What a library run calls for its progress display: a run's name -> the watchers that show it here."""
+    def watchers(prefix: str) -> list[Any]:
+        return progress_instruments(console, prefix=prefix)
 
     return watchers
-
-
-@contextmanager
-def sweep_runs_progress(console: "Console", executor_name: str) -> "Iterator[Callable[[int, int], None] | None]":
-    """For runs in other processes or on a cluster: one line counting finished runs, with the time so far.
-
-    Yields the ``on_run_end(finished, to_run)`` callback for ``run_sweep`` (None when piped: the
-    epoch lines are the progress there).
-    """
-    if not (console.is_terminal and sys.stdout.isatty()):
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("runs"), TimeElapsedColumn(), console=console, transient=True)
-    task = progress.add_task(f"sweep ({executor_name}): runs finished", total=None)
-
-    def on_run_end(finished: int, to_run: int) -> None:
-        progress.update(task, completed=finished, total=to_run)
-
-    with progress:
-        yield on_run_end
-
-
-_progress_stream: list[Any] = []  # set by progress_on: plain Python's terminal (lmprof.api), while stdout is captured
-
-
-@contextmanager
-def progress_on(stream: Any) -> Iterator[None]:
-    """While the block runs, a command's progress bar goes to ``stream`` (a terminal) whatever its stdout is."""
-    previous = list(_progress_stream)
-    _progress_stream[:] = [stream]
-    try:
-        yield
-    finally:
-        _progress_stream[:] = previous
-
-
-def progress_instruments(console: "Console", *, prefix: str = "") -> list[Instrument]:
-    """A live display of the run's stages: in a notebook cell, or on a terminal (``prefix``: what runs)."""
-    from lmprof.commands import notebook_progress
-
-    if notebook_progress.active():  # run from a notebook (lmprof.profile(...), %lmprof): a bar in the cell
-        return [notebook_progress.NotebookProgress()]
-    if _progress_stream:  # lmprof.profile(...) from plain Python on a terminal
-        from lmprof.views.safe_console import safe_console_class
-
-        return [StageProgress(safe_console_class()(file=_progress_stream[0], highlight=False), prefix=prefix)]
-    return [StageProgress(console, prefix=prefix)] if console.is_terminal and sys.stdout.isatty() else []
 
 
 def print_files(console: "Console", run_dir: Path, files: dict[str, str]) -> None:

@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lmprof.commands.common import add_grad_stats_flag, add_run_flags, config_from_args, grad_stats_instruments
+from lmprof.commands.common import add_options
+from lmprof.library.runs import TRAIN_OPTIONS
+from lmprof.record.files import RESULT_FILE
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -15,20 +17,15 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_run_flags(parser)
-    add_grad_stats_flag(parser)
+    add_options(parser, TRAIN_OPTIONS)
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    from lmprof.commands.console import log_to, make_console, progress_instruments
-    from lmprof.runner import run as run_training
+    from lmprof.commands.console import log_to, make_console, progress_for
+    from lmprof.library.runs import train_from
 
     console = make_console()
-    instruments = [*grad_stats_instruments(args), *progress_instruments(console)]
-    result = run_training(cfg, command="train", instruments=instruments, log=log_to(console),
-                          force=args.force)
-    return finish(console, result)
+    return finish(console, train_from(vars(args), progress=progress_for(console), log=log_to(console)))
 
 
 def finish(console: "Console", result: "RunResult", *, report: bool = False) -> int:
@@ -45,9 +42,9 @@ def finish(console: "Console", result: "RunResult", *, report: bool = False) -> 
 
             console.print(f"diverged: {result.metrics.get('message') or 'stopped'}; {clip_summary(result.gradients)}",
                           highlight=False, markup=False, soft_wrap=True)
-    files = {"result": "result.json", **result.files}
+    files = {"result": RESULT_FILE, **result.files}
     if report:
-        from lmprof.commands.report import write_report
+        from lmprof.views.files import write_report
 
         files["report"] = write_report(result.run_dir).name
     print_files(console, Path(result.run_dir), files)

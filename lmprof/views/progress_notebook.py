@@ -1,4 +1,4 @@
-"""A live progress bar in a notebook cell, for commands run from Python (``lmprof.profile(...)``, ``%lmprof``).
+"""A live progress bar in a notebook cell, for runs started from Python (``lmprof.profile(...)``, ``%lmprof``).
 
 A terminal gets rich's progress bar; a notebook gets one HTML ``<progress>``
 element per run that updates in place (IPython's display handles: no widget
@@ -37,6 +37,16 @@ def enabled() -> Iterator[None]:
 
 def active() -> bool:
     return _active
+
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (where a run's progress is an HTML bar in the cell)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
 
 
 class NotebookProgress(Instrument):

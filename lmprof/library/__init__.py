@@ -1,0 +1,19 @@
+"""What each command does, as functions that take a RunConfig (or plain arguments) and return result objects.
+
+Two faces sit over this floor and neither calls the other: the command line
+(``lmprof.cli`` and ``lmprof.commands``: parse, call, print with the views,
+exit codes) and the Python API (``lmprof.api``: keywords checked, the same
+calls, objects that display themselves). Each command's options are declared
+once, as data, in the module of its function (``lmprof.library.options``
+says how); the faces build argparse flags and keyword checks from them.
+
+    runs.py      train, profile, trace (and trace --into): the instruments a run gets, the run
+    sweep.py     a grid of runs: plan, executor, the sweep folder
+    diagram.py   what a drawing needs: the run behind a flow chart, the captured BPTT graph
+    compare.py   two to six run folders -> a Comparison
+    explain.py   a walkthrough's live demonstration, its numbers
+    compute.py   --device and --threads for what computes without training
+    options.py   Option, the run's options from RunConfig, the keyword check and its messages
+
+Nothing here imports a view, a command or the CLI; drawing and printing are the faces' part.
+"""
