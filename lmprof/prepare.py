@@ -35,9 +35,21 @@ if TYPE_CHECKING:
 
 def corpus_path(cfg: RunConfig) -> Path:
     """The corpus folder a run reads: ``--data``, or the embedded corpus (written once, from synth_seed)."""
+    return corpus_folder(cfg.data, cfg.synth_seed)
+
+
+def corpus_folder(data: str | Path | None, synth_seed: int = 0) -> Path:
+    """``data``, or the embedded corpus's folder when it is None (written on first use)."""
     from lmprof.corpora import synth
 
-    return Path(cfg.data) if cfg.data else synth.default_corpus(cfg.synth_seed)
+    return Path(data) if data else synth.default_corpus(synth_seed)
+
+
+def read_corpus(data: str | Path | None = None) -> "Corpus":
+    """The reference Corpus of ``data`` (the embedded corpus when None), unchecked: a lesson reads any size."""
+    from lmprof.reference.data import Corpus
+
+    return Corpus(str(corpus_folder(data)))
 
 
 def checked_corpus(cfg: RunConfig) -> tuple[Path, CorpusSize]:

@@ -39,14 +39,12 @@ def corpus_shape(train_tokens: int, batch_size: int) -> dict[str, int]:
 
 def demo(data: str | None = None, batch_size: int = 20, alphabet_columns: int = 4) -> dict[str, Any]:
     """The alphabet a..x in ``alphabet_columns`` columns, then the training corpus for ``batch_size``."""
-    from lmprof.corpora import synth
-    from lmprof.reference.data import Corpus
+    from lmprof.prepare import read_corpus
 
     matrix = batchify(torch.arange(len(ALPHABET)), alphabet_columns)
     rows = as_letters(matrix)
     seams = [(rows[-1][j], rows[0][j + 1]) for j in range(len(rows[0]) - 1)]
-    folder = data or str(synth.default_corpus())
-    corpus = Corpus(folder)
+    corpus = read_corpus(data)
     return {
         "alphabet": {
             "columns": alphabet_columns,
@@ -55,7 +53,7 @@ def demo(data: str | None = None, batch_size: int = 20, alphabet_columns: int = 
             "seams": [f"{a}->{b}" for a, b in seams],
             "contiguous": matrix.is_contiguous(),
         },
-        "corpus": {"data": "embedded corpus" if data is None else folder,
+        "corpus": {"data": "embedded corpus" if data is None else data,
                    "vocabulary": len(corpus.dictionary),
                    **corpus_shape(corpus.train.numel(), batch_size)},
     }

@@ -58,12 +58,12 @@ def _ids(ntokens: int, cfg: RunConfig, batches: int) -> torch.Tensor:
 
 def step_seconds(cfg: RunConfig, device: torch.device, ntokens: int, graph: bool) -> float:
     """Median seconds per training step over TIMED steps after WARM: the reference train(), or the whole-step graph."""
-    from lmprof.phases import listening
-    from lmprof.reference.loop import batchify, build_model, train
     from lmprof.experiments.speedlab.graph_step import GraphStep
+    from lmprof.phases import listening
+    from lmprof.prepare import seeded_model
+    from lmprof.reference.loop import batchify, train
 
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg, ntokens, device)
+    model = seeded_model(cfg, ntokens, device)
     data = batchify(_ids(ntokens, cfg, WARM + TIMED + 1), cfg.batch_size, device)
     step: Callable[..., int] = GraphStep(model, torch.nn.NLLLoss(), cfg, device).train if graph else train
     clock = _BatchEnds()
@@ -118,12 +118,10 @@ def cpu_step(cfg: RunConfig, ntokens: int, repeats: int = 3) -> dict[str, float]
     """Operators dispatched per training step (profiler count) and the step's median seconds, on the CPU."""
     from torch.profiler import ProfilerActivity, profile
 
-    from lmprof.reference.loop import get_batch
+    from lmprof.prepare import seeded_model
+    from lmprof.reference.loop import batchify, get_batch
 
-    torch.manual_seed(cfg.seed)
-    from lmprof.reference.loop import batchify, build_model
-
-    model = build_model(cfg, ntokens, torch.device("cpu"))
+    model = seeded_model(cfg, ntokens, torch.device("cpu"))
     data, targets = get_batch(batchify(_ids(ntokens, cfg, 2), cfg.batch_size), 0, cfg.bptt)
     criterion = torch.nn.NLLLoss()
 
@@ -158,10 +156,9 @@ def measure_cpu(ntokens: int) -> dict[str, Any]:
 
 def demo(device: torch.device | None = None, data: str | None = None) -> dict[str, Any]:
     """Measured here: on CUDA, the GPU's own figures; otherwise the CPU analogue beside the H200's figures."""
-    from lmprof.corpora import synth
-    from lmprof.reference.data import Corpus
+    from lmprof.prepare import read_corpus
 
-    ntokens = len(Corpus(data or str(synth.default_corpus())).dictionary)
+    ntokens = len(read_corpus(data).dictionary)
     if device is not None and device.type == "cuda":
         return {"cuda": True, **measure_gpu(device, ntokens), "h200": H200}
     return {"cuda": False, "cpu": measure_cpu(ntokens), "h200": H200}

@@ -14,7 +14,7 @@ from lmprof.lessons.page import code, page, prose, section, table
 from lmprof.experiments import memory_model
 from lmprof.instrument.memory import MemoryRecorder, param_bytes
 from lmprof.phases import listening, phase
-from lmprof.reference.loop import build_model
+from lmprof.prepare import seeded_model
 from lmprof.views.format import size
 
 BASE = {"model": "LSTM", "emsize": 200, "nhid": 200, "nlayers": 2, "bptt": 35, "batch_size": 20, "dropout": 0.2}
@@ -34,8 +34,7 @@ VARIANTS: tuple[tuple[str, dict[str, Any], int], ...] = (
 
 def measure_step(cfg: RunConfig, ntokens: int, seed: int = 0) -> dict[str, Any]:
     """One training step of the reference model, watched by the memory instrument's recorder."""
-    torch.manual_seed(seed)
-    model = build_model(cfg, ntokens, torch.device("cpu"))
+    model = seeded_model(cfg.replace(seed=seed), ntokens, torch.device("cpu"))
     model.train()
     data = torch.randint(ntokens, (cfg.bptt + 1, cfg.batch_size))
     recorder = MemoryRecorder()

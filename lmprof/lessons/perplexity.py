@@ -15,7 +15,6 @@ from lmprof.lessons import TOPICS
 from lmprof.lessons.page import excerpt, page, prose, section, table
 from lmprof.lessons.tied import WIKITEXT2_VOCABULARY
 from lmprof.reference.loop import batchify, evaluate, main, perplexity
-from lmprof.reference.model import RNNModel
 
 
 def perplexity_of(log_probs: torch.Tensor, targets: torch.Tensor) -> float:
@@ -40,19 +39,17 @@ def unigram_log_probs(train: torch.Tensor, vocabulary: int) -> torch.Tensor:
 def demo(data: str | None = None, vocabularies: Sequence[int] = (10, 1000, WIKITEXT2_VOCABULARY),
          eval_tokens: int = 2000, size: int = 32, seed: int = 0) -> dict[str, Any]:
     """Uniform models, then a unigram model and an untrained LSTM on the corpus' validation text."""
-    from lmprof.corpora import synth
-    from lmprof.reference.data import Corpus
+    from lmprof.prepare import read_corpus, seeded_model
 
-    corpus = Corpus(data or str(synth.default_corpus()))
+    corpus = read_corpus(data)
     V = len(corpus.dictionary)
     valid = corpus.valid[:eval_tokens]
     # unigram: the same probabilities at every position, whatever came before
     token_log_probs = unigram_log_probs(corpus.train, V)[valid]
     unigram_nll = float(-token_log_probs.mean())
     # an untrained LSTM, scored by the reference evaluate() as training scores it each epoch
-    cfg = RunConfig(emsize=size, nhid=size, nlayers=2, dropout=0.0)
-    torch.manual_seed(seed)
-    model = RNNModel(cfg.model, V, cfg.emsize, cfg.nhid, cfg.nlayers, cfg.dropout)
+    cfg = RunConfig(emsize=size, nhid=size, nlayers=2, dropout=0.0, seed=seed)
+    model = seeded_model(cfg, V, torch.device("cpu"))
     lstm_loss = evaluate(model, batchify(valid, cfg.eval_batch_size), cfg, nn.NLLLoss(), V)
     return {
         "uniform": [{"vocabulary": v, "perplexity": uniform_perplexity(v)} for v in vocabularies],

@@ -58,10 +58,9 @@ def step_flops(setup: Setup, data: torch.Tensor, targets: torch.Tensor) -> int:
 
 def demo(data: str | None = None) -> dict[str, Any]:
     """The default LSTM's step on ``data`` (default: the embedded corpus): reference, adaptive softmax, bf16."""
-    from lmprof.corpora import synth
-    from lmprof.reference.data import Corpus
+    from lmprof.prepare import read_corpus
 
-    corpus = Corpus(data or str(synth.default_corpus()))
+    corpus = read_corpus(data)
     ntokens = len(corpus.dictionary)
     ids = corpus.train
     rows = []
@@ -85,32 +84,40 @@ def demo(data: str | None = None) -> dict[str, Any]:
             "torch": torch.__version__}
 
 
+def _ms(seconds: float) -> str:
+    return f"{1e3 * seconds:.1f} ms"
+
+
+def _step_seconds(row: dict[str, Any]) -> float:
+    return float(row["forward"] + row["backward"])
+
+
+def _measured_row(row: dict[str, Any], ref_step: float) -> tuple[str, ...]:
+    if "skipped" in row:
+        return (row["label"], "—", "—", "—", "skipped (below)")
+    return (row["label"], f"{row['flops'] / 1e9:.2f}", _ms(row["forward"]), _ms(row["backward"]),
+            f"{ref_step / _step_seconds(row):.2f}×")
+
+
+def _bf16_said(bf16: dict[str, Any], ref_step: float, capability: str) -> str:
+    """What bf16 did here: skipped (no bfloat16 LSTM in oneDNN on this CPU), helped, or no gain."""
+    if "skipped" in bf16:
+        return (f"it could not run here ({bf16['skipped']}): oneDNN has no bfloat16 LSTM on a CPU "
+                "without AVX512-BF16 or AMX, so speedlab probes it first and skips it.")
+    ratio = ref_step / _step_seconds(bf16)
+    return (f"it ran this step {ratio:.2f}x the reference's speed on this CPU (capability {capability}): " + (
+        "it helped here: oneDNN has bfloat16 matmul and LSTM kernels for this CPU, and half the "
+        "bytes to read." if ratio > 1.15 else
+        "no gain here: where the CPU has no bfloat16 arithmetic, torch converts and computes in "
+        "float32; with AMX, AVX512-BF16 or a GPU's tensor cores it is faster."))
+
+
 def render(numbers: dict[str, Any]) -> RenderableType:
     ref, adaptive, bf16 = numbers["rows"]
-    ref_step = ref["forward"] + ref["backward"]
-
-    def ms(s: float) -> str:
-        return f"{1e3 * s:.1f} ms"
-
-    def measured_row(r: dict[str, Any]) -> tuple[str, ...]:
-        if "skipped" in r:
-            return (r["label"], "—", "—", "—", "skipped (below)")
-        return (r["label"], f"{r['flops'] / 1e9:.2f}", ms(r["forward"]), ms(r["backward"]),
-                f"{ref_step / (r['forward'] + r['backward']):.2f}×")
-
+    ref_step = _step_seconds(ref)
     predicted = ref["flops"] / adaptive["flops"] if "skipped" not in adaptive else float("nan")
-    measured = ref_step / (adaptive["forward"] + adaptive["backward"]) if "skipped" not in adaptive else float("nan")
-    if "skipped" in bf16:
-        bf16_said = (f"it could not run here ({bf16['skipped']}): oneDNN has no bfloat16 LSTM on a CPU "
-                     "without AVX512-BF16 or AMX, so speedlab probes it first and skips it.")
-    else:
-        bf16_ratio = ref_step / (bf16["forward"] + bf16["backward"])
-        bf16_said = (f"it ran this step {bf16_ratio:.2f}x the reference's speed on this CPU (capability "
-                     f"{numbers['capability']}): " + (
-                         "it helped here: oneDNN has bfloat16 matmul and LSTM kernels for this CPU, and half the "
-                         "bytes to read." if bf16_ratio > 1.15 else
-                         "no gain here: where the CPU has no bfloat16 arithmetic, torch converts and computes in "
-                         "float32; with AMX, AVX512-BF16 or a GPU's tensor cores it is faster."))
+    measured = ref_step / _step_seconds(adaptive) if "skipped" not in adaptive else float("nan")
+    bf16_said = _bf16_said(bf16, ref_step, numbers["capability"])
     return page(
         "speed", TOPICS["speed"],
         section("1. Read the phase table"),
@@ -133,7 +140,8 @@ def render(numbers: dict[str, Any]) -> RenderableType:
         """),
         section("3. Predict from FLOPs, then measure"),
         table(None, ["model", "step GFLOPs", "forward", "backward", "step × ref"],
-              [measured_row(r) for r in numbers["rows"]], right=["step GFLOPs", "forward", "backward", "step × ref"]),
+              [_measured_row(r, ref_step) for r in numbers["rows"]],
+              right=["step GFLOPs", "forward", "backward", "step × ref"]),
         prose(f"""
             FLOPs predict the adaptive softmax at **{predicted:.1f}x** fewer; the clock measured
             **{measured:.1f}x** faster. The gap is the work FLOPs do not count: the LSTM's elementwise
@@ -141,6 +149,13 @@ def render(numbers: dict[str, Any]) -> RenderableType:
             shrink with the decoder. That is the general rule: a change is worth at most its share of the
             time, and arithmetic is an upper bound on a speed-up, not a promise.
         """),
+        *_what_did_not_help(numbers, bf16_said),
+    )
+
+
+def _what_did_not_help(numbers: dict[str, Any], bf16_said: str) -> list[RenderableType]:
+    """Sections 4 and 5: the variants that did not help and why, then the ladder that measures them all."""
+    return [
         section("4. What did not help, and why"),
         prose(f"""
             - **bf16**: {bf16_said}
@@ -163,4 +178,4 @@ def render(numbers: dict[str, Any]) -> RenderableType:
             reference's validation perplexity sooner in wall time. Measured now with torch
             {numbers['torch']} on {numbers['threads']} thread(s), median of {REPEATS} steps.
         """),
-    )
+    ]

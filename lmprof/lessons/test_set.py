@@ -17,7 +17,6 @@ validation figure lucky; the draws show by how much, with their spread.
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
 from typing import Any
 
 from rich.console import RenderableType
@@ -107,21 +106,26 @@ def selection(base: RunConfig, snapshots: int, every: int, draws: int) -> dict[s
     validation perplexity on a random sample of validation chunks, and compare its test / validation
     gap with every snapshot's. Late snapshots of one run are close in quality: the candidates upstream's
     "keep the best epoch" chooses among."""
+    val, tst, kept = snapshot_losses(base, snapshots, every)
+    if len(kept) < 2 or val.ndim < 2 or min(val.shape[1], tst.shape[1]) < 4:
+        return {}  # too little text for the draws: the page leaves the part out
+    return selection_draws(val, tst, kept, draws, base.bptt)
+
+
+def snapshot_losses(base: RunConfig, snapshots: int, every: int) -> tuple[Any, Any, list[int]]:
+    """Per-chunk validation and test losses of each snapshot (arrays: snapshots x chunks), and the batches
+    trained at each. The model is the run's own (its seed, the reference's build), on the CPU."""
     import numpy as np
-    import torch
     import torch.nn as nn
 
-    from lmprof.corpora import synth
-    from lmprof.reference.data import Corpus
-    from lmprof.reference.loop import batchify, build_model, train
+    from lmprof.prepare import prepare
+    from lmprof.reference.loop import train
 
-    corpus = Corpus(str(Path(base.data) if base.data else synth.default_corpus(base.synth_seed)))
-    valid = batchify(corpus.valid, base.eval_batch_size)
-    test = batchify(corpus.test, base.eval_batch_size)
-    train_data = batchify(corpus.train, base.batch_size)
-    ntokens = len(corpus.dictionary)
-    torch.manual_seed(base.seed)
-    model = build_model(base, ntokens, torch.device("cpu"))
+    prepared = prepare(base.replace(device="cpu"))
+    valid = prepared.batches("valid", base.eval_batch_size)
+    test = prepared.batches("test", base.eval_batch_size)
+    train_data = prepared.batches("train", base.batch_size)
+    model = prepared.model()
     cfg = base.replace(max_batches=None)
     warm = max(1, base.max_batches or 1)  # the demo's own training length before the first snapshot
     val_chunks, test_chunks, kept = [], [], []
@@ -131,14 +135,19 @@ def selection(base: RunConfig, snapshots: int, every: int, draws: int) -> dict[s
         if start + n * base.bptt + 1 > train_data.size(0):
             break  # a short corpus: fewer snapshots
         window = train_data[start:start + n * base.bptt + 1]
-        trained += train(model, window, cfg, nn.NLLLoss(), ntokens, lr=base.lr, epoch=1, log=lambda line: None)
+        trained += train(model, window, cfg, nn.NLLLoss(), prepared.ntokens, lr=base.lr, epoch=1,
+                         log=lambda line: None)
         start += n * base.bptt
         val_chunks.append(chunk_losses(model, valid, base.bptt))
         test_chunks.append(chunk_losses(model, test, base.bptt))
         kept.append(trained)
-    val, tst = np.asarray(val_chunks), np.asarray(test_chunks)  # (snapshots, chunks)
-    if len(kept) < 2 or val.ndim < 2 or min(val.shape[1], tst.shape[1]) < 4:
-        return {}  # too little text for the draws: the page leaves the part out
+    return np.asarray(val_chunks), np.asarray(test_chunks), kept
+
+
+def selection_draws(val: Any, tst: Any, kept: list[int], draws: int, bptt: int) -> dict[str, Any]:
+    """``draws`` small experiments on the snapshots' chunk losses: validation picks, test scores the pick."""
+    import numpy as np
+
     sample = min(SAMPLE_CHUNKS, val.shape[1], tst.shape[1])
     rng = np.random.default_rng(0)  # the same corpus and snapshots give the same draws
     chosen_gaps, mean_gaps, chosen_lucky, picked_best = [], [], 0, 0
@@ -159,7 +168,7 @@ def selection(base: RunConfig, snapshots: int, every: int, draws: int) -> dict[s
 
     configs = [{"batches": b, "val_ppl": float(np.exp(v.mean())), "test_ppl": float(np.exp(t.mean()))}
                for b, v, t in zip(kept, val, tst)]
-    return {"configs": configs, "draws": draws, "sample_chunks": sample, "chunk_tokens": base.bptt,
+    return {"configs": configs, "draws": draws, "sample_chunks": sample, "chunk_tokens": bptt,
             "chunks": [int(val.shape[1]), int(tst.shape[1])], "chosen": spread(chosen_gaps),
             "every": spread(mean_gaps), "chosen_above_every": int(chosen_lucky), "picked_best": int(picked_best),
             "difference": spread([c - m for c, m in zip(chosen_gaps, mean_gaps)])}

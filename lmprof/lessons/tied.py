@@ -63,11 +63,10 @@ def shared_tensor_proof(ntokens: int = 50, size: int = 16) -> dict[str, Any]:
 
 def demo(data: str | None = None) -> dict[str, Any]:
     """Counts for the default configuration on the corpus, and for WikiText-2's vocabulary."""
-    from lmprof.corpora import synth
-    from lmprof.reference.data import Corpus
+    from lmprof.prepare import read_corpus
 
     cfg = RunConfig()  # emsize 200, nhid 200, 2-layer LSTM: upstream's defaults
-    vocabulary = len(Corpus(data or str(synth.default_corpus())).dictionary)
+    vocabulary = len(read_corpus(data).dictionary)
     try:
         RNNModel(cfg.model, 100, 200, 300, cfg.nlayers, tie_weights=True)
         mismatch_error = None
