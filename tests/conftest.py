@@ -21,6 +21,7 @@ TINY_SIZES = {"train": 3000, "valid": 600, "test": 600}
 # Tests that compare with a CPU oracle or with exact figures run here, whatever `--device auto` would pick:
 # on a GPU machine auto means CUDA, whose kernels give other last bits (and, for dropout, other masks).
 ORACLE_DEVICE = "cpu"
+os.environ["LMPROF_STRICT_RECORD"] = "1"  # every result.json the suite writes is checked strictly (lmprof.record.result)
 
 
 CUDA_SKIP = "needs a CUDA device (torch.cuda.is_available() is False here); benchmarks/gpu_check.sh runs these on a GPU"

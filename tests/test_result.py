@@ -56,3 +56,62 @@ def test_damaged_files_are_one_line(tmp_path: Path, text: str, words: str) -> No
 def test_a_folder_without_a_result(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="is not a run folder"):
         RunResult.load(tmp_path)
+
+
+# --- the checker, built from lmprof.record.sections: every section, the newest included ---------------------
+BAD_VALUES = [
+    ("phase_summary", {"train_coverage": "bad"}, "phase_summary.train_coverage must be a number"),
+    ("flops", {"phases": [{"name": "forward", "gflops_per_s": "fast"}]}, "flops.phases[0].gflops_per_s"),
+    ("components", {"rows": [{"name": "rnn", "forward_seconds": -1.0}]}, "components.rows[0].forward_seconds"),
+    ("memory", {"saved_bytes_peak": "1 MB"}, "memory.saved_bytes_peak"),
+    ("gradients", {"epochs": [{"epoch": 1, "clipped_fraction": "all"}]}, "gradients.epochs[0].clipped_fraction"),
+    ("overhead", {"ratio": "1.3x"}, "overhead.ratio must be a number"),
+    ("backward_lines", {"lines": [{"line": 3, "bwd_seconds": None}]}, "backward_lines.lines[0].bwd_seconds"),
+    ("metrics", {"epochs": [{"epoch": 1, "train_seconds": -2.0}]}, "metrics.epochs[0].train_seconds"),
+]
+
+
+@pytest.mark.parametrize("section,value,said", BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
+def test_a_bad_value_in_any_section_is_one_line(tmp_path: Path, section: str, value: dict, said: str) -> None:
+    (tmp_path / RESULT_FILE).write_text(json.dumps({"config": {"model": "LSTM"}, section: value}))
+    with pytest.raises(UsageError) as caught:
+        RunResult.load(tmp_path)
+    assert said in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_show_says_a_string_coverage_in_one_line_exit_2(profile_result: RunResult, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from lmprof.cli import main
+
+    profile_result.save(tmp_path)
+    doc = json.loads((tmp_path / RESULT_FILE).read_text())
+    doc["phase_summary"]["train_coverage"] = "bad"
+    (tmp_path / RESULT_FILE).write_text(json.dumps(doc))
+    assert main(["show", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "phase_summary.train_coverage must be a number" in err and "Traceback" not in err
+
+
+def test_the_strict_check_refuses_a_key_no_section_defines(profile_result: RunResult) -> None:
+    from lmprof.record.check import check_document
+
+    doc = json.loads(profile_result.to_json())
+    assert check_document(doc, strict=True) is None
+    doc["phase_summary"]["coverage"] = 0.9  # the name the old docs used; the writer writes train_coverage
+    assert check_document(doc) is None
+    assert check_document(doc, strict=True) == (
+        "phase_summary has 'coverage', a field lmprof.record.sections does not define")
+
+
+def test_every_key_constant_names_a_field_of_a_section() -> None:
+    import typing
+
+    from lmprof.record import sections
+
+    fields = set()
+    for value in vars(sections).values():
+        if typing.is_typeddict(value):
+            fields |= set(typing.get_type_hints(value))
+    constants = {name: value for name, value in vars(sections).items()
+                 if name.isupper() and isinstance(value, str)}
+    assert {name for name, value in constants.items() if value not in fields} == set()

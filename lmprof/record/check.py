@@ -4,9 +4,11 @@ Run folders are handed around, so a result.json may be hand-edited, damaged
 or hostile. ``check_document`` finds the first field of the wrong type
 (a null section, a string where a number belongs, a row without its name,
 an infinite number, an unknown unit) and returns its path and what it must
-be; ``RunResult.load`` turns that into one line. Keys it does not know pass,
-so sections other modules add (components, memory, gradients, samples) load
-as long as they are plain JSON of the shape named here.
+be; ``RunResult.load`` turns that into one line. The checks are built from
+the typed sections of ``lmprof.record.sections`` (every section, the same
+definitions the writers use). Keys a section does not name pass, as long as
+they are plain JSON; the tests check strictly (``check_document(doc,
+strict=True)``), where such a key is a complaint too.
 
     >>> check_document({"config": None})
     'config must be an object, got null'
@@ -15,12 +17,15 @@ as long as they are plain JSON of the shape named here.
 from __future__ import annotations
 
 import math
+import types
+import typing
 from pathlib import PurePosixPath
 from typing import Any, Callable
 
-Check = Callable[[Any, str], "str | None"]  # value, where -> a complaint, or None when the value is fine
+from lmprof.record import sections
+from lmprof.record.sections import LINE_UNITS  # noqa: F401  (lmprof.record.check.LINE_UNITS: the sections' own)
 
-LINE_UNITS = ("auto", "s", "ms", "us")  # lmprof.instrument.lines.UNITS (instrument/ sits above result)
+Check = Callable[[Any, str], "str | None"]  # value, where -> a complaint, or None when the value is fine
 
 
 def _show(value: Any) -> str:
@@ -120,8 +125,8 @@ def values(check: Check) -> Check:
     return check_values
 
 
-def record(fields: dict[str, Check] | None = None, required: tuple[str, ...] = ()) -> Check:
-    """An object whose known fields pass their checks; unknown fields pass as they are."""
+def record(fields: dict[str, Check] | None = None, required: tuple[str, ...] = (), *, strict: bool = False) -> Check:
+    """An object whose known fields pass their checks; unknown fields pass as they are (strict: are refused)."""
     known = fields or {}
 
     def check(value: Any, where: str) -> str | None:
@@ -133,6 +138,9 @@ def record(fields: dict[str, Check] | None = None, required: tuple[str, ...] = (
         for name, field_check in known.items():
             if name in value and (bad := field_check(value[name], f"{where}.{name}")):
                 return bad
+        unknown = [name for name in value if name not in known] if strict else []
+        if unknown:
+            return f"{where or 'the file'} has {unknown[0]!r}, a field lmprof.record.sections does not define"
         return None
     return check
 
@@ -140,73 +148,50 @@ def record(fields: dict[str, Check] | None = None, required: tuple[str, ...] = (
 NUM, OPT_NUM, INT, OPT_INT, STR, OPT_STR = number, optional(number), count, optional(count), text, optional(text)
 SEC, OPT_SEC = seconds, optional(seconds)
 
-EPOCH = record({"epoch": INT, "lr": OPT_NUM, "batches": OPT_INT, "tokens": OPT_INT, "train_seconds": OPT_SEC,
-                "tokens_per_s": OPT_NUM, "val_loss": OPT_NUM, "val_ppl": OPT_NUM})
-PHASE_ROW = record({"name": STR, "label": STR, "calls": INT, "seconds": SEC, "host_seconds": OPT_SEC,
-                    "mean_seconds": OPT_SEC, "share": OPT_NUM, "samples": items(OPT_SEC),
-                    "samples_every": OPT_INT}, required=("name", "calls", "seconds"))
-LINE_ROW = record({"line": INT, "hits": INT, "seconds": SEC, "share": OPT_NUM, "source": STR}, required=("line",))
-FUNCTION = record({"name": STR, "qualname": STR, "file": STR, "first_line": INT, "calls": INT,
-                   "total_seconds": SEC, "share_of_run": OPT_NUM, "lines": items(LINE_ROW)}, required=("name",))
-OP_ROW = record({"name": STR, "input_shapes": STR, "calls": INT, "self_cpu_seconds": OPT_SEC,
-                 "cpu_total_seconds": OPT_SEC, "self_cuda_seconds": OPT_SEC, "share": OPT_NUM,
-                 "cuda_share": OPT_NUM}, required=("name", "calls"))
-COMPONENT_ROW = record({"name": STR, "module": STR, "calls": INT, "forward_seconds": OPT_SEC,
-                        "backward_seconds": OPT_SEC}, required=("name",))
-# --backward-lines (instrument/backward_lines.py): per forward line, and the rest of the step
-BACKWARD_LINE = record({"line": INT, "source": STR, "fwd_device_seconds": SEC, "bwd_seconds": SEC,
-                        "bwd_fwd_ratio": OPT_NUM, "step_share": OPT_NUM, "accumulate_seconds": OPT_SEC,
-                        "fwd_launch_seconds": OPT_SEC, "bwd_launch_seconds": OPT_SEC, "nodes": items(STR)},
-                       required=("line",))
-BACKWARD_LINES = record({"lines": items(BACKWARD_LINE), "batches": INT, "first_batch": OPT_INT, "device": STR,
-                         "watched_batches": items(INT), "sample_every": OPT_INT,
-                         "function": STR, "file": STR, "first_line": INT, "step_seconds": SEC,
-                         "backward_op_seconds": SEC, "attributed_backward_seconds": SEC, "consistency": OPT_NUM,
-                         "outside": items(record({"name": STR, "label": STR, "part": STR, "seconds": SEC,
-                                                  "step_share": OPT_NUM}, required=("name", "seconds"))),
-                         "shared_parameters": items(record({"name": STR, "lines": items(INT), "counted_on": INT},
-                                                           required=("name", "counted_on"))),
-                         "components_agreement": record({"max_points": NUM, "within": flag})})
-
-DOCUMENT = record({
-    "schema_version": INT,
-    "command": STR,
-    "config": record({"model": STR, "emsize": INT, "nhid": INT, "nlayers": INT, "bptt": INT, "batch_size": INT,
-                      "epochs": INT, "lr": NUM, "clip": NUM, "dropout": NUM, "data": OPT_STR, "seed": seed,
-                      "max_batches": OPT_INT, "threads": OPT_INT, "nhead": INT}),
-    "environment": record(),
-    "metrics": record({"status": STR, "message": OPT_STR, "epochs": items(EPOCH), "test_loss": OPT_NUM,
-                       "test_ppl": OPT_NUM, "wall_seconds": OPT_SEC, "pid": OPT_INT, "host": OPT_STR}),
-    "phases": items(PHASE_ROW),
-    # the writer (instrument/recorders.py) names the coverage train_coverage; views/rows.py reads that key
-    "phase_summary": record({"clock": STR, "wall_seconds": OPT_SEC, "train_seconds": OPT_SEC,
-                             "train_coverage": OPT_NUM, "coverage": OPT_NUM, "full_batches_per_epoch": OPT_INT,
-                             "cut": optional(flag)}),
-    "lines": record({"unit": one_of(*LINE_UNITS), "sync": STR, "functions": items(FUNCTION)}),
-    "ops": record({"rows": items(OP_ROW), "steps": OPT_INT, "trace_dir": file_name,
-                   "trace_files": items(file_name), "sort_by": STR}),
-    "flops": record(), "gradients": record(),
-    "memory": record({"saved_bytes_peak": OPT_INT, "saved_bytes_by_module": values(OPT_INT),
-                      "saved_bytes_per_batch": items(INT), "rss_per_batch": items(INT),
-                      "cuda_allocated_per_batch": items(INT), "param_bytes": OPT_INT, "grad_bytes": OPT_INT,
-                      "optimizer_bytes": OPT_INT, "rss_peak_bytes": OPT_INT, "cuda_peak_bytes": OPT_INT,
-                      "rss_peak_scope": OPT_STR, "phases": values(values(OPT_INT))}),
-    "backward_lines": BACKWARD_LINES,
-    "overhead": record({"sample_every": INT, "instruments": items(STR), "batches": INT, "watched_batches": INT,
-                        "bare_batches": INT, "watched_ms_per_batch": OPT_NUM, "bare_ms_per_batch": OPT_NUM,
-                        "bare_tokens_per_s": OPT_NUM, "ratio": OPT_NUM, "run_cost": OPT_NUM}),
-    "components": record({"rows": items(COMPONENT_ROW), "evaluation": items(COMPONENT_ROW), "steps": OPT_INT,
-                          "warmup_steps": OPT_INT, "phases": values(OPT_SEC)}),
-    "sweep": record({"run": STR, "key": OPT_STR, "vocab_size": OPT_INT, "started": OPT_STR, "finished": OPT_STR,
-                     "host": OPT_STR, "pid": OPT_INT, "scheduler": OPT_STR, "job_id": OPT_STR, "attempt": OPT_INT,
-                     "epochs": items(record({"epoch": INT}, required=("epoch",)))}),
-    "files": values(file_name),
-}, required=("config",))
+# --- the checks built from the typed sections (lmprof.record.sections) ---------------------------------------
+KINDS: dict[Any, Check] = {"count": count, "number": number, "seconds": seconds, "seed": seed,
+                           "file name": file_name, int: count, float: number, str: text, bool: flag, Any: anything}
 
 
-def check_document(doc: Any) -> str | None:
-    """The first field of a parsed result.json that the views could not read, said in words; None if all is well."""
-    complaint = DOCUMENT(doc, "")
+def check_for(hint: Any, strict: bool = False) -> Check:
+    """The check of one field's type: a kind of value, a list, an object of values, a section, or null."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Required, typing.NotRequired):
+        return check_for(args[0], strict)
+    if origin is typing.Annotated:
+        marker = hint.__metadata__[0]
+        return one_of(*marker[1]) if isinstance(marker, tuple) else KINDS[marker]
+    if origin in (typing.Union, types.UnionType):
+        present = [a for a in args if a is not type(None)]
+        inner = check_for(present[0], strict) if len(present) == 1 else anything
+        return optional(inner) if type(None) in args else inner
+    if origin is list:
+        return items(check_for(args[0], strict))
+    if origin is dict:
+        return anything if args[1] is Any else values(check_for(args[1], strict))
+    if typing.is_typeddict(hint):
+        return section_check(hint, strict)
+    return KINDS[hint]
+
+
+def section_check(section: Any, strict: bool = False) -> Check:
+    """A TypedDict's check: its required fields present, every field it names of its type; others pass
+    (``strict``: others are refused, except in the sections lmprof.record.sections.OPEN leaves open)."""
+    hints = typing.get_type_hints(section, include_extras=True)
+    return record({name: check_for(hint, strict) for name, hint in hints.items()},
+                  required=tuple(sorted(section.__required_keys__)), strict=strict and section not in sections.OPEN)
+
+
+DOCUMENT = section_check(sections.ResultDocument)
+STRICT_DOCUMENT = section_check(sections.ResultDocument, strict=True)  # the tests: every key written is defined
+
+
+def check_document(doc: Any, *, strict: bool = False) -> str | None:
+    """The first field of a parsed result.json that the views could not read, said in words; None if all is well.
+
+    ``strict`` (the tests' check of every result.json lmprof writes): a key no section defines is a complaint too.
+    """
+    complaint = (STRICT_DOCUMENT if strict else DOCUMENT)(doc, "")
     return complaint.lstrip(".") if complaint else None
 
 
@@ -242,7 +227,7 @@ def bound_document(doc: dict[str, Any]) -> list[str]:
     return notes
 
 
-MEMORY_SERIES = ("saved_bytes_per_batch", "rss_per_batch", "cuda_allocated_per_batch")
+MEMORY_SERIES = sections.MEMORY_SERIES
 
 
 def _thin(row: Any, key: str = "samples") -> int:

@@ -5,12 +5,12 @@ Every view reads a RunResult and nothing else, so ``lmprof show RUN`` and
 version; older files load with defaults for what they lack, newer ones are
 refused with a clear message.
 
-Sections (each optional but ``config``):
+Sections (each optional but ``config``; their keys and types: ``lmprof.record.sections``):
     config        RunConfig as a dict
     environment   torch, device, threads, lmprof version, git revision, host
     metrics       status, per-epoch records, test loss/ppl, ntokens, nparams
     phases        list of rows {name, label, calls, seconds, host_seconds, share}
-    phase_summary {clock, wall_seconds, train_seconds, coverage}
+    phase_summary {clock, wall_seconds, train_seconds, train_coverage, full_batches_per_epoch, cut}
     lines         {unit, sync, functions: [{name, file, first_line, total_seconds,
                    share_of_run, lines: [{line, hits, seconds, share, source}]}]}
     ops           top operators of a trace
@@ -112,7 +112,10 @@ class RunResult:
         return json.dumps(json_safe(asdict(self)), indent=1, allow_nan=False, default=_plain)
 
     def save(self, run_dir: str | os.PathLike[str]) -> Path:
-        return write_text_atomic(Path(run_dir) / RESULT_FILE, self.to_json() + "\n")
+        text = self.to_json()
+        if os.environ.get(STRICT_ENV) == "1":
+            check_strictly(text)
+        return write_text_atomic(Path(run_dir) / RESULT_FILE, text + "\n")
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> "RunResult":
@@ -173,6 +176,24 @@ class RunResult:
         result.reading_notes = [f"{path}: {note}" for note in notes]
         READING_NOTES.extend(result.reading_notes)
         return result
+
+
+# The tests set it (tests/conftest.py), for their own process and every lmprof they start: each result.json
+# written is checked strictly, every key it holds defined in lmprof.record.sections.
+STRICT_ENV = "LMPROF_STRICT_RECORD"
+
+
+def check_strictly(text: str) -> None:
+    """A result.json about to be written: a ValueError when it holds a key no section defines.
+
+    A value of the wrong type is the loader's to say, in its one line (tests write damaged files on purpose).
+    """
+    from lmprof.record.check import check_document
+
+    doc = json.loads(text)
+    complaint = check_document(doc, strict=True)
+    if complaint and check_document(doc) is None:
+        raise ValueError(f"lmprof wrote a result.json that breaks its definition (lmprof.record.sections): {complaint}")
 
 
 # What loading cut from files in this process (caps hit), for the command line to say once on stderr.
