@@ -247,7 +247,8 @@ class _Diagrams:
 
         ``vs=`` another run: each phase coloured by its time ratio to ``run`` (``--from A --vs B``).
         """
-        from lmprof.library.diagram import FLOW_OPTIONS, flow_comparison, flow_run
+        from lmprof.library.diagram import FLOW_OPTIONS, flow_comparison, flow_run, vs_stem
+        from lmprof.record.files import FLOW_STEM
 
         folder = getattr(run, "run_dir", run)
         values = _checked("diagram flow", FLOW_OPTIONS, {"run": str(folder) if folder else None, **flags})
@@ -257,25 +258,26 @@ class _Diagrams:
                 from lmprof.views.flowchart_compare import vs_chart
 
                 comparison, base, other = flow_comparison(values["run"], values["vs"])
-                return drawn(vs_chart(comparison, base, other), "flow chart by time ratio",
-                             f"flow-vs-{Path(other.run_dir).name}", values, values["run"])
+                return drawn(vs_chart(comparison, base, other), "flow chart by time ratio", vs_stem(other), values,
+                             values["run"])
             from lmprof.views.flowchart import flow_chart
 
             graph = flow_chart(result) if result is not None else flow_chart()
-            return drawn(graph, "flow chart", "flow", values, where)
+            return drawn(graph, "flow chart", FLOW_STEM, values, where)
 
     @staticmethod
     def bptt(**flags: Any) -> Diagram:
         """The unrolled BPTT graph of one training step (``lmprof diagram bptt``'s flags)."""
         from lmprof.library.diagram import BPTT_OPTIONS, bptt_capture, bptt_config
+        from lmprof.record.files import BPTT_RAW_STEM, BPTT_STEM
         from lmprof.views.bptt import bptt_graph, raw_graph
 
         values = _checked("diagram bptt", BPTT_OPTIONS, flags)
         with _command("diagram"):
             captured = bptt_capture(bptt_config(values), values)
             if values["raw"]:
-                return drawn(raw_graph(captured.data), "autograd graph", "bptt-raw", values)
-            return drawn(bptt_graph(captured.data, captured.grads), "BPTT graph", "bptt", values)
+                return drawn(raw_graph(captured.data), "autograd graph", BPTT_RAW_STEM, values)
+            return drawn(bptt_graph(captured.data, captured.grads), "BPTT graph", BPTT_STEM, values)
 
 
 diagram = _Diagrams()

@@ -67,12 +67,12 @@ def _flow(args: argparse.Namespace, console: "Console") -> int:
 
 def _flow_vs(args: argparse.Namespace, console: "Console") -> int:
     """The flow chart of --from A, coloured by how --vs B compares with it."""
-    from lmprof.library.diagram import flow_comparison
+    from lmprof.library.diagram import flow_comparison, vs_stem
     from lmprof.views.flowchart_compare import vs_chart
     from lmprof.views.render import output_path
 
     comparison, base, other = flow_comparison(args.run, args.vs)
-    picture, fmt = output_path(args.out, args.format, f"{FLOW_STEM}-vs-{Path(other.run_dir).name}", args.run)
+    picture, fmt = output_path(args.out, args.format, vs_stem(other), args.run)
     _save(console, vs_chart(comparison, base, other), picture, fmt, "flow chart by time ratio")
     for note in comparison.notes:
         console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)

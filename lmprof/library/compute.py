@@ -16,7 +16,7 @@ def apply_compute(device: str = "auto", threads: int | None = None, *, cpu_only:
     """
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be 1 or more, got {threads}")
-    from lmprof.runner import resolve_device
+    from lmprof.prepare import resolve_device
 
     chosen = resolve_device(RunConfig(device=device))
     if cpu_only and chosen.type != "cpu":

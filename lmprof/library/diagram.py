@@ -14,6 +14,7 @@ from lmprof.config import RNN_KINDS, RunConfig
 from lmprof.errors import UsageError
 from lmprof.library.options import Option, compute_options, flag_option
 from lmprof.picture_formats import FORMATS
+from lmprof.record.files import BPTT_STEM, FLOW_STEM
 
 if TYPE_CHECKING:
     from lmprof.comparison import Comparison
@@ -45,7 +46,7 @@ FLOW_OPTIONS = (
     Option("profile_out", "--profile: the run folder (default: runs/diagram-<model>-<time>)", metavar="DIR"),
     flag_option("force", "--profile: let --profile-out replace the run already there"),
     *compute_options("--profile: where the short run computes"),
-    *output_options("flow"),
+    *output_options(FLOW_STEM),
 )
 
 _d = BPTT_DEFAULTS
@@ -66,7 +67,7 @@ BPTT_OPTIONS = (
     flag_option("grads", "measure |dLoss_T/dh_t| on the embedded corpus (as lmprof gradflow does, same shapes) and "
                          "draw each h/c edge with width and colour by it"),
     *compute_options(),
-    *output_options("bptt"),
+    *output_options(BPTT_STEM),
 )
 
 
@@ -117,6 +118,11 @@ def flow_comparison(base_run: str, other_run: str) -> tuple["Comparison", "RunRe
     if not other.phases:
         raise UsageError(f"{other_run} has no phase times: make the run with `lmprof profile --fn train`")
     return compare([base, other], notes), base, other
+
+
+def vs_stem(other: "RunResult") -> str:
+    """The --vs chart's file name: flow-vs-<B's folder name>, in A's folder."""
+    return f"{FLOW_STEM}-vs-{Path(other.run_dir).name}"
 
 
 @dataclass

@@ -100,7 +100,7 @@ def memory_instruments(cfg: RunConfig, memory: bool, snapshot: bool) -> list["In
     from lmprof.instrument.memory import MemoryInstrument
 
     if snapshot:
-        from lmprof.runner import resolve_device
+        from lmprof.prepare import resolve_device
 
         device = resolve_device(cfg)
         if device.type != "cuda":
