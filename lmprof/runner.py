@@ -26,7 +26,7 @@ from lmprof.errors import UsageError
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.instrument.sampling import sampled_names, sampler_for
 from lmprof.phases import Fanout, listening
-from lmprof.prepare import Prepared, prepare, resolve_device  # noqa: F401  (resolve_device: lmprof.runner's name too)
+from lmprof.prepare import Prepared, prepare
 from lmprof.record import files
 from lmprof.record.result import RunResult
 from lmprof.version import __version__

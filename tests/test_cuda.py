@@ -55,7 +55,7 @@ def test_the_oracle_tests_stay_on_the_cpu_where_cuda_is_present(cuda_reported_pr
                                                                  tmp_path: Path) -> None:
     from lmprof.cli import build_parser
     from lmprof.commands.common import config_from_args
-    from lmprof.runner import resolve_device
+    from lmprof.prepare import resolve_device
 
     from .test_components import tiny_config
     from .test_equivalence import command_lines

@@ -82,7 +82,7 @@ def test_accel_never_overrides_an_explicit_device(monkeypatch: pytest.MonkeyPatc
     import torch
 
     from lmprof.config import RunConfig, device_choice_note
-    from lmprof.runner import resolve_device
+    from lmprof.prepare import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine
     assert resolve_device(RunConfig(device="cpu", accel=True)).type == "cpu"

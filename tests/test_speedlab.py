@@ -400,3 +400,17 @@ def test_cli_budget_seconds_is_checked_in_one_line(tiny_corpus: Path, tmp_path: 
     err = capsys.readouterr().err
     assert code == 2 and "--budget-seconds must be a positive number" in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()
+
+
+def test_the_trial_clock_leaves_evaluations_out_of_training_seconds() -> None:
+    from lmprof.experiments.speedlab.trial import TrialClock
+
+    ticks, syncs = iter([10.0, 11.0, 11.5, 13.0, 14.0]), []
+    clock = TrialClock(lambda: syncs.append(1), clock=lambda: next(ticks))
+    clock.start()  # 10.0
+    assert clock.lap() == 1.0  # 11.0: one second of training
+    clock.leave_out_since_lap()  # 11.5: half a second evaluating
+    assert clock.lap() == 2.5  # 13.0: three seconds since the start, half of one left out
+    assert clock.lap() == 3.5  # 14.0: a lap without an evaluation leaves nothing out
+    assert len(syncs) == 4  # the start and every lap wait for the device first
+

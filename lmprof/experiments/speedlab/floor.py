@@ -80,12 +80,12 @@ def kernel_floor(cfg: RunConfig, device: "torch.device", corpus: Any, *, warmup:
     from torch.profiler import ProfilerActivity, profile, schedule
 
     from lmprof.phases import listening
-    from lmprof.reference.loop import batchify, build_model, train
+    from lmprof.prepare import seeded_model
+    from lmprof.reference.loop import batchify, train
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(cfg.seed)
-        model = build_model(cfg, len(corpus.dictionary), device)
+        model = seeded_model(cfg, len(corpus.dictionary), device)
         train_data = batchify(corpus.train, cfg.batch_size, device)
         steps = max(1, min(steps, (train_data.size(0) - 1) // cfg.bptt - warmup))
         with profile(activities=activities, schedule=schedule(wait=0, warmup=warmup, active=steps, repeat=1)) as prof:
