@@ -273,17 +273,18 @@ def test_each_inline_sweep_run_gets_a_named_progress_display(tiny_corpus: Path, 
 
 def test_the_sweep_log_calls_a_one_epoch_run_above_the_vocabulary_not_converged(tiny_corpus: Path, tmp_path: Path,
                                                                                 capsys: Any) -> None:
-    # lr 40 on the tiny corpus: one epoch of 3 batches ends above the vocabulary size
-    assert main(args_for(tiny_corpus, tmp_path / "s", "--lr", "40", models=("GRU",), vary="nhid=16")) == 0
+    # lr 80 on the tiny corpus: one epoch of 3 batches ends far above the vocabulary size (val ppl 7e8
+    # against 1031 on the 2-core AMD EPYC VM; lr 40 ended at 1217, too close to count on elsewhere)
+    assert main(args_for(tiny_corpus, tmp_path / "s", "--lr", "80", models=("GRU",), vary="nhid=16")) == 0
     from lmprof.sweeps import load_rows
     from lmprof.record.sweep_summary import sweep_view
 
     view = sweep_view(*load_rows(tmp_path / "s"))
     run = next(iter(view.runs.values()))
     out = " ".join(capsys.readouterr().out.split())
-    above = run.val_ppl[-1] is not None and view.vocab_size is not None and run.val_ppl[-1] > view.vocab_size
-    assert (run.status == "not converged") == above
-    assert ("GRU nhid=16: not converged: val ppl" in out) == above and ("GRU nhid=16: ok" in out) != above
+    assert run.val_ppl[-1] > view.vocab_size  # the case this test is about happened
+    assert run.status == "not converged"
+    assert "GRU nhid=16: not converged: val ppl" in out and "GRU nhid=16: ok" not in out
 
 
 def test_trace_with_repeat_gives_no_profiler_warning(tiny_args: list[str], capfd: Any) -> None:
