@@ -4,7 +4,7 @@
     python benchmarks/bench_lines.py --pairs 7 --max-batches 40 --data DIR     # e.g. wikitext-2-lite
 
 Each pair times the same number of training batches twice on one model:
-A bare, then B with lmprof's LineInstrument instrument watching train (the
+A bare, then B with lmprof's LineInstrument watching train (the
 instrument `lmprof profile` uses, started and stopped around the batches).
 Pairs run interleaved, A B B A A B ..., so drift in the machine's speed hits
 both sides; per pair, ratio = B / A, and the report gives the median, min
