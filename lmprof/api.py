@@ -38,30 +38,40 @@ if TYPE_CHECKING:
 
 
 @contextlib.contextmanager
-def _command(prog: str) -> Iterator[None]:
-    """What ``lmprof PROG`` does around its work: library warnings said once, SIGTERM as Ctrl-C, and a
-    UsageError as the ValueError carrying the command line's own line."""
-    from lmprof.config import quiet_library_warnings
-    from lmprof.errors import UsageError, stop_requests_as_interrupts
+def _said_as(prog: str | None = None) -> Iterator[None]:
+    """A UsageError as the ValueError carrying the command line's line (``lmprof PROG: error: ...``; the
+    message alone where no command's line frames it: load, pack, compare, explain)."""
+    from lmprof.errors import UsageError
     from lmprof.library.options import error_line
+
+    try:
+        yield
+    except UsageError as e:
+        raise ValueError(error_line(f"lmprof {prog}", str(e)) if prog else str(e)) from None
+
+
+@contextlib.contextmanager
+def _command(prog: str) -> Iterator[None]:
+    """What ``lmprof PROG`` does around its work: library warnings said once, SIGTERM as Ctrl-C, its errors."""
+    import sys
+
+    from lmprof.config import quiet_library_warnings
+    from lmprof.errors import stop_requests_as_interrupts
 
     quiet_library_warnings()
     try:
-        with stop_requests_as_interrupts():
+        with _said_as(prog), stop_requests_as_interrupts():
             yield
-    except UsageError as e:
-        raise ValueError(error_line(f"lmprof {prog}", str(e))) from None
+    finally:  # the command line prints these once on stderr; here the returned object holds them
+        getattr(sys.modules.get("lmprof.record.result"), "READING_NOTES", []).clear()
 
 
 def _checked(prog: str, options: Sequence["Option"], flags: dict[str, Any]) -> dict[str, Any]:
     """The keywords read as ``lmprof PROG``'s parser reads its flags (its message when one is wrong)."""
-    from lmprof.errors import UsageError
-    from lmprof.library.options import check, error_line
+    from lmprof.library.options import check
 
-    try:
+    with _said_as(prog):
         return check(options, flags)
-    except UsageError as e:
-        raise ValueError(error_line(f"lmprof {prog}", str(e))) from None
 
 
 def _progress(prefix: str) -> list[Any]:
@@ -117,13 +127,10 @@ def trace(**flags: Any) -> "RunResult":
 
 def load(folder: str | Path) -> "RunResult":
     """A run folder's RunResult; ValueError when the folder is not a run (the command line's message)."""
-    from lmprof.errors import UsageError
     from lmprof.record.result import RunResult
 
-    try:
+    with _said_as():
         return RunResult.load(folder)
-    except UsageError as e:
-        raise ValueError(str(e)) from None
 
 
 def pack(run: "RunResult | str | Path", out: str | Path | None = None, *, anonymize: bool = False) -> Path:
@@ -132,12 +139,9 @@ def pack(run: "RunResult | str | Path", out: str | Path | None = None, *, anonym
     >>> lmprof.pack("runs/demo", "alice.zip", anonymize=True)   # doctest: +SKIP
     """
     from lmprof.classroom.bundle import pack as pack_bundle
-    from lmprof.errors import UsageError
 
-    try:
+    with _said_as():
         return pack_bundle(getattr(run, "run_dir", run), out, anonymize=anonymize)
-    except UsageError as e:
-        raise ValueError(str(e)) from None
 
 
 def compare(*runs: "RunResult | str | Path", drift_margin: float | None = None) -> "Comparison":
@@ -146,13 +150,10 @@ def compare(*runs: "RunResult | str | Path", drift_margin: float | None = None) 
     >>> lmprof.compare(lstm, gru)   # doctest: +SKIP
     (in a notebook: what differs, outcomes, phases with verdicts, FLOPs, lines, operators)
     """
-    from lmprof.errors import UsageError
     from lmprof.library.compare import compare_runs
 
-    try:  # drift_margin None: this machine's drift, or the default
+    with _said_as():  # drift_margin None: this machine's drift, or the default
         return compare_runs([str(getattr(r, "run_dir", r)) for r in runs], drift_margin)[0]
-    except UsageError as e:
-        raise ValueError(str(e)) from None
 
 
 # --- sweeps, diagrams, walkthroughs ----------------------------------------------------------
@@ -177,9 +178,10 @@ class SweepResult:
 def sweep(models: Sequence[str] | None = None, vary: dict[str, Sequence[Any]] | None = None,
           **flags: Any) -> SweepResult:
     """Train a grid (``lmprof sweep``): ``lmprof.sweep(models=["LSTM", "GRU"], vary={"nhid": [32, 64]})``."""
-    from lmprof.library.sweep import SWEEP_OPTIONS, default_folder, plan_sweep, run_planned, runs_inline, set_watchers
-    from lmprof.library.sweep import summarize
+    from lmprof.library.sweep import (SWEEP_OPTIONS, default_folder, plan_sweep, run_planned, runs_inline,
+                                      set_watchers, summarize)
     from lmprof.views.files import save_sweep_plots, write_report
+    from lmprof.views.progress import sweep_run_name
 
     factors = [f"{name}={','.join(str(v) for v in _listed(values))}" for name, values in (vary or {}).items()]
     values = _checked("sweep", SWEEP_OPTIONS, {"models": models, "vary": factors, **flags,
@@ -188,7 +190,7 @@ def sweep(models: Sequence[str] | None = None, vary: dict[str, Sequence[Any]] | 
     with _command("sweep"):
         setup = plan_sweep(values)
         if runs_inline(setup):
-            set_watchers(setup, lambda task, i, n: _progress(f"run {i}/{n} {task.label}"))
+            set_watchers(setup, lambda task, i, n: _progress(sweep_run_name(task, i, n)))
         run_planned(setup, log=lines.append)
         save_sweep_plots(summarize(setup.folder), setup.folder, mixed_hardware=values["mixed_hardware"])
         if values["report"]:
@@ -213,14 +215,11 @@ class Diagram:
 
     def save(self, path: str | Path, fmt: str | None = None) -> Path:
         """Write the picture (format from ``fmt`` or the suffix; the .dot beside it, as the commands do)."""
-        from lmprof.errors import UsageError
         from lmprof.views.render import output_path, render
 
-        try:
+        with _said_as():
             picture, chosen = output_path(str(path), fmt, "diagram")
             return render(self.dot, picture, chosen).picture
-        except UsageError as e:
-            raise ValueError(str(e)) from None
 
     def __repr__(self) -> str:
         return f"Diagram({self.title!r}, {len(self.svg):,} bytes of SVG)"
@@ -323,11 +322,8 @@ def explain(topic: str, **options: Any) -> Explanation:
 
     ``options`` go to the topic's demonstration itself (``lmprof.explain("dropout", p=0.3)``).
     """
-    from lmprof.errors import UsageError
     from lmprof.lessons import topic_module
 
-    try:
+    with _said_as():
         module = topic_module(topic)
-    except UsageError as e:
-        raise ValueError(str(e)) from None
     return Explanation(topic, module.demo(**options))

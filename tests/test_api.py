@@ -143,3 +143,13 @@ def test_compare_from_python_displays_its_tables(tiny_corpus: Path, tmp_path: Pa
     assert html.startswith('<div class="lmprof-nb">') and "<table" in html and "GRU" in html
     with pytest.raises(ValueError, match="two or more"):
         lmprof.compare(gru)
+
+
+def test_trace_and_sweep_from_python(tiny_corpus: Path, tmp_path: Path) -> None:
+    flags = dict(data=str(tiny_corpus), emsize=8, nhid=8, bptt=4, threads=1)
+    run = lmprof.trace(**flags, wait=0, warmup=1, active=1, out=str(tmp_path / "trace"))
+    assert run.status == "ok" and run.ops and run.epochs[0]["batches"] == 2  # the schedule's steps
+    grid = lmprof.sweep(models=["LSTM"], vary={"nhid": [8, 12]}, **flags, epochs=1, max_batches=2,
+                        out=str(tmp_path / "sweep"))
+    assert grid.folder == tmp_path / "sweep" and (grid.folder / "summary.csv").is_file()
+    assert "<table" in grid._repr_html_()

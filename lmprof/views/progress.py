@@ -99,13 +99,18 @@ class StageProgress(Instrument):
 EpochProgress = StageProgress  # the name the first version had
 
 
+def sweep_run_name(task: Any, i: int, n: int) -> str:
+    """What a sweep's run i of n is called on its progress bar."""
+    return f"run {i}/{n} {task.label}"
+
+
 def sweep_progress(console: "Console") -> "Callable[[Any, int, int], list[Instrument]] | None":
     """For a sweep's inline runs: a StageProgress named "run i/n LABEL" per run (None when piped)."""
     if not (console.is_terminal and sys.stdout.isatty()):
         return None
 
     def watchers(task: Any, i: int, n: int) -> list[Instrument]:
-        return [StageProgress(console, prefix=f"run {i}/{n} {task.label}")]
+        return [StageProgress(console, prefix=sweep_run_name(task, i, n))]
 
     return watchers
 
