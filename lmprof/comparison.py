@@ -38,6 +38,7 @@ from typing import Any, Sequence
 
 from lmprof.drift import DEFAULT_MARGIN
 from lmprof.phases import LABELS, STEP_PHASES
+from lmprof.record.derived import component_label, component_rows, cost_line, run_description
 from lmprof.record.result import RESULT_FILE, RunResult
 
 JSON_FORMAT = "lmprof.compare/1"
@@ -251,7 +252,6 @@ def compare(results: Sequence[RunResult], notes: Sequence[str] = (), *,
     """
     from lmprof.divergence import judge_result
     from lmprof.drift import machine_drift
-    from lmprof.views.rows import run_description
 
     runs = list(results)
     if drift_margin is None:
@@ -280,8 +280,6 @@ def compare(results: Sequence[RunResult], notes: Sequence[str] = (), *,
     for r, judged in zip(runs, judgements):  # the sweep's rule: a run worse than a uniform guess is named
         if judged:
             all_notes.append(f"{Path(r.run_dir).name}: {judged.line()}")
-    from lmprof.views.overhead import cost_line
-
     for r in runs:  # what each run's instruments cost it (bare vs watched batches), one line a run
         if r.overhead:
             all_notes.append(f"{Path(r.run_dir).name}: {cost_line(r.overhead)}")
@@ -555,8 +553,6 @@ def component_rows_compared(runs: list[RunResult]) -> list[ComponentRow]:
     the second call of drop), not by module kind, so an LSTM's rnn and a GRU's rnn share one row with a
     ratio; the row names each run's kind ("rnn (LSTM vs GRU)").
     """
-    from lmprof.views.components import component_rows
-
     if not all(r.components.get("rows") for r in runs):
         return []
     kinds = [{str(row.get("name")): str(row.get("module") or "") for row in r.components["rows"]} for r in runs]
@@ -575,7 +571,5 @@ def component_rows_compared(runs: list[RunResult]) -> list[ComponentRow]:
 
 def role_label(role: str, modules: Sequence[str | None]) -> str:
     """'rnn' with LSTM and GRU -> 'rnn (LSTM vs GRU)'; one kind everywhere -> the component table's label."""
-    from lmprof.views.components import component_label
-
     kinds = list(dict.fromkeys(m for m in modules if m))
     return component_label(role, " vs ".join(kinds))

@@ -28,9 +28,10 @@ from lmprof.errors import UsageError, did_you_mean
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.record.files import LINES_FILE
 from lmprof.record.result import RunResult
+from lmprof.record.sections import LINE_UNITS
 
 ALL = "all"
-UNITS = ("auto", "s", "ms", "us")
+UNITS = LINE_UNITS  # --unit: the line table's time units
 SYNC_MODES = ("launch", "blocking")
 
 # --fn name -> what it is, in the order the tables are printed (the homework's order).

@@ -1,8 +1,9 @@
 """The component table: each model component's forward and backward time per training step.
 
-``component_rows`` turns ``result.components`` into plain rows (the HTML
-report and the flow chart read them too); ``component_table`` renders them
-for the terminal. Nothing here prints.
+``component_rows`` (lmprof.record.derived, re-exported here) turns
+``result.components`` into plain rows (the HTML report, the flow chart and
+compare read them too); ``component_table`` renders them for the terminal.
+Nothing here prints.
 
     >>> from rich.console import Console
     >>> Console(width=100).print(component_table(RunResult.load("runs/demo")))  # doctest: +SKIP
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lmprof.phases import STEP_PHASES
+from lmprof.record.derived import BETWEEN_COMPONENTS, component_label, component_rows, step_seconds  # noqa: F401
 from lmprof.views.rows import duration
 
 if TYPE_CHECKING:
@@ -20,63 +21,7 @@ if TYPE_CHECKING:
 
     from lmprof.record.result import RunResult
 
-BETWEEN = "(between components)"
-ORDINALS = {2: "2nd", 3: "3rd"}
-
-
-def component_label(name: str, module: str) -> str:
-    """``drop#2``, Dropout -> 'drop (Dropout), 2nd call'; log_softmax has no module."""
-    base, _, call = name.partition("#")
-    if call and not (call.isascii() and call.isdigit()):  # not a call count (a hand-edited or hostile name): shown as written
-        base, call = name, ""
-    label = f"{base} ({module})" if module else base
-    return f"{label}, {ORDINALS.get(int(call), call + 'th')} call" if call else label
-
-
-def step_seconds(result: "RunResult") -> float:
-    """Time of the training steps the component totals cover: the step phases' time (after the
-    component timer's warm-up steps), else forward + loss + backward as the components saw them."""
-    warm = int(result.components.get("warmup_steps") or 0)
-    rows = [r for r in result.phases if r["name"] in STEP_PHASES]
-    if warm and not all("samples" in r for r in rows):
-        rows = []  # an older result without per-step samples: the warm-up cannot be left out
-    step = sum(_after_warmup(r, warm) if warm else r["seconds"] for r in rows)
-    return step or sum(result.components.get("phases", {}).values())
-
-
-def _after_warmup(row: dict[str, Any], warm: int) -> float:
-    """A step phase's seconds after its first ``warm`` calls: from its samples, or (a long run keeps one
-    call in k) its total less ``warm`` mean calls."""
-    if int(row.get("samples_every") or 1) == 1:
-        return float(sum(row["samples"][warm:]))
-    calls = int(row.get("calls") or 0)
-    return float(row["seconds"]) * (1 - warm / calls) if calls > warm else 0.0
-
-
-def component_rows(result: "RunResult") -> list[dict[str, Any]]:
-    """Per component (forward order): seconds per step forward, backward, total, share of the step.
-
-    The last row, BETWEEN, is what the forward, loss and backward phases hold
-    outside every component (hook calls, reshapes, the autograd engine's start).
-    """
-    c = result.components
-    steps = int(c.get("steps") or 0)
-    if not c.get("rows") or steps == 0:
-        return []
-    step = step_seconds(result)
-    rows = []
-    for r in c["rows"]:
-        fwd, bwd = r["forward_seconds"], r["backward_seconds"]
-        rows.append({"name": r["name"], "label": component_label(r["name"], r.get("module", "")),
-                     "forward": fwd / steps, "backward": bwd / steps, "total": (fwd + bwd) / steps,
-                     "share": (fwd + bwd) / step if step > 0 else 0.0, "between": False})
-    phases = c.get("phases", {})
-    rest_fwd = phases.get("forward", 0.0) + phases.get("loss", 0.0) - sum(r["forward_seconds"] for r in c["rows"])
-    rest_bwd = phases.get("backward", 0.0) - sum(r["backward_seconds"] for r in c["rows"])
-    rows.append({"name": BETWEEN, "label": BETWEEN, "forward": rest_fwd / steps, "backward": rest_bwd / steps,
-                 "total": (rest_fwd + rest_bwd) / steps,
-                 "share": (rest_fwd + rest_bwd) / step if step > 0 else 0.0, "between": True})
-    return rows
+BETWEEN = BETWEEN_COMPONENTS
 
 
 def component_caption(result: "RunResult") -> str:

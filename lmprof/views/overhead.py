@@ -11,26 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from lmprof.record.derived import cost_line  # noqa: F401  (the line compare writes too: lmprof.record.derived)
+
 ABOVE = 1.10  # a watched step this much slower than a bare one: the tables describe a changed program
-
-
-def cost_line(overhead: dict[str, Any]) -> str:
-    """One line for show, the report, the notebook and compare: what the instruments cost on this run."""
-    if not overhead:
-        return ""
-    every, watched, batches = overhead.get("sample_every", 0), overhead.get("watched_batches", 0), \
-        overhead.get("batches", 0)
-    names = ", ".join(overhead.get("instruments") or []) or "phase events"
-    sampling = (f"{names} watched {watched} of {batches} batches, 1 in {every}" if every and every > 1
-                else f"{names} watched every batch")
-    ratio = overhead.get("ratio")
-    if not isinstance(ratio, (int, float)):
-        return (f"instruments cost: not measured on this run ({sampling}; with --sample-every K the bare "
-                "batches give the bare step)")
-    run_cost = overhead.get("run_cost", ratio - 1)
-    return (f"instruments cost {100 * run_cost:+.0f}% on this run ({sampling}; a watched batch "
-            f"{overhead['watched_ms_per_batch']:.2f} ms, a bare one {overhead['bare_ms_per_batch']:.2f} ms: "
-            f"{ratio:.2f}x)")
 
 
 def watched_program_note(overhead: dict[str, Any]) -> str:

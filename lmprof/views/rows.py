@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lmprof.phases import BETWEEN, STEP_PHASES, UNCOVERED
+from lmprof.record.derived import run_description  # noqa: F401  (re-read by views; compare reads it too)
 from lmprof.views.format import UNIT_LABEL, UNIT_SCALE, duration, in_unit, pick_unit  # noqa: F401  (re-read by views)
 
 if TYPE_CHECKING:
@@ -156,22 +157,6 @@ def summary_parts(result: "RunResult") -> list[dict[str, Any]]:
             parts.append({"part": part, "seconds": total, "share": total / wall if wall > 0 else 0.0,
                           "full_share": sum(projected[n] for n in ran) if projected is not None else None})
     return parts
-
-
-def run_description(result: "RunResult") -> str:
-    """LSTM, emsize 200, nhid 200, 2 layers, bptt 35, batch 20 · 1 epoch, 30 batches · cpu (what is known)."""
-    c = result.config
-    model = [f"{label}{c[key]}{suffix}" for key, label, suffix in (
-        ("model", "", ""), ("emsize", "emsize ", ""), ("nhid", "nhid ", ""), ("nlayers", "", " layers"),
-        ("bptt", "bptt ", ""), ("batch_size", "batch ", "")) if c.get(key) is not None]
-    parts = [", ".join(model)] if model else []
-    epochs = result.epochs
-    if epochs:
-        batches = sum(int(e.get("batches", 0)) for e in epochs)
-        parts.append(f"{len(epochs)} epoch{'s' if len(epochs) != 1 else ''}, {batches:,} batches")
-    if result.environment.get("device"):
-        parts.append(str(result.environment["device"]))
-    return " · ".join(parts)
 
 
 GPU_REGIMES = ("launch-bound", "mixed", "compute-bound")  # lmprof.instrument.gpu_busy's words

@@ -74,13 +74,21 @@ def speed_grid(ladder: Ladder) -> Grid:
     return Grid("speed", "Speed", columns, rows, [False] + [True] * 4 + [False] + [True] * 4, caption, [5])
 
 
+def floor_note(floor: dict[str, Any]) -> str:
+    """One line for the ladder: the floor's time per step and what it is (lmprof.experiments.speedlab.floor)."""
+    from lmprof.views.format import duration
+
+    kernels = floor.get("kernels_per_step")
+    count = f", {kernels:,.0f} kernels per step" if kernels else ""
+    return (f"{floor.get('kind', 'kernel')} floor: {duration(floor.get('seconds'))} per step, "
+            f"{floor.get('what', '')}{count} (batch {floor.get('batch_size')}, {floor.get('steps')} profiled steps)")
+
+
 def floor_caption(ladder: Ladder) -> str:
     """The floor row's words: what the floor is, its time per step, how to read % floor."""
     f = ladder.floor
     if not f:
         return "% floor: not measured."
-    from lmprof.experiments.speedlab.floor import floor_note
-
     cpu = (" On a CPU the profiler's own cost sits inside the operators' times, so a fast row can read under "
            "100%: read it as a comparison, not a wall." if f.get("kind") == "operator" else "")
     return (f"{floor_note(f)[0].upper()}{floor_note(f)[1:]}. % floor: a row's time per token over the floor's "
@@ -92,8 +100,6 @@ def floor_line(ladder: Ladder) -> str:
     f = ladder.floor
     if not f:
         return ""
-    from lmprof.experiments.speedlab.floor import floor_note
-
     timed = [r for r in measured(ladder) if r.floor_ratio]
     best = min(timed, key=lambda r: r.floor_ratio or 0.0, default=None)
     closest = f"; closest: {best.name} at {best.floor_ratio:.0%} of it" if best and best.floor_ratio else ""

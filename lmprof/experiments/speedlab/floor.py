@@ -6,7 +6,8 @@ that only removes launch cost (a CUDA graph) can approach this floor, never
 pass it. On a CPU there are no launches; the analogue is the summed *self time
 of the operators* of one step: the work the operators did, without the Python
 and bookkeeping between them. Each ladder row shows its time per token as a %
-of the floor's (100%: nothing left but the kernels).
+of the floor's (100%: nothing left but the kernels). This module returns numbers;
+their words are the view's (``lmprof.views.speedlab.floor_note``).
 
     >>> floor = kernel_floor(cfg, device, corpus)  # doctest: +SKIP
     >>> floor["seconds"], floor["kernels_per_step"]  # doctest: +SKIP
@@ -100,12 +101,3 @@ def kernel_floor(cfg: RunConfig, device: "torch.device", corpus: Any, *, warmup:
     return {**floor, "steps": steps, "batch_size": cfg.batch_size, "bptt": cfg.bptt, "tokens_per_step": tokens,
             "per_token_seconds": floor["seconds"] / tokens, "device": device.type}
 
-
-def floor_note(floor: dict[str, Any]) -> str:
-    """One line for the ladder: the floor's time per step and what it is."""
-    from lmprof.views.format import duration
-
-    kernels = floor.get("kernels_per_step")
-    count = f", {kernels:,.0f} kernels per step" if kernels else ""
-    return (f"{floor.get('kind', 'kernel')} floor: {duration(floor.get('seconds'))} per step, "
-            f"{floor.get('what', '')}{count} (batch {floor.get('batch_size')}, {floor.get('steps')} profiled steps)")
