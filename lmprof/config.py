@@ -72,8 +72,8 @@ def setting(default: Any, help: str, *, flag: str | None = None, metavar: str | 
 
     ``flag``: the flag's spelling when it is not ``--name`` (upstream's own, e.g.
     ``--log-interval``); ``upstream``: one of upstream's flags (False: lmprof's own);
-    ``cli``: False for a setting no flag sets. ``lmprof.commands.common`` builds the
-    flags from these, and the API's keyword checks read that parser.
+    ``cli``: False for a setting no flag sets. ``lmprof.library.options.run_options``
+    reads these; the CLI's flags and the API's keyword checks are both built from it.
     """
     return dataclasses.field(default=default, metadata={
         "help": help, "flag": flag, "metavar": metavar, "choices": choices, "upstream": upstream, "cli": cli})

@@ -6,7 +6,7 @@ import argparse
 from typing import Any, Sequence
 
 from lmprof.config import RunConfig
-from lmprof.library.options import Option, compute_options, config_from_values, run_options
+from lmprof.library.options import Option, config_from_values, run_options
 
 
 def add_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> None:
@@ -48,18 +48,6 @@ def values_of(args: argparse.Namespace, options: Sequence[Option]) -> dict[str, 
 def add_run_flags(parser: argparse.ArgumentParser, *, epochs: int | None = None) -> None:
     """Upstream's flags (names and defaults as in word_language_model/main.py) plus lmprof's, from RunConfig."""
     add_options(parser, run_options(epochs=epochs))
-
-
-def add_compute_flags(parser: "argparse._ActionsContainer") -> None:
-    """--device and --threads, spelled the same on every command that computes."""
-    add_options(parser, compute_options())  # type: ignore[arg-type]
-
-
-def apply_compute_flags(args: argparse.Namespace, *, cpu_only: str | None = None) -> Any:
-    """Set torch's thread count from --threads; return the torch.device that --device names."""
-    from lmprof.library.compute import apply_compute
-
-    return apply_compute(getattr(args, "device", RunConfig.device), getattr(args, "threads", None), cpu_only=cpu_only)
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:

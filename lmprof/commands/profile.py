@@ -12,7 +12,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
-from lmprof.commands.common import add_options
+from lmprof.commands.common import add_options, values_of
 from lmprof.library.runs import PROFILE_OPTIONS
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from lmprof.library.runs import profile_from
 
     console = make_console()
-    result = profile_from(vars(args), progress=progress_for(console), log=log_to(console))
+    result = profile_from(values_of(args, PROFILE_OPTIONS), progress=progress_for(console), log=log_to(console))
     print_profile(console, result)  # an interrupted run's tables too, marked interrupted
     return finish(console, result, report=args.report)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from lmprof.commands.common import add_options
+from lmprof.commands.common import add_options, values_of
 from lmprof.library.runs import TRACE_OPTIONS
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     def announce(line: str) -> None:
         console.print(line, highlight=False, markup=False)
 
-    result = trace_from(vars(args), progress=progress_for(console), log=log_to(console), announce=announce)
+    result = trace_from(values_of(args, TRACE_OPTIONS), progress=progress_for(console), log=log_to(console), announce=announce)
     return _show(console, args, result)
 
 

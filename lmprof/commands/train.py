@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lmprof.commands.common import add_options
+from lmprof.commands.common import add_options, values_of
 from lmprof.library.runs import TRAIN_OPTIONS
 from lmprof.record.files import RESULT_FILE
 
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from lmprof.library.runs import train_from
 
     console = make_console()
-    return finish(console, train_from(vars(args), progress=progress_for(console), log=log_to(console)))
+    return finish(console, train_from(values_of(args, TRAIN_OPTIONS), progress=progress_for(console), log=log_to(console)))
 
 
 def finish(console: "Console", result: "RunResult", *, report: bool = False) -> int:
