@@ -23,6 +23,7 @@ from typing import Any, Callable
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.instrument.cuda_events import EventPool
 from lmprof.phases import BETWEEN, LABELS, PHASE_NAMES, STEP_PHASES, UNCOVERED
+from lmprof.record.derived import phase_row
 from lmprof.record.result import RunResult
 
 Clock = Callable[[], float]
@@ -217,13 +218,11 @@ def phase_rows(recorder: HostRecorder, wall_seconds: float) -> list[dict[str, An
     watched = recorder.watched_calls() if isinstance(recorder, CudaEventRecorder) else {}
     rows = []
     for name in sorted(recorder.calls, key=lambda n: PHASE_NAMES.index(n) if n in PHASE_NAMES else len(PHASE_NAMES)):
-        seconds = device.get(name, 0.0)
         calls = recorder.calls[name]
-        row = {"name": name, "label": LABELS.get(name, name), "calls": calls, "seconds": seconds,
-               "host_seconds": recorder.host_seconds[name], "mean_seconds": seconds / calls,
-               "share": seconds / wall_seconds if wall_seconds > 0 else 0.0}
+        row = phase_row(name, LABELS.get(name, name), calls=calls, seconds=device.get(name, 0.0),
+                        host_seconds=recorder.host_seconds[name], wall_seconds=wall_seconds,
+                        samples=samples.get(name, []) if name in STEP_PHASES else None)
         if name in STEP_PHASES:
-            row["samples"] = samples.get(name, [])
             if watched.get(name, calls) < calls:  # sampled CUDA events: seconds scaled from these calls
                 row["watched_calls"] = watched[name]
             if every.get(name, 1) > 1:  # a long run: one call in this many kept (SAMPLES_KEPT at most)
@@ -231,14 +230,12 @@ def phase_rows(recorder: HostRecorder, wall_seconds: float) -> list[dict[str, An
         rows.append(row)
     if recorder.between_seconds > 0:
         between = recorder.between_seconds
-        rows.append({"name": BETWEEN, "label": "instruments' own work (profiler windows)",
-                     "calls": 0, "seconds": between, "host_seconds": between, "mean_seconds": 0.0,
-                     "share": between / wall_seconds if wall_seconds > 0 else 0.0})
+        rows.append(phase_row(BETWEEN, "instruments' own work (profiler windows)", calls=0, seconds=between,
+                              host_seconds=between, wall_seconds=wall_seconds))
     covered = sum(r["host_seconds"] for r in rows)
     rest = max(wall_seconds - covered, 0.0)
-    rows.append({"name": UNCOVERED, "label": "time outside every phase", "calls": 0, "seconds": rest,
-                 "host_seconds": rest, "mean_seconds": 0.0,
-                 "share": rest / wall_seconds if wall_seconds > 0 else 0.0})
+    rows.append(phase_row(UNCOVERED, "time outside every phase", calls=0, seconds=rest, host_seconds=rest,
+                          wall_seconds=wall_seconds))
     return rows
 
 

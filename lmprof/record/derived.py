@@ -4,7 +4,7 @@ Views (``lmprof.views``) and compare (``lmprof.comparison``) both read these,
 so a run's description, its component rows and its step time are computed
 once, below both. The row builders (``epoch_record``, ``phase_row``) are
 what the runner and the speed lab write, so every writer's rows have the
-same keys.
+same keys (the speed lab's epochs and phases have their share and host time too).
 
     >>> phase_row("forward", "forward", calls=2, seconds=0.5, host_seconds=0.5, wall_seconds=2.0)["share"]
     0.25
@@ -31,7 +31,8 @@ def epoch_record(epoch: int, lr: float, batches: int, tokens: int, train_seconds
             s.TOKENS_PER_S: tokens / train_seconds if train_seconds > 0 else None}
 
 
-def validated(record: dict[str, Any], val_loss: float | None, val_ppl: float | None) -> dict[str, Any]:
+def with_validation(record: dict[str, Any], val_loss: float | None, val_ppl: float | None) -> dict[str, Any]:
+    """The epoch's record once validation has run."""
     return {**record, s.VAL_LOSS: val_loss, s.VAL_PPL: val_ppl}
 
 

@@ -17,7 +17,9 @@ import torch.nn as nn
 
 from lmprof.errors import LossNotFinite
 from lmprof.reference.loop import Watch, perplexity, tokens_seen
+from lmprof.record.derived import epoch_record, with_validation
 from lmprof.record.result import RunResult
+from lmprof.record.sections import BATCHES, EPOCH
 
 
 class EpochRecords(Watch):
@@ -44,18 +46,17 @@ class EpochRecords(Watch):
         assert self._train_data is not None
         tokens = tokens_seen(self._train_data, self.bptt, batches)
         self.train_tokens += tokens
-        self._epoch = {"epoch": epoch, "lr": lr, "batches": batches, "tokens": tokens,
-                       "train_seconds": seconds, "tokens_per_s": tokens / seconds}
+        self._epoch = epoch_record(epoch, lr, batches, tokens, seconds)
 
     def validated(self, val_loss: float) -> None:
         """The epoch's record saved (an interrupted run keeps every finished epoch), then told; a NaN stops the run."""
-        record = {**self._epoch, "val_loss": val_loss, "val_ppl": perplexity(val_loss)}
+        record = with_validation(self._epoch, val_loss, perplexity(val_loss))
         self.result.metrics["epochs"].append(record)
         self.result.save(self.folder)
         if self.on_epoch is not None:
             self.on_epoch(record)
         if not math.isfinite(val_loss):
-            raise LossNotFinite(record["epoch"], record["batches"] - 1)
+            raise LossNotFinite(record[EPOCH], record[BATCHES] - 1)
 
     def stopped(self, status: str, message: str = "") -> None:
         self.status, self.message = status, message

@@ -287,6 +287,7 @@ def judge(row: Row, drift_margin: float, overtime: float) -> tuple[str, str]:
 def run_results(ladder: Ladder) -> dict[str, "Any"]:
     """One RunResult per measured row, from its first repeat: epochs (the budget) and forward/backward samples."""
     from lmprof.phases import LABELS
+    from lmprof.record.derived import epoch_record, phase_row, with_validation
     from lmprof.record.result import RunResult
 
     out = {}
@@ -296,12 +297,10 @@ def run_results(ladder: Ladder) -> dict[str, "Any"]:
             continue
         n = min(t.budget_batches, len(t.batch_ends))
         seconds, tokens = t.batch_ends[n - 1], sum(t.batch_tokens[:n])
-        epoch = {"epoch": 1, "lr": t.cfg.lr, "batches": n, "tokens": tokens, "train_seconds": seconds,
-                 "tokens_per_s": tokens / seconds if seconds > 0 else None,
-                 "val_loss": math.log(t.budget_ppl) if t.budget_ppl else None, "val_ppl": t.budget_ppl}
-        phases = [{"name": p, "label": LABELS[p], "calls": len(s), "seconds": sum(s), "mean_seconds":
-                   sum(s) / len(s), "samples": s[:n]} for p, s in (("forward", t.forward), ("backward", t.backward))
-                  if s]
+        epoch = with_validation(epoch_record(1, t.cfg.lr, n, tokens, seconds),
+                                math.log(t.budget_ppl) if t.budget_ppl else None, t.budget_ppl)
+        phases = [phase_row(p, LABELS[p], calls=len(s), seconds=sum(s), host_seconds=sum(s), wall_seconds=seconds,
+                            samples=s[:n]) for p, s in (("forward", t.forward), ("backward", t.backward)) if s]
         status = "diverged" if t.status == "diverged" else "ok"
         out[name.replace("+", "_")] = RunResult(
             command="speedlab", config=t.cfg.to_dict(),
