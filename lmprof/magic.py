@@ -60,11 +60,9 @@ def run_command(argv: Sequence[str]) -> CommandOutput:
     In a notebook, long stages show a live progress bar in the cell instead of log lines.
     """
     from lmprof.cli import main
-    from lmprof.views import progress_notebook
 
     out, err = io.StringIO(), io.StringIO()
-    bar = progress_notebook.enabled() if progress_notebook.in_notebook() else contextlib.nullcontext()
-    with bar, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with _progress_bar(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(argv))
     result = CommandOutput(code, out.getvalue(), err.getvalue())
     if code == 2:
@@ -72,6 +70,18 @@ def run_command(argv: Sequence[str]) -> CommandOutput:
     if code == 130 or code == 143:
         raise KeyboardInterrupt(result.error_line())
     return result
+
+
+def _progress_bar() -> Any:
+    """Where the command's progress shows while its printing is captured: the notebook cell, or the terminal."""
+    import sys
+
+    from lmprof.views import progress, progress_notebook
+
+    if progress_notebook.in_notebook():
+        return progress_notebook.enabled()
+    stream = sys.stderr
+    return progress.progress_on(stream) if hasattr(stream, "isatty") and stream.isatty() else contextlib.nullcontext()
 
 
 def magic_argv(line: str) -> list[str]:

@@ -138,12 +138,29 @@ def sweep_runs_progress(console: "Console", executor_name: str) -> "Iterator[Cal
         yield on_run_end
 
 
+_progress_stream: list[Any] = []  # set by progress_on: a terminal the bar goes to while stdout is captured
+
+
+@contextmanager
+def progress_on(stream: Any) -> Iterator[None]:
+    """While the block runs, a command's progress bar goes to ``stream`` (a terminal) whatever its stdout is
+    (``%lmprof`` in IPython on a terminal captures the command's printing, not its bar)."""
+    previous = list(_progress_stream)
+    _progress_stream[:] = [stream]
+    try:
+        yield
+    finally:
+        _progress_stream[:] = previous
+
+
 def progress_instruments(console: "Console", *, prefix: str = "") -> list[Instrument]:
     """A live display of the run's stages: in a notebook cell, or on a terminal (``prefix``: what runs)."""
     from lmprof.views import progress_notebook
 
     if progress_notebook.active():  # run from a notebook (lmprof.profile(...), %lmprof): a bar in the cell
         return [progress_notebook.NotebookProgress()]
+    if _progress_stream:
+        return [_stderr_bar(_progress_stream[0], prefix)]
     return [StageProgress(console, prefix=prefix)] if console.is_terminal and sys.stdout.isatty() else []
 
 
@@ -154,8 +171,10 @@ def api_progress(prefix: str = "") -> list[Instrument]:
     if progress_notebook.in_notebook():
         return [progress_notebook.NotebookProgress()]
     stream = sys.stderr
-    if not (hasattr(stream, "isatty") and stream.isatty()):
-        return []
+    return [_stderr_bar(stream, prefix)] if hasattr(stream, "isatty") and stream.isatty() else []
+
+
+def _stderr_bar(stream: Any, prefix: str) -> StageProgress:
     from lmprof.views.safe_console import safe_console_class
 
-    return [StageProgress(safe_console_class()(file=stream, highlight=False), prefix=prefix)]
+    return StageProgress(safe_console_class()(file=stream, highlight=False), prefix=prefix)
