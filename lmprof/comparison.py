@@ -40,6 +40,8 @@ from lmprof.drift import DEFAULT_MARGIN
 from lmprof.phases import LABELS, STEP_PHASES
 from lmprof.record.derived import component_label, component_rows, cost_line, run_description
 from lmprof.record.result import RESULT_FILE, RunResult
+from lmprof.record.sections import (BWD_SECONDS, CLIPPED_FRACTION, CUDA_PEAK_BYTES, FLOPS_PER_CALL, RSS_PEAK_BYTES,
+    SAVED_BYTES_PEAK, SELF_CPU_SECONDS, SELF_CUDA_SECONDS, SORT_BY, STEP_FLOPS, TEST_PPL, TRAIN_SECONDS, VAL_PPL)
 
 JSON_FORMAT = "lmprof.compare/1"
 MAX_RUNS = 6
@@ -61,8 +63,8 @@ STEP_ROW = "step"  # the sum of every step phase of one batch
 PLACE_KEYS = ("out", "save")
 ENV_KEYS = ("cpu", "gpu", "threads", "device", "torch", "host")
 LINES_SHOWN = 8
-MEMORY_ROWS = (("saved activations, MiB", "saved_bytes_peak"), ("peak RSS, MiB", "rss_peak_bytes"),
-               ("peak CUDA memory, MiB", "cuda_peak_bytes"))
+MEMORY_ROWS = (("saved activations, MiB", SAVED_BYTES_PEAK), ("peak RSS, MiB", RSS_PEAK_BYTES),
+               ("peak CUDA memory, MiB", CUDA_PEAK_BYTES))
 OPS_SHOWN = 12
 
 BASELINE, FASTER, SLOWER, NOISE = "baseline", "faster", "slower", "within noise"
@@ -327,12 +329,12 @@ def outcome_rows(runs: list[RunResult]) -> list[OutcomeRow]:
     rows = []
     for i in range(max((len(r.epochs) for r in runs), default=0)):
         rows.append(row(f"val ppl (epoch {i + 1})",
-                        [_number(r.epochs[i].get("val_ppl")) if i < len(r.epochs) else None for r in runs]))
-    if any("test_ppl" in r.metrics for r in runs):
-        rows.append(row("test ppl", [_number(r.metrics.get("test_ppl")) for r in runs]))
+                        [_number(r.epochs[i].get(VAL_PPL)) if i < len(r.epochs) else None for r in runs]))
+    if any(TEST_PPL in r.metrics for r in runs):
+        rows.append(row("test ppl", [_number(r.metrics.get(TEST_PPL)) for r in runs]))
     per_batch, rate = [], []
     for r in runs:
-        seconds = sum(float(e.get("train_seconds") or 0.0) for e in r.epochs)
+        seconds = sum(float(e.get(TRAIN_SECONDS) or 0.0) for e in r.epochs)
         batches = sum(int(e.get("batches") or 0) for e in r.epochs)
         tokens = sum(int(e.get("tokens") or 0) for e in r.epochs)
         per_batch.append(1e3 * seconds / batches if batches and seconds > 0 else None)
@@ -348,7 +350,7 @@ def outcome_rows(runs: list[RunResult]) -> list[OutcomeRow]:
             rows.append(row(metric, [r.memory[key] / 2**20 if r.memory.get(key) else None for r in runs]))
     for i in range(max((len(r.gradients.get("epochs", [])) for r in runs), default=0)):  # with gradient statistics
         rows.append(row(f"batches clipped (epoch {i + 1})",
-                        [_number(r.gradients["epochs"][i].get("clipped_fraction"))
+                        [_number(r.gradients["epochs"][i].get(CLIPPED_FRACTION))
                          if i < len(r.gradients.get("epochs", [])) else None for r in runs]))
     return rows
 
@@ -460,9 +462,9 @@ def flop_rows(runs: list[RunResult], phases: list[PhaseRow]) -> list[FlopRow]:
 
 def _flops_per_call(result: RunResult, name: str) -> float | None:
     for row in result.flops.get("phases", []):
-        if row.get("name") == name and row.get("flops_per_call"):
-            return float(row["flops_per_call"])
-    step = result.flops.get("step_flops", {}).get(name)
+        if row.get("name") == name and row.get(FLOPS_PER_CALL):
+            return float(row[FLOPS_PER_CALL])
+    step = result.flops.get(STEP_FLOPS, {}).get(name)
     return float(step) if step else None
 
 
@@ -520,7 +522,7 @@ def backward_by_statement(runs: list[RunResult], qualname: str) -> dict[str, lis
         for row in s["lines"]:
             text = str(row.get("source", "")).strip()
             seen[text] += 1
-            values[text if seen[text] == 1 else f"{text} #{seen[text]}"] = float(row.get("bwd_seconds") or 0.0)
+            values[text if seen[text] == 1 else f"{text} #{seen[text]}"] = float(row.get(BWD_SECONDS) or 0.0)
         per_run.append(values)
     return {text: [v.get(text) for v in per_run] for text in per_run[0]}
 
@@ -529,8 +531,8 @@ def op_rows(runs: list[RunResult], shown: int = OPS_SHOWN) -> tuple[list[OpRow],
     """When every run was traced: the top operators by self time per traced step, side by side."""
     if not all(r.ops.get("rows") for r in runs):
         return [], ""
-    by_cuda = all(r.ops.get("sort_by") == "self_cuda" for r in runs)
-    key = "self_cuda_seconds" if by_cuda else "self_cpu_seconds"
+    by_cuda = all(r.ops.get(SORT_BY) == "self_cuda" for r in runs)
+    key = SELF_CUDA_SECONDS if by_cuda else SELF_CPU_SECONDS
     per_step: list[dict[str, float]] = []
     for r in runs:
         steps = max(int(r.ops.get("steps") or 1), 1)

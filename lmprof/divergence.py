@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
+from lmprof.record.sections import TEST_PPL, VAL_PPL, VOCAB_SIZE
 
 DIVERGED = "diverged"
 NOT_CONVERGED = "not converged"
@@ -99,10 +100,10 @@ def advice(config: Mapping[str, Any], status: str) -> str:
 
 def judge(config: Mapping[str, Any], metrics: Mapping[str, Any]) -> Judgement | None:
     """The rule applied to one run's record (result.json's config and metrics); None when it learned."""
-    vocab = metrics.get("ntokens") or metrics.get("vocab_size")
+    vocab = metrics.get("ntokens") or metrics.get(VOCAB_SIZE)
     vocab = int(vocab) if isinstance(vocab, (int, float)) and vocab > 0 else None
     epochs = [e for e in metrics.get("epochs") or [] if isinstance(e, Mapping)]
-    val = [_finite(e.get("val_ppl")) for e in epochs if "val_ppl" in e]
+    val = [_finite(e.get(VAL_PPL)) for e in epochs if VAL_PPL in e]
     uniform = (f"the vocabulary size {vocab:,} (what a uniform guess scores)" if vocab else "the vocabulary size")
     if metrics.get("status") == DIVERGED:
         said = str(metrics.get("message") or "the loss became NaN or infinite; the loop stopped")
@@ -113,7 +114,7 @@ def judge(config: Mapping[str, Any], metrics: Mapping[str, Any]) -> Judgement | 
         else:
             why = f"validation perplexity {_ppl(val[-1])} at epoch {len(val)} is above {uniform}"
         return Judgement(DIVERGED, why, advice(config, DIVERGED))
-    last = val[-1] if val else _finite(metrics.get("test_ppl"))
+    last = val[-1] if val else _finite(metrics.get(TEST_PPL))
     which = "validation" if val else "test"
     if vocab and last is not None and last > vocab and metrics.get("status", "ok") in ("ok", "interrupted"):
         why = (f"{which} perplexity {_ppl(last)} after its only epoch is {last / vocab:,.1f}× {uniform}; "

@@ -19,15 +19,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lmprof.phases import LABELS, STEP_PHASES
+from lmprof.record.sections import (CORPUS_TOKENS, CUDA_PEAK_BYTES, FULL_BATCHES_PER_EPOCH, RSS_PEAK_BYTES, TEST_PPL,
+    TOKENS_PER_S, TRAIN_SECONDS, TRAIN_TOKENS, VAL_PPL)
 
 # (key, label, what it is): the measures the class view shows per cohort
 MEASURES: tuple[tuple[str, str, str], ...] = (
     ("ms_per_batch", "ms/batch", "training time per batch, as measured"),
-    ("tokens_per_s", "tokens/s", "training tokens per second, as measured"),
+    (TOKENS_PER_S, "tokens/s", "training tokens per second, as measured"),
     ("ref_steps_per_batch", "ref steps/batch", "calibrated: a batch's time in this machine's reference steps"),
     ("tokens_per_ref_step", "tokens/ref step", "calibrated: tokens trained in one reference step's time"),
     ("valid_ppl", "valid ppl", "the last epoch's validation perplexity"),
-    ("test_ppl", "test ppl", "the test perplexity"),
+    (TEST_PPL, "test ppl", "the test perplexity"),
     ("memory_peak_mib", "memory peak MiB", "CUDA peak, else the process's resident peak (--memory)"),
 )
 SHARE_PHASES = ("data", "forward", "loss", "backward", "clip", "update", "logging")
@@ -97,10 +99,10 @@ def cohort_of(environment: dict[str, Any], packing: dict[str, Any]) -> tuple[str
 
 def full_batches(result: Any) -> int | None:
     """Batches a whole epoch has: from the phase summary, else from the corpus size, batch size and bptt."""
-    n = _number(result.phase_summary.get("full_batches_per_epoch"))
+    n = _number(result.phase_summary.get(FULL_BATCHES_PER_EPOCH))
     if n:
         return int(n)
-    tokens = result.metrics.get("corpus_tokens") or {}
+    tokens = result.metrics.get(CORPUS_TOKENS) or {}
     train, bsz, bptt = (_number(x) for x in (tokens.get("train"), result.config.get("batch_size"),
                                              result.config.get("bptt")))
     if not (train and bsz and bptt):
@@ -120,20 +122,20 @@ def run_row(name: str, source: str, result: Any, packing: dict[str, Any], calibr
     m = result.metrics
     epochs = [e for e in m.get("epochs", []) if isinstance(e, dict)]
     batches = sum(int(_number(e.get("batches")) or 0) for e in epochs)
-    seconds = sum(_number(e.get("train_seconds")) or 0.0 for e in epochs)
-    tokens = sum(_number(e.get("tokens")) or 0.0 for e in epochs) or (_number(m.get("train_tokens")) or 0.0)
+    seconds = sum(_number(e.get(TRAIN_SECONDS)) or 0.0 for e in epochs)
+    tokens = sum(_number(e.get("tokens")) or 0.0 for e in epochs) or (_number(m.get(TRAIN_TOKENS)) or 0.0)
     ms = 1000 * seconds / batches if batches and seconds else None
     rate = tokens / seconds if seconds and tokens else None
     step = _number((calibration.get("reference_step") or {}).get("seconds"))
     cohort, device = cohort_of(result.environment, packing)
     memory = result.memory
-    peak = _number(memory.get("cuda_peak_bytes")) or _number(memory.get("rss_peak_bytes"))
+    peak = _number(memory.get(CUDA_PEAK_BYTES)) or _number(memory.get(RSS_PEAK_BYTES))
     values: dict[str, float | None] = {
-        "ms_per_batch": ms, "tokens_per_s": rate,
+        "ms_per_batch": ms, TOKENS_PER_S: rate,
         "ref_steps_per_batch": ms / (1000 * step) if ms and step else None,
         "tokens_per_ref_step": rate * step if rate and step else None,
-        "valid_ppl": _number(epochs[-1].get("val_ppl")) if epochs else None,
-        "test_ppl": _number(m.get("test_ppl")),
+        "valid_ppl": _number(epochs[-1].get(VAL_PPL)) if epochs else None,
+        TEST_PPL: _number(m.get(TEST_PPL)),
         "memory_peak_mib": peak / 2**20 if peak else None,
     }
     values.update({f"share:{k}": v for k, v in step_shares(result.phases).items()})

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from lmprof.classroom.cohorts import SHARE_PHASES, RunRow, measure_label
+from lmprof.record.sections import SAVED_BYTES_PER_BATCH, TEST_PPL, VAL_PPL
 
 GROWTH_RATIO = 1.5  # last quarter of the first epoch against its first quarter (warm-up left out)
 GROWTH_RANK = 0.6  # and the series rises steadily with the batch index (Spearman)
@@ -94,7 +95,7 @@ def no_repackage(c: Context) -> str | None:
         if g and g[0] >= GROWTH_RATIO and g[1] >= GROWTH_RANK:
             found.append(f"{name} time per batch grows {g[0]:.1f}x over the first epoch (rank corr. {g[1]:.2f})")
             break
-    g = growth(_first_epoch(c.result, list(c.result.memory.get("saved_bytes_per_batch") or [])))
+    g = growth(_first_epoch(c.result, list(c.result.memory.get(SAVED_BYTES_PER_BATCH) or [])))
     if g and g[0] >= GROWTH_RATIO and g[1] >= GROWTH_RANK:
         found.append(f"saved activations grow {g[0]:.1f}x")
     if not found:
@@ -139,8 +140,8 @@ def diverged(c: Context) -> str | None:
     if c.result.status == "diverged":
         return f"diverged: the loss stopped being a number{lr}"
     epochs = [e for e in m.get("epochs", []) if isinstance(e, dict)]
-    for label, value, present in (("valid ppl", epochs[-1].get("val_ppl") if epochs else None, bool(epochs)),
-                                  ("test ppl", m.get("test_ppl"), "test_ppl" in m)):
+    for label, value, present in (("valid ppl", epochs[-1].get(VAL_PPL) if epochs else None, bool(epochs)),
+                                  ("test ppl", m.get(TEST_PPL), TEST_PPL in m)):
         if not present:
             continue
         if value is None or not math.isfinite(float(value)):

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 from lmprof.classroom.cohorts import RunRow, measure_keys, place_in_cohorts, run_row
 from lmprof.classroom.detectors import DETECTORS, Context, diverged
 from lmprof.errors import UsageError, did_you_mean
+from lmprof.record.sections import FULL_BATCHES_PER_EPOCH
 
 MAX_INPUTS = 5000  # files a class may hold: past it, a folder is not a class's hand-ins
 
@@ -51,7 +52,7 @@ class ClassSummary:
     def to_json(self) -> str:
         return json.dumps({
             "runs": [{"name": r.name, "source": r.source, "cohort": r.cohort, "device": r.device, "status": r.status,
-                      "config": r.config, "batches": r.batches, "full_batches_per_epoch": r.full_batches_per_epoch,
+                      "config": r.config, "batches": r.batches, FULL_BATCHES_PER_EPOCH: r.full_batches_per_epoch,
                       "values": r.values, "positions": r.positions, "robust_z": r.z,
                       "flags": {f.detector: f.evidence for f in self.flags_by_run.get(r.name, [])}} for r in self.rows],
             "cohorts": {name: len(members) for name, members in self.cohorts.items()},
@@ -61,7 +62,7 @@ class ClassSummary:
     def to_csv(self) -> str:
         keys = measure_keys()
         head = ["name", "source", "cohort", "device", "status", "model", "emsize", "nhid", "nlayers", "epochs", "lr",
-                "tied", "seed", "batches", "full_batches_per_epoch", *keys, "ms_per_batch_percentile",
+                "tied", "seed", "batches", FULL_BATCHES_PER_EPOCH, *keys, "ms_per_batch_percentile",
                 "ms_per_batch_robust_z", "flags", "evidence"]
         out = io.StringIO()
         writer = csv.writer(out)

@@ -21,12 +21,16 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
+from lmprof.record.sections import (ACCUMULATE_SECONDS, ATTRIBUTED_BACKWARD_SECONDS, BACKWARD_OP_SECONDS,
+    BACKWARD_SECONDS, BWD_FWD_RATIO, BWD_LAUNCH_SECONDS, BWD_SECONDS, COMPONENTS_SHARE, CONSISTENT_WITHIN,
+    COUNTED_ON, FORWARD_SECONDS, FWD_DEVICE_SECONDS, FWD_LAUNCH_SECONDS, MAX_POINTS, POINTS_ALLOWED,
+    SHARED_PARAMETERS, STEP_SECONDS, STEP_SHARE)
 
 PHASE_PREFIX = "lmprof-phase:"  # a step phase's window: lmprof-phase:backward
 LINE_PREFIX = "lmprof-line:"  # a torch call made from line N of forward: lmprof-line:61
 GRAD_PREFIX = "lmprof-grad:"  # a parameter's gradient accumulation: lmprof-grad:encoder.weight
 ENGINE_PREFIX = "autograd::engine::evaluate_function: "  # the engine's event around one node's work
-CONSISTENT_WITHIN = 0.02  # attributed backward vs the backward phase's operator time
+CONSISTENCY_TOLERANCE = 0.02  # attributed backward vs the backward phase's operator time
 AGREE_POINTS = 5.0  # per component, share points between this attribution and --components
 NODES_KEPT = 3  # the costliest backward nodes named per line
 
@@ -84,24 +88,24 @@ class Attribution:
         for line in lines:
             fwd, bwd = self.fwd.get(line, 0.0) / n, self.bwd.get(line, 0.0) / n
             row: dict[str, Any] = {
-                "line": line, "source": texts.get(line, ""), "fwd_device_seconds": fwd, "bwd_seconds": bwd,
-                "bwd_fwd_ratio": bwd / fwd if fwd > 0 else None, "step_share": (fwd + bwd) / step if step else 0.0,
-                "accumulate_seconds": self.accumulate.get(line, 0.0) / n,
+                "line": line, "source": texts.get(line, ""), FWD_DEVICE_SECONDS: fwd, BWD_SECONDS: bwd,
+                BWD_FWD_RATIO: bwd / fwd if fwd > 0 else None, STEP_SHARE: (fwd + bwd) / step if step else 0.0,
+                ACCUMULATE_SECONDS: self.accumulate.get(line, 0.0) / n,
                 "nodes": [name for name, _ in sorted(self.nodes.get(line, {}).items(), key=lambda kv: -kv[1])][:NODES_KEPT]}
             if device == "cuda":  # what a host clock sees of the same operators: their launches
-                row["fwd_launch_seconds"] = self.fwd_launch.get(line, 0.0) / n
-                row["bwd_launch_seconds"] = self.bwd_launch.get(line, 0.0) / n
+                row[FWD_LAUNCH_SECONDS] = self.fwd_launch.get(line, 0.0) / n
+                row[BWD_LAUNCH_SECONDS] = self.bwd_launch.get(line, 0.0) / n
             rows.append(row)
         outside = [{"name": name, "label": OUTSIDE.get(name, (STEP_LABELS.get(name, name), "step"))[0],
                     "part": OUTSIDE.get(name, ("", "step"))[1], "seconds": seconds / n,
-                    "step_share": seconds / n / step if step else 0.0}
+                    STEP_SHARE: seconds / n / step if step else 0.0}
                    for name, seconds in self.outside.items() if seconds > 0]
         return {**about, "device": device, "batches": batches,
                 "clock": "kernel time (CUDA); launch time beside it" if device == "cuda" else "operator self time (CPU)",
-                "lines": rows, "outside": outside, "step_seconds": step, "backward_op_seconds": phase,
-                "attributed_backward_seconds": attributed,
+                "lines": rows, "outside": outside, STEP_SECONDS: step, BACKWARD_OP_SECONDS: phase,
+                ATTRIBUTED_BACKWARD_SECONDS: attributed,
                 "consistency": attributed / phase if phase > 0 else None,
-                "consistent_within": CONSISTENT_WITHIN, "shared_parameters": self.shared}
+                CONSISTENT_WITHIN: CONSISTENCY_TOLERANCE, SHARED_PARAMETERS: self.shared}
 
 
 def _windows(ops: list[Op]) -> tuple[list[float], list[tuple[float, float, str]]]:
@@ -181,7 +185,7 @@ def attribute(ops: list[Op], param_lines: dict[str, list[int]]) -> Attribution:
             _backward(out, op, kind, what, creators, param_lines)
         else:
             out.outside[phase] += op.self_seconds
-    out.shared = [{"name": name, "lines": lines, "counted_on": lines[0]}
+    out.shared = [{"name": name, "lines": lines, COUNTED_ON: lines[0]}
                   for name, lines in param_lines.items() if len(lines) > 1]
     return out
 
@@ -255,8 +259,8 @@ def component_agreement(section: dict[str, Any], components: dict[str, Any]) -> 
     comp = {r["name"]: r for r in components.get("rows", []) if r.get("name") != "loss"}
     groups = line_components(section.get("lines", []), set(comp))
     rows = []
-    for direction, mine_key, theirs_key in (("fwd", "fwd_device_seconds", "forward_seconds"),
-                                            ("bwd", "bwd_seconds", "backward_seconds")):
+    for direction, mine_key, theirs_key in (("fwd", FWD_DEVICE_SECONDS, FORWARD_SECONDS),
+                                            ("bwd", BWD_SECONDS, BACKWARD_SECONDS)):
         mine: dict[str, float] = defaultdict(float)
         for row in section.get("lines", []):
             if row["line"] in groups:
@@ -266,6 +270,6 @@ def component_agreement(section: dict[str, Any], components: dict[str, Any]) -> 
         for g in mine:
             rows.append({"components": g, "direction": direction,
                          "share": mine[g] / mine_total if mine_total else 0.0,
-                         "components_share": theirs[g] / theirs_total if theirs_total else 0.0})
-    gap = max((abs(r["share"] - r["components_share"]) * 100 for r in rows), default=0.0)
-    return {"rows": rows, "max_points": gap, "within": gap <= AGREE_POINTS, "points_allowed": AGREE_POINTS}
+                         COMPONENTS_SHARE: theirs[g] / theirs_total if theirs_total else 0.0})
+    gap = max((abs(r["share"] - r[COMPONENTS_SHARE]) * 100 for r in rows), default=0.0)
+    return {"rows": rows, MAX_POINTS: gap, "within": gap <= AGREE_POINTS, POINTS_ALLOWED: AGREE_POINTS}

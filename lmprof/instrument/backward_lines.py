@@ -46,6 +46,7 @@ from lmprof.instrument.backward_attribution import (GRAD_PREFIX, LINE_PREFIX, PH
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.instrument.sampling import run_every
 from lmprof.phases import STEP_PHASES
+from lmprof.record.sections import COMPONENTS_AGREEMENT, FIRST_BATCH, FIRST_LINE, WATCHED_BATCHES
 
 if TYPE_CHECKING:
     from lmprof.record.result import RunResult
@@ -275,7 +276,7 @@ class BackwardLineInstrument(Instrument):
                             parent=None if o.parent is None else o.parent + offset) for o in more]
         result.backward_lines = self.section(ops)
         if result.components.get("rows"):
-            result.backward_lines["components_agreement"] = component_agreement(result.backward_lines,
+            result.backward_lines[COMPONENTS_AGREEMENT] = component_agreement(result.backward_lines,
                                                                                 result.components)
 
     def section(self, ops: list[Op]) -> dict[str, Any]:
@@ -288,9 +289,9 @@ class BackwardLineInstrument(Instrument):
         return found.section(
             batches=self.rec.batches, texts=texts, device=self.device,
             about={"function": "forward", "qualname": self.function.__qualname__,
-                   "file": relative_file(self.function.__code__.co_filename), "first_line": first_line,
-                   "first_batch": self.rec.first if self.every <= 1 else 1, "sample_every": self.every,
-                   "watched_batches": [self.rec.first + i if self.every <= 1 else 1 + i * self.every
+                   "file": relative_file(self.function.__code__.co_filename), FIRST_LINE: first_line,
+                   FIRST_BATCH: self.rec.first if self.every <= 1 else 1, "sample_every": self.every,
+                   WATCHED_BATCHES: [self.rec.first + i if self.every <= 1 else 1 + i * self.every
                                        for i in range(len(self.rec.finished))]})
 
 

@@ -34,6 +34,7 @@ from typing import Any, Callable
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.instrument.cuda_events import EventPool
 from lmprof.record.result import RunResult
+from lmprof.record.sections import BACKWARD_SECONDS, FORWARD_SECONDS, WARMUP_STEPS
 
 Clock = Callable[[], float]
 LOG_SOFTMAX = "log_softmax"
@@ -278,16 +279,16 @@ class ComponentInstrument(Instrument):
         rows = []
         for name, kind in self.order:
             rows.append({"name": name, "module": kind, "calls": self.calls[("train", name)],
-                         "forward_seconds": self.seconds[("train", "forward", name)],
-                         "backward_seconds": self.seconds[("train", "backward", name)]})
+                         FORWARD_SECONDS: self.seconds[("train", "forward", name)],
+                         BACKWARD_SECONDS: self.seconds[("train", "backward", name)]})
         evaluation = [{"name": name, "module": kind, "calls": self.calls[("evaluate", name)],
-                       "forward_seconds": self.seconds[("evaluate", "forward", name)]}
+                       FORWARD_SECONDS: self.seconds[("evaluate", "forward", name)]}
                       for name, kind in self.order if self.calls[("evaluate", name)]]
         return {
             "clock": "cuda events" if self.cuda else "host",
             "model": self.model_kind,
             "steps": max(self.steps - self.warmup, 0),  # training steps in the totals
-            "warmup_steps": min(self.warmup, self.steps),
+            WARMUP_STEPS: min(self.warmup, self.steps),
             "rows": rows,  # training steps, forward order; backward runs them in reverse
             "phases": {name: self.seconds[("train", "phase", name)] for name in TIMED_PHASES},
             "evaluation": evaluation,  # forward only, no gradients; kept apart from training

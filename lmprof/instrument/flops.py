@@ -36,6 +36,8 @@ from typing import Any, Callable
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.phases import LABELS
 from lmprof.record.result import RunResult
+from lmprof.record.sections import (COUNTED_ON, FLOPS_PER_CALL, GFLOPS_PER_S, LENGTH_SCALE, MEAN_SECONDS,
+    SHARE_OF_PEAK, STEP_FLOPS, TRAIN_TOKENS)
 
 PEAK_FILE = "matmul-peak.json"
 PEAK_MAX_AGE = 24 * 3600.0  # seconds: a day-old peak is measured again (load, clocks and torch change)
@@ -50,10 +52,10 @@ def count_step_flops(cfg: Any, ntokens: int) -> dict[str, Any]:
     with torch.random.fork_rng(devices=[]):
         try:
             counts = _count_on(torch.device("meta"), cfg, ntokens)
-            counts["counted_on"] = "meta"
+            counts[COUNTED_ON] = "meta"
         except (RuntimeError, NotImplementedError):
             counts = _count_on(torch.device("cpu"), cfg, ntokens)
-            counts["counted_on"] = "cpu"
+            counts[COUNTED_ON] = "cpu"
     return counts
 
 
@@ -206,7 +208,7 @@ def achieved(step: dict[str, Any], phase_rows: dict[str, dict[str, Any]], metric
     tokens that full-length steps would have held.
     """
     batches = sum(int(e.get("batches", 0)) for e in metrics.get("epochs", []))
-    tokens = int(metrics.get("train_tokens") or 0)
+    tokens = int(metrics.get(TRAIN_TOKENS) or 0)
     scale = tokens / (batches * tokens_per_full_step) if batches and tokens else 1.0
     peak_gflops = float(peak.get("gflops") or 0.0)
     phases = []
@@ -217,9 +219,9 @@ def achieved(step: dict[str, Any], phase_rows: dict[str, dict[str, Any]], metric
         mean = row["seconds"] / row["calls"]
         flops = step[name] * scale
         gflops = flops / mean / 1e9
-        phases.append({"name": name, "label": LABELS[name], "flops_per_call": flops, "mean_seconds": mean,
-                       "gflops_per_s": gflops, "share_of_peak": gflops / peak_gflops if peak_gflops else None})
-    return {"method": f"torch.utils.flop_counter, one step on the {step.get('counted_on', 'meta')} device "
+        phases.append({"name": name, "label": LABELS[name], FLOPS_PER_CALL: flops, MEAN_SECONDS: mean,
+                       GFLOPS_PER_S: gflops, SHARE_OF_PEAK: gflops / peak_gflops if peak_gflops else None})
+    return {"method": f"torch.utils.flop_counter, one step on the {step.get(COUNTED_ON, 'meta')} device "
                       "(matrix products only)",
-            "step_flops": {k: step[k] for k in FLOP_PHASES}, "length_scale": scale,
+            STEP_FLOPS: {k: step[k] for k in FLOP_PHASES}, LENGTH_SCALE: scale,
             "peak": peak, "phases": phases}

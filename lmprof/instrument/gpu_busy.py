@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.phases import STEP_PHASES
+from lmprof.record.sections import GPU_BUSY
 
 if TYPE_CHECKING:
     from lmprof.record.result import RunResult
@@ -198,7 +199,7 @@ class GpuBusyInstrument(Instrument):
     the phases' times.
     """
 
-    name = "gpu_busy"
+    name = GPU_BUSY
     outermost = True
     sampled = True  # with a Sampler: hears only the watched batches (see BusyRecorder)
 
@@ -240,10 +241,10 @@ class GpuBusyInstrument(Instrument):
         for row in result.phases:
             b = busy.get(row.get("name", ""))
             if b is not None and b["window_seconds"] > 0:
-                row["gpu_busy"] = b["busy"]
+                row[GPU_BUSY] = b["busy"]
                 row["regime"] = regime(b["busy"])
         watched = max((int(b["windows"]) for b in busy.values()), default=0)
-        result.phase_summary["gpu_busy"] = {
+        result.phase_summary[GPU_BUSY] = {
             "batches": watched,
             "method": "kernel time inside each phase's window over the window, from a torch.profiler session "
                       "on a few batches with a synchronisation at each phase's start and end",

@@ -28,6 +28,8 @@ from lmprof.errors import UsageError, did_you_mean
 from lmprof.instrument.base import Instrument, RunContext
 from lmprof.record.files import LINES_FILE
 from lmprof.record.result import RunResult
+from lmprof.record.sections import (EVALUATION_CALLS, FIRST_LINE, SHARE_OF_RUN, TOTAL_SECONDS, TRAINING_CALLS,
+    WALL_SECONDS)
 from lmprof.record.sections import LINE_UNITS
 
 ALL = "all"
@@ -101,8 +103,8 @@ def function_record(name: str, func: Callable[..., Any], timings: dict[int, tupl
     # The first line that ran after the signature runs once per call (nothing loops before it).
     calls = next((r["hits"] for r in lines if r["hits"] and r["line"] > func.__code__.co_firstlineno), 0)
     return {"name": name, "qualname": func.__qualname__, "file": relative_file(func.__code__.co_filename),
-            "first_line": first_line, "calls": calls, "total_seconds": total,
-            "share_of_run": total / wall_seconds if wall_seconds > 0 else 0.0, "lines": lines}
+            FIRST_LINE: first_line, "calls": calls, TOTAL_SECONDS: total,
+            SHARE_OF_RUN: total / wall_seconds if wall_seconds > 0 else 0.0, "lines": lines}
 
 
 class PhaseCounter:
@@ -126,7 +128,7 @@ class PhaseCounter:
 def split_calls(record: dict[str, Any], training_calls: int) -> None:
     """Add training_calls and evaluation_calls to a shared function's record (line_profiler cannot split its lines)."""
     training = min(training_calls, int(record["calls"]))
-    record["training_calls"], record["evaluation_calls"] = training, int(record["calls"]) - training
+    record[TRAINING_CALLS], record[EVALUATION_CALLS] = training, int(record["calls"]) - training
 
 
 class LineInstrument(Instrument):
@@ -196,7 +198,7 @@ class LineInstrument(Instrument):
         # What LineStats.to_file writes, written atomically.
         write_bytes_atomic(Path(run_dir) / LINES_FILE, pickle.dumps(stats, pickle.HIGHEST_PROTOCOL))
         by_code = {(Path(filename).resolve(), first): rows for (filename, first, _), rows in stats.timings.items()}
-        wall = float(result.metrics.get("wall_seconds") or 0.0)
+        wall = float(result.metrics.get(WALL_SECONDS) or 0.0)
         records = []
         for name, func in self.functions.items():
             code = func.__code__

@@ -27,6 +27,9 @@ from lmprof.instrument.base import Instrument, RunContext
 from lmprof.instrument.memory_readers import CudaMemory, ProcMemory, peak_rss, torch_cuda_memory  # noqa: F401 (re-exported)
 from lmprof.record.files import MEMORY_SNAPSHOT_FILE
 from lmprof.record.result import RunResult
+from lmprof.record.sections import (CUDA_ALLOCATED_PER_BATCH, CUDA_PEAK_BYTES, GRAD_BYTES, OPTIMIZER_BYTES,
+    PARAM_BYTES, RSS_PEAK_BYTES, RSS_PEAK_SCOPE, RSS_PER_BATCH, SAVED_BYTES_BY_MODULE, SAVED_BYTES_PEAK,
+    SAVED_BYTES_PER_BATCH)
 
 SNAPSHOT_FILE = MEMORY_SNAPSHOT_FILE
 SAVING_PHASES = ("forward", "loss")
@@ -192,10 +195,10 @@ class MemoryRecorder:
         self._open.pop()
         peaks = self.phase_peaks[name]
         rss = self.proc.peak() if self.rss_peak_ok else self.proc.rss()
-        peaks["rss_peak_bytes"] = max(peaks.get("rss_peak_bytes", 0), rss)
+        peaks[RSS_PEAK_BYTES] = max(peaks.get(RSS_PEAK_BYTES, 0), rss)
         if self.cuda is not None:
             allocated, peak = self.cuda.read()  # one allocator query per boundary
-            peaks["cuda_peak_bytes"] = max(peaks.get("cuda_peak_bytes", 0), peak)
+            peaks[CUDA_PEAK_BYTES] = max(peaks.get(CUDA_PEAK_BYTES, 0), peak)
             peaks["cuda_allocated_bytes"] = self._allocated = allocated
         if name == "loss":
             self._end_of_batch()
@@ -214,20 +217,20 @@ class MemoryRecorder:
     def summary(self) -> dict[str, Any]:
         params = param_bytes(self.model) if self.model is not None else 0
         out: dict[str, Any] = {
-            "saved_bytes_peak": max(self.batch_saved, default=0),
-            "saved_bytes_by_module": self.by_role,
-            "saved_bytes_per_batch": self.batch_saved,
-            "param_bytes": params,
-            "grad_bytes": self.grad_bytes,
-            "optimizer_bytes": self.optimizer_bytes,
-            "rss_peak_bytes": max([peak_rss(), *(v.get("rss_peak_bytes", 0) for v in self.phase_peaks.values())]),
-            "rss_per_batch": self.batch_rss,
-            "rss_peak_scope": "phase" if self.proc.clear is not None else "process",
+            SAVED_BYTES_PEAK: max(self.batch_saved, default=0),
+            SAVED_BYTES_BY_MODULE: self.by_role,
+            SAVED_BYTES_PER_BATCH: self.batch_saved,
+            PARAM_BYTES: params,
+            GRAD_BYTES: self.grad_bytes,
+            OPTIMIZER_BYTES: self.optimizer_bytes,
+            RSS_PEAK_BYTES: max([peak_rss(), *(v.get(RSS_PEAK_BYTES, 0) for v in self.phase_peaks.values())]),
+            RSS_PER_BATCH: self.batch_rss,
+            RSS_PEAK_SCOPE: "phase" if self.proc.clear is not None else "process",
             "phases": {name: dict(v) for name, v in self.phase_peaks.items()},
         }
         if self.cuda is not None:
-            out["cuda_allocated_per_batch"] = self.batch_cuda
-            out["cuda_peak_bytes"] = max((v.get("cuda_peak_bytes", 0) for v in self.phase_peaks.values()), default=0)
+            out[CUDA_ALLOCATED_PER_BATCH] = self.batch_cuda
+            out[CUDA_PEAK_BYTES] = max((v.get(CUDA_PEAK_BYTES, 0) for v in self.phase_peaks.values()), default=0)
         return out
 
 

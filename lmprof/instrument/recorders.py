@@ -25,6 +25,8 @@ from lmprof.instrument.cuda_events import EventPool
 from lmprof.phases import BETWEEN, LABELS, PHASE_NAMES, STEP_PHASES, UNCOVERED
 from lmprof.record.derived import phase_row
 from lmprof.record.result import RunResult
+from lmprof.record.sections import (FULL_BATCHES_PER_EPOCH, HOST_SECONDS, SAMPLES_EVERY, TRAIN_COVERAGE,
+    TRAIN_SECONDS, WALL_SECONDS, WATCHED_CALLS)
 
 Clock = Callable[[], float]
 SAMPLES_KEPT = 4096  # per phase: 40 WikiText-2 epochs made ~1M floats; a bootstrap needs a few thousand
@@ -224,15 +226,15 @@ def phase_rows(recorder: HostRecorder, wall_seconds: float) -> list[dict[str, An
                         samples=samples.get(name, []) if name in STEP_PHASES else None)
         if name in STEP_PHASES:
             if watched.get(name, calls) < calls:  # sampled CUDA events: seconds scaled from these calls
-                row["watched_calls"] = watched[name]
+                row[WATCHED_CALLS] = watched[name]
             if every.get(name, 1) > 1:  # a long run: one call in this many kept (SAMPLES_KEPT at most)
-                row["samples_every"] = every[name]
+                row[SAMPLES_EVERY] = every[name]
         rows.append(row)
     if recorder.between_seconds > 0:
         between = recorder.between_seconds
         rows.append(phase_row(BETWEEN, "instruments' own work (profiler windows)", calls=0, seconds=between,
                               host_seconds=between, wall_seconds=wall_seconds))
-    covered = sum(r["host_seconds"] for r in rows)
+    covered = sum(r[HOST_SECONDS] for r in rows)
     rest = max(wall_seconds - covered, 0.0)
     rows.append(phase_row(UNCOVERED, "time outside every phase", calls=0, seconds=rest, host_seconds=rest,
                           wall_seconds=wall_seconds))
@@ -274,18 +276,18 @@ class PhaseInstrument(Instrument):
         assert self.rec is not None
         wall = self.stopped - self.started
         result.phases = phase_rows(self.rec, wall)
-        train_seconds = sum(e.get("train_seconds", 0.0) for e in result.metrics.get("epochs", []))
+        train_seconds = sum(e.get(TRAIN_SECONDS, 0.0) for e in result.metrics.get("epochs", []))
         # the step phases, and the named instruments' work between them (BETWEEN), are train()'s known time
-        step_host = sum(r["host_seconds"] for r in result.phases if r["name"] in (*STEP_PHASES, BETWEEN))
+        step_host = sum(r[HOST_SECONDS] for r in result.phases if r["name"] in (*STEP_PHASES, BETWEEN))
         result.phase_summary = {
             "clock": self.rec.clock_name,
-            "wall_seconds": wall,
-            "train_seconds": train_seconds,
+            WALL_SECONDS: wall,
+            TRAIN_SECONDS: train_seconds,
             # share of train()'s wall time that the step phases explain (host clock on both sides)
-            "train_coverage": step_host / train_seconds if train_seconds > 0 else None,
+            TRAIN_COVERAGE: step_host / train_seconds if train_seconds > 0 else None,
             # a whole epoch's batch count, and whether --max-batches / --dry-run (or Ctrl-C) cut training
             # short: views project a cut run's shares to whole epochs (lmprof.views.projection)
-            "full_batches_per_epoch": self.full_batches_per_epoch,
+            FULL_BATCHES_PER_EPOCH: self.full_batches_per_epoch,
             "cut": self._cut(result),
         }
 

@@ -32,6 +32,7 @@ import time
 from typing import Any, Callable, Sequence
 
 from lmprof.phases import STEP_PHASES
+from lmprof.record.sections import BARE_MS_PER_BATCH, BARE_TOKENS_PER_S, GPU_BUSY, RUN_COST, WATCHED_MS_PER_BATCH
 
 Clock = Callable[[], float]
 DEFAULT_EVERY_CUDA = 16  # a 2.1x watched step costs the run 1 + 1.1/16 = 7%: within the 1.10 targets
@@ -155,15 +156,15 @@ def overhead_section(every: int, names: Sequence[str], bare: Sequence[float], wa
     bare_ms = 1000 * statistics.median(bare) if bare else None
     watched_ms = 1000 * statistics.median(watched) if watched else None
     if bare_ms is not None:
-        out["bare_ms_per_batch"] = bare_ms
+        out[BARE_MS_PER_BATCH] = bare_ms
     if watched_ms is not None:
-        out["watched_ms_per_batch"] = watched_ms
+        out[WATCHED_MS_PER_BATCH] = watched_ms
     if bare_ms and watched_ms is not None:
         out["ratio"] = watched_ms / bare_ms
-        out["run_cost"] = (out["ratio"] - 1) * len(watched) / max(batches, 1)  # +0.04: the run took 4% longer
+        out[RUN_COST] = (out["ratio"] - 1) * len(watched) / max(batches, 1)  # +0.04: the run took 4% longer
     out.update(batches=batches, watched_batches=len(watched), bare_batches=len(bare))
     if bare_ms:
-        out["bare_tokens_per_s"] = tokens_per_batch / (bare_ms / 1000)
+        out[BARE_TOKENS_PER_S] = tokens_per_batch / (bare_ms / 1000)
     return out
 
 
@@ -177,7 +178,7 @@ def sampler_for(instruments: Sequence[Any], recorders: list[tuple[Any, bool]], c
                    batches_per_epoch=context.batches_per_epoch)
 
 
-SAID_AS = {"gradients": "grad-stats", "phases": "phase CUDA events", "gpu_busy": "GPU busy windows",
+SAID_AS = {"gradients": "grad-stats", "phases": "phase CUDA events", GPU_BUSY: "GPU busy windows",
            "backward_lines": "backward-lines"}  # as the user asked for them
 
 

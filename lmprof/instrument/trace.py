@@ -32,6 +32,9 @@ from lmprof.instrument.base import Instrument, RunContext
 from lmprof.phases import PHASE_NAMES
 from lmprof.record.files import TRACE_DIR, TRACE_STAGING_DIR
 from lmprof.record.result import RunResult
+from lmprof.record.sections import (CPU_MEMORY_BYTES, CPU_TOTAL_SECONDS, CUDA_SHARE, INPUT_SHAPES, PHASE_SPANS,
+    SELF_CPU_MEMORY_BYTES, SELF_CPU_SECONDS, SELF_CUDA_MEMORY_BYTES, SELF_CUDA_SECONDS, SORT_BY,
+    TOTAL_SELF_CPU_SECONDS, TOTAL_SELF_CUDA_SECONDS, TRACE_DIR_KEY, TRACE_FILES)
 
 _STAGING_DIR = TRACE_STAGING_DIR  # beside trace/, not in it: the plugin scans trace/ recursively
 STEP_SPAN = "ProfilerStep"  # ProfilerStep#N: the range torch.profiler opens around each step
@@ -214,16 +217,16 @@ class TraceInstrument(Instrument):
                 self._steps += int(avg.count)
             shapes = str(avg.input_shapes) if self.group_by_shape and avg.input_shapes else ""
             row = self._ops.setdefault((key, shapes), {
-                "name": key, "input_shapes": shapes, "calls": 0, "self_cpu_us": 0.0, "cpu_total_us": 0.0,
-                "self_cuda_us": 0.0, "self_cpu_memory_bytes": 0, "cpu_memory_bytes": 0,
-                "self_cuda_memory_bytes": 0})
+                "name": key, INPUT_SHAPES: shapes, "calls": 0, "self_cpu_us": 0.0, "cpu_total_us": 0.0,
+                "self_cuda_us": 0.0, SELF_CPU_MEMORY_BYTES: 0, CPU_MEMORY_BYTES: 0,
+                SELF_CUDA_MEMORY_BYTES: 0})
             row["calls"] += int(avg.count)
             row["self_cpu_us"] += float(avg.self_cpu_time_total)
             row["cpu_total_us"] += float(avg.cpu_time_total)
             row["self_cuda_us"] += float(getattr(avg, "self_device_time_total", 0) or 0)
-            row["self_cpu_memory_bytes"] += int(avg.self_cpu_memory_usage)
-            row["cpu_memory_bytes"] += int(avg.cpu_memory_usage)
-            row["self_cuda_memory_bytes"] += int(getattr(avg, "self_device_memory_usage", 0) or 0)
+            row[SELF_CPU_MEMORY_BYTES] += int(avg.self_cpu_memory_usage)
+            row[CPU_MEMORY_BYTES] += int(avg.cpu_memory_usage)
+            row[SELF_CUDA_MEMORY_BYTES] += int(getattr(avg, "self_device_memory_usage", 0) or 0)
 
     def ops_section(self) -> dict[str, Any]:
         """The ``ops`` section: every operator of the recorded steps, heaviest first, and the phase spans."""
@@ -232,39 +235,39 @@ class TraceInstrument(Instrument):
         total_cuda = sum(r["self_cuda_us"] for r in rows)
         sort_key = "self_cuda_us" if self.on_cuda and total_cuda > 0 else "self_cpu_us"
         ops, spans = [], []
-        for r in sorted(rows, key=lambda r: (-r[sort_key], r["name"], r["input_shapes"])):
+        for r in sorted(rows, key=lambda r: (-r[sort_key], r["name"], r[INPUT_SHAPES])):
             if r["name"] in PHASE_NAMES:
                 spans.append({"name": r["name"], "calls": r["calls"], "seconds": r["cpu_total_us"] / 1e6})
                 continue
             if r["name"].startswith(STEP_SPAN):
                 continue
             op = {"name": r["name"], "calls": r["calls"],
-                  "self_cpu_seconds": r["self_cpu_us"] / 1e6, "cpu_total_seconds": r["cpu_total_us"] / 1e6,
+                  SELF_CPU_SECONDS: r["self_cpu_us"] / 1e6, CPU_TOTAL_SECONDS: r["cpu_total_us"] / 1e6,
                   "share": r["self_cpu_us"] / total_cpu if total_cpu > 0 else 0.0}
             if self.group_by_shape:
-                op["input_shapes"] = r["input_shapes"]
+                op[INPUT_SHAPES] = r[INPUT_SHAPES]
             if self.on_cuda:
-                op["self_cuda_seconds"] = r["self_cuda_us"] / 1e6
-                op["cuda_share"] = r["self_cuda_us"] / total_cuda if total_cuda > 0 else 0.0
+                op[SELF_CUDA_SECONDS] = r["self_cuda_us"] / 1e6
+                op[CUDA_SHARE] = r["self_cuda_us"] / total_cuda if total_cuda > 0 else 0.0
             if self.memory:
-                op["self_cpu_memory_bytes"] = r["self_cpu_memory_bytes"]
-                op["cpu_memory_bytes"] = r["cpu_memory_bytes"]
+                op[SELF_CPU_MEMORY_BYTES] = r[SELF_CPU_MEMORY_BYTES]
+                op[CPU_MEMORY_BYTES] = r[CPU_MEMORY_BYTES]
                 if self.on_cuda:
-                    op["self_cuda_memory_bytes"] = r["self_cuda_memory_bytes"]
+                    op[SELF_CUDA_MEMORY_BYTES] = r[SELF_CUDA_MEMORY_BYTES]
             ops.append(op)
         spans.sort(key=lambda s: PHASE_NAMES.index(s["name"]))
         return {
             "schedule": asdict(self.schedule),
             "steps": self._steps,  # training steps recorded (all cycles)
-            "sort_by": "self_cuda" if sort_key == "self_cuda_us" else "self_cpu",
+            SORT_BY: "self_cuda" if sort_key == "self_cuda_us" else "self_cpu",
             "group_by_shape": self.group_by_shape,
             "memory": self.memory,
             "device": "cuda" if self.on_cuda else "cpu",
             # every event's self time: operators, phase spans' own Python time, step spans
-            "total_self_cpu_seconds": total_cpu / 1e6,
-            "total_self_cuda_seconds": total_cuda / 1e6 if self.on_cuda else None,
+            TOTAL_SELF_CPU_SECONDS: total_cpu / 1e6,
+            TOTAL_SELF_CUDA_SECONDS: total_cuda / 1e6 if self.on_cuda else None,
             "rows": ops,
-            "phase_spans": spans,  # the phases as the profiler saw them (wall time of each range)
-            "trace_dir": TRACE_DIR,
-            "trace_files": list(self.trace_files),
+            PHASE_SPANS: spans,  # the phases as the profiler saw them (wall time of each range)
+            TRACE_DIR_KEY: TRACE_DIR,
+            TRACE_FILES: list(self.trace_files),
         }

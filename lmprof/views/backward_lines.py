@@ -16,6 +16,9 @@ import html
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lmprof.record.sections import (ATTRIBUTED_BACKWARD_SECONDS, BACKWARD_OP_SECONDS, BWD_FWD_RATIO, BWD_SECONDS,
+    COMPONENTS_AGREEMENT, CONSISTENT_WITHIN, COUNTED_ON, FIRST_BATCH, FWD_DEVICE_SECONDS, MAX_POINTS, POINTS_ALLOWED,
+    SHARED_PARAMETERS, STEP_SECONDS, STEP_SHARE, WATCHED_BATCHES)
 from lmprof.views.format import BAR_WIDTH, bar, duration, from_file, percent, ratio
 
 if TYPE_CHECKING:
@@ -52,24 +55,24 @@ def backward_rows(result: "RunResult") -> list[LineCost]:
     section = result.backward_lines
     host = _host_per_call(result)
     rows = [LineCost(int(r["line"]), str(r.get("source", "")).strip(), host.get(int(r["line"])),
-                     float(r.get("fwd_device_seconds") or 0.0), float(r.get("bwd_seconds") or 0.0), None,
-                     r.get("bwd_fwd_ratio"), float(r.get("step_share") or 0.0), list(r.get("nodes") or []))
+                     float(r.get(FWD_DEVICE_SECONDS) or 0.0), float(r.get(BWD_SECONDS) or 0.0), None,
+                     r.get(BWD_FWD_RATIO), float(r.get(STEP_SHARE) or 0.0), list(r.get("nodes") or []))
             for r in section.get("lines", [])]
     for r in section.get("outside", []):
         part, seconds = r.get("part"), float(r.get("seconds") or 0.0)
         rows.append(LineCost(None, str(r.get("label", r.get("name", "?"))), None,
                              seconds if part == "fwd" else None, seconds if part == "bwd" else None,
                              seconds if part not in ("fwd", "bwd") else None, None,
-                             float(r.get("step_share") or 0.0), []))
+                             float(r.get(STEP_SHARE) or 0.0), []))
     return rows
 
 
 def loss_backward_rows(result: "RunResult") -> list[tuple[str, float, float]]:
     """Under loss.backward(): (what, seconds per step, share of the backward phase's operator time)."""
     section = result.backward_lines
-    phase = float(section.get("backward_op_seconds") or 0.0)
-    rows = [(f"line {r['line']}: {str(r.get('source', '')).strip()}", float(r.get("bwd_seconds") or 0.0))
-            for r in section.get("lines", []) if r.get("bwd_seconds")]
+    phase = float(section.get(BACKWARD_OP_SECONDS) or 0.0)
+    rows = [(f"line {r['line']}: {str(r.get('source', '')).strip()}", float(r.get(BWD_SECONDS) or 0.0))
+            for r in section.get("lines", []) if r.get(BWD_SECONDS)]
     rows += [(str(r.get("label", r.get("name"))), float(r.get("seconds") or 0.0))
              for r in section.get("outside", []) if r.get("part") == "bwd"]
     return [(what, s, s / phase if phase else 0.0) for what, s in sorted(rows, key=lambda r: -r[1])]
@@ -78,27 +81,27 @@ def loss_backward_rows(result: "RunResult") -> list[tuple[str, float, float]]:
 def notes(result: "RunResult") -> list[str]:
     """What the numbers are, how far to trust them, and what the attribution cannot see."""
     s = result.backward_lines
-    batches, first = int(s.get("batches", 0)), int(s.get("first_batch", 0))
-    watched = s.get("watched_batches") or list(range(first, first + batches))
+    batches, first = int(s.get("batches", 0)), int(s.get(FIRST_BATCH, 0))
+    watched = s.get(WATCHED_BATCHES) or list(range(first, first + batches))
     clock = ("kernel time (CUDA), summed over each operator's kernels" if s.get("device") == "cuda"
              else "operator self time (CPU)")
     out = [f"Per training step: {clock}, from torch.profiler on {batches} watched batch"
            f"{'es' if batches != 1 else ''} (batch {', '.join(str(b) for b in watched)}). Backward operators are "
            "attributed to the forward line that created their autograd node, by sequence number."]
-    consistency, allowed = s.get("consistency"), float(s.get("consistent_within") or 0.02)
+    consistency, allowed = s.get("consistency"), float(s.get(CONSISTENT_WITHIN) or 0.02)
     if consistency is not None:
         share = f"{consistency:.1%} of the backward phase's operator time " \
-                f"({duration(s.get('attributed_backward_seconds'))} of {duration(s.get('backward_op_seconds'))})"
+                f"({duration(s.get(ATTRIBUTED_BACKWARD_SECONDS))} of {duration(s.get(BACKWARD_OP_SECONDS))})"
         out.append(f"Attributed backward: {share}, within {allowed:.0%}." if abs(1 - consistency) <= allowed
                    else f"Attributed backward: only {share}: NOT within {allowed:.0%}; the rest is listed "
                         "below the lines.")
-    for p in s.get("shared_parameters", []):
+    for p in s.get(SHARED_PARAMETERS, []):
         lines = " and ".join(str(n) for n in p.get("lines", []))
         out.append(f"{p['name']} is shared by lines {lines} (--tied): its gradient accumulation is counted on "
-                   f"line {p['counted_on']}, the first that uses it.")
-    agreement = s.get("components_agreement")
+                   f"line {p[COUNTED_ON]}, the first that uses it.")
+    agreement = s.get(COMPONENTS_AGREEMENT)
     if agreement:
-        gap, allowed_points = float(agreement.get("max_points", 0.0)), float(agreement.get("points_allowed", 5.0))
+        gap, allowed_points = float(agreement.get(MAX_POINTS, 0.0)), float(agreement.get(POINTS_ALLOWED, 5.0))
         out.append(f"Per component, shares agree with --components within {gap:.1f} points (allowed "
                    f"{allowed_points:g})." if agreement.get("within") else
                    f"Per component, shares differ from --components by up to {gap:.1f} points (more than "
@@ -119,7 +122,7 @@ def backward_table(result: "RunResult") -> "RenderableType":
     if not rows:
         return Text("no --backward-lines attribution in this run", style="dim")
     title = (f"Each line of {from_file(s.get('qualname', 'forward'))} with its backward · {from_file(s.get('file', '?'))} · "
-             f"{duration(s.get('step_seconds'))} of operators per step")
+             f"{duration(s.get(STEP_SECONDS))} of operators per step")
     table = Table(title=title, title_justify="left", title_style="bold", header_style="bold", box=None,
                   padding=(0, 1, 0, 0))
     table.add_column("line", justify="right", style="dim", no_wrap=True)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from lmprof.classroom.cohorts import MEASURES, SHARE_PHASES, measure_label, quantiles
 from lmprof.classroom.detectors import DETECTORS
+from lmprof.record.sections import TEST_PPL
 from lmprof.views.class_terminal import COHORT_MEASURES, shown, values_of
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def _run_rows(summary: "ClassSummary") -> list[dict[str, Any]]:
                      "position": "—" if position is None else f"{position:.0f}",
                      "ref": shown("ref_steps_per_batch", r.values.get("ref_steps_per_batch")),
                      "valid": shown("valid_ppl", r.values.get("valid_ppl")),
-                     "test": shown("test_ppl", r.values.get("test_ppl")),
+                     "test": shown(TEST_PPL, r.values.get(TEST_PPL)),
                      "flags": ", ".join(titles[f.detector] for f in summary.flags_by_run.get(r.name, []))})
     return rows
 

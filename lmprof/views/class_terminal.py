@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from lmprof.classroom.cohorts import SHARE_PHASES, RunRow, measure_label, quantiles
 from lmprof.classroom.detectors import DETECTORS
+from lmprof.record.sections import TEST_PPL, TOKENS_PER_S
 from lmprof.views.format import MISSING, from_file
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
     from lmprof.classroom.summary import ClassSummary
 
-COHORT_MEASURES = ("ms_per_batch", "ref_steps_per_batch", "tokens_per_s", "valid_ppl", "test_ppl", "memory_peak_mib")
+COHORT_MEASURES = ("ms_per_batch", "ref_steps_per_batch", TOKENS_PER_S, "valid_ppl", TEST_PPL, "memory_peak_mib")
 EVIDENCE_SHOWN = 25  # lines per detector in the terminal; every one is in --csv and --report
 
 
@@ -28,9 +29,9 @@ def shown(key: str, value: float | None) -> str:
         return MISSING if value is None else "not finite"
     if key.startswith("share:"):
         return f"{value:.0%}"
-    if key in ("valid_ppl", "test_ppl"):
+    if key in ("valid_ppl", TEST_PPL):
         return f"{value:.3g}" if value >= 1e5 else f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
-    if key in ("tokens_per_s", "tokens_per_ref_step", "memory_peak_mib"):
+    if key in (TOKENS_PER_S, "tokens_per_ref_step", "memory_peak_mib"):
         return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
     return f"{value:.3g}"
 

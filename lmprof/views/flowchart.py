@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmprof.phases import EPOCH_PHASES, PHASES, UNCOVERED, Phase
+from lmprof.record.sections import FULL_BATCHES_PER_EPOCH, WALL_SECONDS
 
 if TYPE_CHECKING:
     import graphviz
@@ -158,13 +159,13 @@ def _title(result: "RunResult | None", rows: dict[str, dict[str, Any]], model: s
         return "The training program of word_language_model (lmprof diagram flow --from RUN shades it)"
     from lmprof.views.rows import duration
 
-    wall = result.phase_summary.get("wall_seconds")
+    wall = result.phase_summary.get(WALL_SECONDS)
     corpus = Path(str(result.config.get("data") or "")).name or "embedded corpus"
     batches = sum(int(e.get("batches", 0)) for e in result.epochs)
     title = ("Where the time goes: one training run of word_language_model"
              f"\n{model}, {corpus}, {len(result.epochs)} epoch(s), {batches} training batches"
              + (f", wall time {duration(wall)}" if wall else ""))
-    full = result.phase_summary.get("full_batches_per_epoch")
+    full = result.phase_summary.get(FULL_BATCHES_PER_EPOCH)
     if any("full_share" in row for row in rows.values()):
         title += (f"\ntraining cut short ({batches} of {int(full) * len(result.epochs)} batches): "
                   "colours show shares projected to full epochs")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterator
 
 from lmprof.experiments.gradient_flow import GradientFlow, decay_factor, steps_until
+from lmprof.record.sections import CLIPPED_FRACTION, PRECLIP_NORM_MAX, PRECLIP_NORM_MEDIAN
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -207,8 +208,8 @@ def clip_rows(gradients: dict[str, Any]) -> list[dict[str, str]]:
     def norm(value: float | None) -> str:
         return "inf" if value is None or value == float("inf") else f"{value:.3g}"
 
-    return [{"epoch": str(e["epoch"]), "batches": str(e["batches"]), "median": norm(e.get("preclip_norm_median")),
-             "max": norm(e.get("preclip_norm_max")), "clipped": f"{e['clipped_fraction']:.0%}"}
+    return [{"epoch": str(e["epoch"]), "batches": str(e["batches"]), "median": norm(e.get(PRECLIP_NORM_MEDIAN)),
+             "max": norm(e.get(PRECLIP_NORM_MAX)), "clipped": f"{e[CLIPPED_FRACTION]:.0%}"}
             for e in gradients.get("epochs", [])]
 
 

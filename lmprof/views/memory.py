@@ -16,6 +16,9 @@ import html
 from typing import TYPE_CHECKING, Any
 
 from lmprof.experiments.memory_model import FLOAT, predicted_saved_bytes
+from lmprof.record.sections import (CUDA_ALLOCATED_PER_BATCH, CUDA_PEAK_BYTES, GRAD_BYTES, OPTIMIZER_BYTES,
+    PARAM_BYTES, RSS_PEAK_BYTES, RSS_PEAK_SCOPE, RSS_PER_BATCH, SAVED_BYTES_BY_MODULE, SAVED_BYTES_PEAK,
+    SAVED_BYTES_PER_BATCH)
 from lmprof.views.format import size  # one byte formatter for every view
 
 if TYPE_CHECKING:
@@ -31,15 +34,15 @@ PART_COLOURS = {"parameters": "#4e79a7", "gradients": "#f28e2b", "optimizer stat
 def memory_parts(result: "RunResult") -> list[dict[str, Any]]:
     """Parameters, gradients, optimizer state and the peak batch's saved activations, with shares."""
     m = result.memory
-    parts = [("parameters", m.get("param_bytes", 0)), ("gradients", m.get("grad_bytes", 0)),
-             ("optimizer state", m.get("optimizer_bytes", 0)), ("saved activations", m.get("saved_bytes_peak", 0))]
+    parts = [("parameters", m.get(PARAM_BYTES, 0)), ("gradients", m.get(GRAD_BYTES, 0)),
+             ("optimizer state", m.get(OPTIMIZER_BYTES, 0)), ("saved activations", m.get(SAVED_BYTES_PEAK, 0))]
     total = sum(b for _, b in parts) or 1
     return [{"part": name, "bytes": b, "share": b / total} for name, b in parts]
 
 
 def module_rows(result: "RunResult") -> list[dict[str, Any]]:
     """Saved bytes of the peak batch by part of the model, beside the analytic prediction (None: no model)."""
-    measured = result.memory.get("saved_bytes_by_module", {})
+    measured = result.memory.get(SAVED_BYTES_BY_MODULE, {})
     predicted = predicted_saved_bytes(result.config, int(result.metrics.get("ntokens") or 0)) \
         if result.config.get("model") and result.metrics.get("ntokens") else None
     names = sorted(set(measured) | set(predicted or {}),
@@ -61,7 +64,7 @@ def logits_line(result: "RunResult") -> str:
     """'logits 700 x 7,477 x 4 B = 20.0 MiB, 49% of saved activations' (the log_softmax output)."""
     c, m = result.config, result.memory
     vocab = int(result.metrics.get("ntokens") or 0)
-    saved = m.get("saved_bytes_by_module", {})
+    saved = m.get(SAVED_BYTES_BY_MODULE, {})
     if not vocab or "log_softmax" not in saved:
         return ""
     rows = c.get("bptt", 0) * c.get("batch_size", 0)
@@ -73,7 +76,7 @@ def logits_line(result: "RunResult") -> str:
 
 def batch_trend(result: "RunResult") -> str:
     """Whether the saved bytes stayed flat from batch to batch (they do when the hidden state is detached)."""
-    series = result.memory.get("saved_bytes_per_batch") or []
+    series = result.memory.get(SAVED_BYTES_PER_BATCH) or []
     if not series:
         return ""
     lo, hi = min(series), max(series)
@@ -87,7 +90,7 @@ def phase_memory_headers(result: "RunResult") -> list[str]:
     phases = result.memory.get("phases") or {}
     if not phases:
         return []
-    if any("cuda_peak_bytes" in v for v in phases.values()):
+    if any(CUDA_PEAK_BYTES in v for v in phases.values()):
         return ["allocated", "peak"]
     return ["peak RSS"]
 
@@ -100,8 +103,8 @@ def phase_memory_cells(result: "RunResult", name: str) -> list[str]:
     if v is None:
         return [""] * len(headers)
     if headers == ["peak RSS"]:
-        return [size(v.get("rss_peak_bytes", 0))]
-    return [size(v.get("cuda_allocated_bytes", 0)), size(v.get("cuda_peak_bytes", 0))]
+        return [size(v.get(RSS_PEAK_BYTES, 0))]
+    return [size(v.get("cuda_allocated_bytes", 0)), size(v.get(CUDA_PEAK_BYTES, 0))]
 
 
 def memory_view(result: "RunResult") -> "RenderableType":
@@ -115,9 +118,9 @@ def memory_view(result: "RunResult") -> "RenderableType":
     m = result.memory
     if not m:
         return Text("no memory recorded in this run (lmprof profile --memory records it)", style="dim")
-    peak = f" · peak RSS {size(m.get('rss_peak_bytes', 0))}"
-    if "cuda_peak_bytes" in m:
-        peak += f" · CUDA peak allocated {size(m['cuda_peak_bytes'])}"
+    peak = f" · peak RSS {size(m.get(RSS_PEAK_BYTES, 0))}"
+    if CUDA_PEAK_BYTES in m:
+        peak += f" · CUDA peak allocated {size(m[CUDA_PEAK_BYTES])}"
     title = f"Memory · where the bytes go{peak}"
     parts = Table(title=title, title_justify="left", title_style="bold", header_style="bold", box=None,
                   padding=(0, 1), min_width=len(title))
@@ -148,7 +151,7 @@ def memory_notes(result: "RunResult") -> list[str]:
     for line in (logits_line(result), batch_trend(result) and "saved bytes per batch: " + batch_trend(result)):
         if line:
             notes.append(line)
-    if result.memory.get("rss_peak_scope") == "process":
+    if result.memory.get(RSS_PEAK_SCOPE) == "process":
         notes.append("peak RSS per phase is the process's peak so far (this system cannot reset it per phase)")
     return notes
 
@@ -159,8 +162,8 @@ def memory_tables_html(result: "RunResult") -> str:
         return f'<td class="bar track"><span style="width: {max(0.0, min(share, 1.0)) * 100:.1f}%"></span></td>'
 
     m = result.memory
-    peak = f"peak RSS {size(m.get('rss_peak_bytes', 0))}" + (
-        f" · CUDA peak allocated {size(m['cuda_peak_bytes'])}" if "cuda_peak_bytes" in m else "")
+    peak = f"peak RSS {size(m.get(RSS_PEAK_BYTES, 0))}" + (
+        f" · CUDA peak allocated {size(m[CUDA_PEAK_BYTES])}" if CUDA_PEAK_BYTES in m else "")
     parts = "".join(f'<tr><td>{html.escape(p["part"])}{" (peak batch)" if p["part"] == "saved activations" else ""}'
                     f'</td><td class="num">{size(p["bytes"])}</td><td class="num">{p["share"]:.1%}</td>{bar(p["share"])}</tr>'
                     for p in memory_parts(result))
@@ -215,11 +218,11 @@ def report_html(result: "RunResult") -> str:
 
     m = result.memory
     pieces = [stacked_bar_html(result), memory_tables_html(result)]
-    for key, label in (("saved_bytes_per_batch", "saved activations per batch"),
-                       ("cuda_allocated_per_batch", "CUDA allocated when backward starts"),
-                       ("rss_per_batch", "resident memory (RSS) when backward starts")):
+    for key, label in ((SAVED_BYTES_PER_BATCH, "saved activations per batch"),
+                       (CUDA_ALLOCATED_PER_BATCH, "CUDA allocated when backward starts"),
+                       (RSS_PER_BATCH, "resident memory (RSS) when backward starts")):
         if m.get(key):
             pieces.append(f"<figure>{svg_image(series_svg(m[key], label), label)}</figure>")
-            if key == "cuda_allocated_per_batch":
+            if key == CUDA_ALLOCATED_PER_BATCH:
                 break  # on a GPU the allocator's figure is the one that matters
     return "\n".join(pieces)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from lmprof.record.sections import (CPU_MEMORY_BYTES, CUDA_SHARE, GFLOPS_PER_S, INPUT_SHAPES, SELF_CPU_MEMORY_BYTES,
+    SELF_CPU_SECONDS, SELF_CUDA_MEMORY_BYTES, SELF_CUDA_SECONDS, SHARE_OF_PEAK, SORT_BY, STEP_FLOPS,
+    TOTAL_SELF_CPU_SECONDS, TOTAL_SELF_CUDA_SECONDS, TRACE_DIR_KEY, TRACE_FILES)
 from lmprof.views.format import size
 
 if TYPE_CHECKING:
@@ -31,9 +34,9 @@ def ops_table(result: "RunResult", row_limit: int = 15) -> "RenderableType":
     if not rows:
         return Text("no operators recorded (the run ended before the trace's active steps)")
     on_cuda = ops.get("device") == "cuda"
-    by_cuda = ops.get("sort_by") == "self_cuda"
+    by_cuda = ops.get(SORT_BY) == "self_cuda"
     steps = ops.get("steps", 0)
-    total = ops.get("total_self_cuda_seconds" if by_cuda else "total_self_cpu_seconds") or 0.0
+    total = ops.get(TOTAL_SELF_CUDA_SECONDS if by_cuda else TOTAL_SELF_CPU_SECONDS) or 0.0
     title = (f"Top operators by self {'CUDA' if by_cuda else 'CPU'} time · "
              f"{steps} traced step{'s' if steps != 1 else ''}, {_ms(total)} in all")
     table = Table(title=title, title_justify="left", header_style="bold", min_width=len(title))
@@ -47,15 +50,15 @@ def ops_table(result: "RunResult", row_limit: int = 15) -> "RenderableType":
         table.add_column("self CUDA", justify="right")
     table.add_column("share", justify="right")
     table.add_column("", no_wrap=True)
-    share_key = "cuda_share" if by_cuda else "share"
+    share_key = CUDA_SHARE if by_cuda else "share"
     for row in shown:
         share = row.get(share_key) or 0.0
         cells = [short_op_name(row["name"])]
         if ops.get("group_by_shape"):
-            cells.append(row.get("input_shapes", ""))
-        cells += [str(row["calls"]), _ms(row["self_cpu_seconds"])]
+            cells.append(row.get(INPUT_SHAPES, ""))
+        cells += [str(row["calls"]), _ms(row[SELF_CPU_SECONDS])]
         if on_cuda:
-            cells.append(_ms(row.get("self_cuda_seconds", 0.0)))
+            cells.append(_ms(row.get(SELF_CUDA_SECONDS, 0.0)))
         cells += [f"{share:.1%}", _bar(share)]
         table.add_row(*cells)
     rest = rows[row_limit:]
@@ -159,7 +162,7 @@ def memory_table(result: "RunResult", row_limit: int = 15) -> "RenderableType":
     if not ops.get("memory"):
         return Text("no memory figures (run `lmprof trace --memory`)")
     on_cuda = ops.get("device") == "cuda"
-    key = "self_cuda_memory_bytes" if on_cuda else "self_cpu_memory_bytes"
+    key = SELF_CUDA_MEMORY_BYTES if on_cuda else SELF_CPU_MEMORY_BYTES
     rows = sorted((r for r in ops.get("rows", []) if r.get(key)), key=lambda r: -r[key])
     title = f"Memory allocated by each operator over the traced steps ({'CUDA' if on_cuda else 'CPU'})"
     table = Table(title=title, title_justify="left", header_style="bold", min_width=len(title))
@@ -171,10 +174,10 @@ def memory_table(result: "RunResult", row_limit: int = 15) -> "RenderableType":
     if not on_cuda:  # torch.profiler totals memory with children on the CPU side only
         table.add_column("with children", justify="right")
     for row in rows[:row_limit]:
-        cells = [short_op_name(row["name"])] + ([row.get("input_shapes", "")] if ops.get("group_by_shape") else [])
+        cells = [short_op_name(row["name"])] + ([row.get(INPUT_SHAPES, "")] if ops.get("group_by_shape") else [])
         cells += [str(row["calls"]), size(row[key])]
         if not on_cuda:
-            cells.append(size(row.get("cpu_memory_bytes", 0)))
+            cells.append(size(row.get(CPU_MEMORY_BYTES, 0)))
         table.add_row(*cells)
     return table
 
@@ -184,9 +187,9 @@ def flops_lines(result: "RunResult") -> list[str]:
     flops = result.flops
     lines = []
     for row in flops.get("phases", []):
-        line = f"{row['name']}: {_rate(row['gflops_per_s'])} GFLOP/s"
-        if row.get("share_of_peak") is not None:
-            line += f", {row['share_of_peak']:.0%} of this machine's matmul peak"
+        line = f"{row['name']}: {_rate(row[GFLOPS_PER_S])} GFLOP/s"
+        if row.get(SHARE_OF_PEAK) is not None:
+            line += f", {row[SHARE_OF_PEAK]:.0%} of this machine's matmul peak"
         lines.append(line)
     return lines
 
@@ -198,7 +201,7 @@ def flops_text(result: "RunResult") -> str:
         return ""
     flops = result.flops
     peak = flops.get("peak", {})
-    step = flops.get("step_flops", {})
+    step = flops.get(STEP_FLOPS, {})
     lines.append(f"  (peak: {_rate(peak.get('gflops', 0.0))} GFLOP/s, {peak.get('dtype', 'float32')} "
                  f"{peak.get('size')}x{peak.get('size')} matmul on {peak.get('device', '?')}{peak_when(peak)}; one step: "
                  f"forward {step.get('forward', 0) / 1e9:.3g} GFLOP, backward {step.get('backward', 0) / 1e9:.3g} "
@@ -225,8 +228,8 @@ def trace_hint(result: "RunResult") -> str:
     from pathlib import Path
 
     run_dir = Path(result.run_dir or ".")
-    trace_dir = run_dir / result.ops.get("trace_dir", "trace")
-    files = result.ops.get("trace_files") or []
+    trace_dir = run_dir / result.ops.get(TRACE_DIR_KEY, "trace")
+    files = result.ops.get(TRACE_FILES) or []
     if not files:
         return "no trace was written (the run ended before the schedule's active steps)"
     first = trace_dir / files[0]

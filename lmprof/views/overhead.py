@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from lmprof.record.derived import cost_line  # noqa: F401  (the line compare writes too: lmprof.record.derived)
+from lmprof.record.sections import BARE_MS_PER_BATCH, WATCHED_MS_PER_BATCH
 
 ABOVE = 1.10  # a watched step this much slower than a bare one: the tables describe a changed program
 
@@ -21,6 +22,6 @@ def watched_program_note(overhead: dict[str, Any]) -> str:
     ratio = overhead.get("ratio") if overhead else None
     if not isinstance(ratio, (int, float)) or ratio <= ABOVE:
         return ""
-    return (f"These shares are of the watched program: a watched step takes {overhead['watched_ms_per_batch']:.2f} "
-            f"ms, the bare step {overhead['bare_ms_per_batch']:.2f} ms ({ratio:.2f}x); "
+    return (f"These shares are of the watched program: a watched step takes {overhead[WATCHED_MS_PER_BATCH]:.2f} "
+            f"ms, the bare step {overhead[BARE_MS_PER_BATCH]:.2f} ms ({ratio:.2f}x); "
             "--sample-every K with a larger K watches fewer batches.")

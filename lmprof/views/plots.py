@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmprof.fsutil import write_bytes_atomic
+from lmprof.record.sections import VAL_PPL
 from lmprof.record.sweep_summary import RunSeries, SweepView
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-FIGURES = ("val_ppl", "epoch_time", "ppl_vs_time")
+FIGURES = (VAL_PPL, "epoch_time", "ppl_vs_time")
 FORMATS = ("png", "svg")
 RUN_GID = "run:"  # gid of every artist that stands for one configuration (tests count them)
 _LINESTYLES = ("-", "--", ":", "-.")
@@ -179,7 +180,7 @@ def _parallel_note(view: SweepView, mixed_hardware: bool = False) -> str:
 
 def sweep_figures(view: SweepView, mixed_hardware: bool = False) -> dict[str, "Figure"]:
     """name -> Figure, for every name in FIGURES."""
-    return {"val_ppl": val_ppl_figure(view), "epoch_time": epoch_time_figure(view, mixed_hardware),
+    return {VAL_PPL: val_ppl_figure(view), "epoch_time": epoch_time_figure(view, mixed_hardware),
             "ppl_vs_time": ppl_vs_time_figure(view, mixed_hardware)}
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lmprof.phases import STEP_PHASES
+from lmprof.record.sections import FULL_BATCHES_PER_EPOCH
 
 if TYPE_CHECKING:
     from lmprof.record.result import RunResult
@@ -29,7 +30,7 @@ def batches_run(result: "RunResult") -> int:
 def scale(result: "RunResult") -> float | None:
     """Whole epochs' batches over the batches that ran; None when training ran whole epochs (or not at all)."""
     summary = result.phase_summary
-    full = summary.get("full_batches_per_epoch")
+    full = summary.get(FULL_BATCHES_PER_EPOCH)
     ran = batches_run(result)
     if not summary.get("cut") or not full or ran <= 0:
         return None
@@ -58,7 +59,7 @@ def projection_note(result: "RunResult") -> str:
     """One sentence that says what the projected column is ("" when the run was not cut)."""
     if scale(result) is None:
         return ""
-    full = int(result.phase_summary["full_batches_per_epoch"])
+    full = int(result.phase_summary[FULL_BATCHES_PER_EPOCH])
     epochs = len(result.epochs)
     ran = batches_run(result)
     return (f"Training was cut short ({ran:,} of {full * epochs:,} batches in {epochs} epoch"

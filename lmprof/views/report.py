@@ -22,6 +22,9 @@ from typing import Any
 
 from lmprof.record.files import BPTT_STEM, FLOW_STEM, GRADFLOW_STEM, REPORT_FILE
 from lmprof.record.result import RunResult
+from lmprof.record.sections import (CUDA_SHARE, FIRST_LINE, GFLOPS_PER_S, HOST_SECONDS, INPUT_SHAPES, MEAN_SECONDS,
+    SELF_CPU_SECONDS, SELF_CUDA_SECONDS, SHARE_OF_PEAK, SORT_BY, TEST_LOSS, TEST_PPL, TOKENS_PER_S, TRAIN_SECONDS,
+    VAL_LOSS, VAL_PPL, WALL_SECONDS)
 from lmprof.views.format import bar_width, duration, number, percent
 from lmprof.views.html import Page, Section, config_rows, drawn_figure, figure_html, highlighted_lines, render
 
@@ -32,9 +35,9 @@ DIAGRAM_TITLES = {FLOW_STEM: "Flow chart, shaded by measured time", BPTT_STEM: "
 # --- a run folder ----------------------------------------------------------------------
 def _epoch_rows(result: RunResult) -> list[dict[str, str]]:
     return [{"epoch": str(e.get("epoch", "")), "lr": f"{e.get('lr', 0):g}", "batches": str(e.get("batches", "")),
-             "tokens": f"{e.get('tokens', 0):,}", "train": duration(e.get("train_seconds")),
-             "rate": f"{e.get('tokens_per_s') or 0:,.0f}", "val_loss": number(e.get("val_loss"), 3),
-             "val_ppl": number(e.get("val_ppl"))} for e in result.epochs]
+             "tokens": f"{e.get('tokens', 0):,}", "train": duration(e.get(TRAIN_SECONDS)),
+             "rate": f"{e.get(TOKENS_PER_S) or 0:,.0f}", VAL_LOSS: number(e.get(VAL_LOSS), 3),
+             VAL_PPL: number(e.get(VAL_PPL))} for e in result.epochs]
 
 
 def _phases_data(result: RunResult) -> dict[str, Any]:
@@ -55,8 +58,8 @@ def _phases_data(result: RunResult) -> dict[str, Any]:
 
     rows = [{"name": r["name"], "label": UNCOVERED if r["name"] == UNCOVERED else r["label"], "outside": r["name"] == UNCOVERED,
              "calls": "" if r["name"] == UNCOVERED else f"{r['calls']:,}", "total": duration(r["seconds"]),
-             "mean": "" if r["name"] == UNCOVERED else duration(r["mean_seconds"]), "share": percent(r["share"]),
-             "bar": bar_width(r["share"]), "host": duration(r["host_seconds"]),
+             "mean": "" if r["name"] == UNCOVERED else duration(r[MEAN_SECONDS]), "share": percent(r["share"]),
+             "bar": bar_width(r["share"]), "host": duration(r[HOST_SECONDS]),
              "gap": ("-" if r["gap_seconds"] < 0 else "+") + duration(abs(r["gap_seconds"])),
              **full(r["full_share"]), **busy_cells(busy.get(r["name"]))}
             for r in phase_table_rows(result)]
@@ -65,14 +68,14 @@ def _phases_data(result: RunResult) -> dict[str, Any]:
              for p in summary_parts(result)]
     return {"rows": rows, "parts": parts, "gpu": gpu, "busy": bool(busy), "clock": result.phase_summary.get("clock", "host"),
             "projection": projection_note(result),
-            "wall": duration(result.phase_summary.get("wall_seconds")), "caption": phase_caption(result),
+            "wall": duration(result.phase_summary.get(WALL_SECONDS)), "caption": phase_caption(result),
             "flops": flops_text(result), **_flops_table(result)}
 
 
 def _flops_table(result: RunResult) -> dict[str, Any]:
     """Achieved speed as the page's own table: phase, GFLOP/s, share of the matmul peak; the peak's line below."""
-    rows = [{"phase": str(r.get("name", "")), "rate": f"{float(r.get('gflops_per_s') or 0.0):,.1f}",
-             "peak": percent(r.get("share_of_peak")) if r.get("share_of_peak") is not None else "—"}
+    rows = [{"phase": str(r.get("name", "")), "rate": f"{float(r.get(GFLOPS_PER_S) or 0.0):,.1f}",
+             "peak": percent(r.get(SHARE_OF_PEAK)) if r.get(SHARE_OF_PEAK) is not None else "—"}
             for r in result.flops.get("phases", [])]
     text = _flops_note(result) if rows else ""
     return {"flops_rows": rows, "flops_note": text}
@@ -108,7 +111,7 @@ def _lines_data(result: RunResult) -> dict[str, Any]:
                  "per_hit": in_unit(r.per_hit, data.per_hit_unit) if r.hits else "",
                  "share": percent(r.share) if r.hits else "", "bar": bar_width(r.share), "source": source}
                 for r, source in zip(data.rows, highlighted_lines([r.source for r in data.rows]))]
-        functions.append({"name": data.qualname, "file": data.file, "first_line": data.first_line,
+        functions.append({"name": data.qualname, "file": data.file, FIRST_LINE: data.first_line,
                           "calls": data.calls, "callers": data.callers, "total": duration(data.total_seconds),
                           "share": percent(data.share_of_run), "rows": rows,
                           "time_unit": UNIT_LABEL[data.time_unit], "per_hit_unit": UNIT_LABEL[data.per_hit_unit],
@@ -128,14 +131,14 @@ def _ops_data(result: RunResult) -> dict[str, Any]:
     from lmprof.views.ops import short_op_name, trace_hint
 
     ops = result.ops
-    key = "cuda_share" if ops.get("sort_by") == "self_cuda" else "share"
+    key = CUDA_SHARE if ops.get(SORT_BY) == "self_cuda" else "share"
     rows = [{"name": short_op_name(r["name"]), "full_name": r["name"],  # the full name: the cell's hover text
-             "shapes": r.get("input_shapes", ""), "calls": f"{r['calls']:,}",
-             "cpu": duration(r.get("self_cpu_seconds")), "cuda": duration(r.get("self_cuda_seconds")),
+             "shapes": r.get(INPUT_SHAPES, ""), "calls": f"{r['calls']:,}",
+             "cpu": duration(r.get(SELF_CPU_SECONDS)), "cuda": duration(r.get(SELF_CUDA_SECONDS)),
              "share": percent(r.get(key)), "bar": bar_width(r.get(key))} for r in ops["rows"][:OPS_SHOWN]]
     rest = ops["rows"][OPS_SHOWN:]
     return {"rows": rows, "cuda": ops.get("device") == "cuda", "shapes": bool(ops.get("group_by_shape")),
-            "by": "CUDA" if key == "cuda_share" else "CPU", "steps": ops.get("steps", 0), "more": len(rest),
+            "by": "CUDA" if key == CUDA_SHARE else "CPU", "steps": ops.get("steps", 0), "more": len(rest),
             "more_share": percent(sum(r.get(key) or 0.0 for r in rest)), "hint": trace_hint(result)}
 
 
@@ -172,7 +175,7 @@ def run_page(result: RunResult, run_dir: Path) -> Page:
     from lmprof.views.rows import run_description
 
     m, env = result.metrics, result.environment
-    test = f"test loss {number(m.get('test_loss'), 3)}, test ppl {number(m.get('test_ppl'))}" if "test_ppl" in m else ""
+    test = f"test loss {number(m.get(TEST_LOSS), 3)}, test ppl {number(m.get(TEST_PPL))}" if TEST_PPL in m else ""
     sections = [
         Section("config", "Configuration and environment", data={
             "config": config_rows(result.config),
@@ -204,9 +207,9 @@ def run_page(result: RunResult, run_dir: Path) -> Page:
         sections.append(Section("memory", "Where the bytes go", data={"html": report_html(result)}))
     sections += _diagram_sections(result, run_dir)
     headline = [("status", result.status), ("command", f"lmprof {result.command}"),
-                ("device", str(env.get("device", "?"))), ("wall time", duration(m.get("wall_seconds")))]
-    if "test_ppl" in m:
-        headline.append(("test ppl", number(m.get("test_ppl"))))
+                ("device", str(env.get("device", "?"))), ("wall time", duration(m.get(WALL_SECONDS)))]
+    if TEST_PPL in m:
+        headline.append(("test ppl", number(m.get(TEST_PPL))))
     if m.get("message"):
         headline.append(("note", str(m["message"])))
     if result.overhead:  # what the instruments cost on this run (bare vs watched batches)

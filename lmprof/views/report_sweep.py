@@ -11,6 +11,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from lmprof.record.sections import RSS_PEAK_BYTES, SAVED_BYTES_PEAK, TEST_PPL, TOKENS_PER_S, TOTAL_SECONDS
 from lmprof.views.format import number
 from lmprof.views.html import Page, Section, config_rows, figure_html, rich_html, svg_image
 
@@ -25,17 +26,17 @@ def _seconds(value: float | None) -> str:
 
 SUMMARY_COLUMNS = (  # key of summary_rows, column title, format
     ("run", "run", _plain), ("status", "status", _plain), ("epochs", "epochs", _plain),
-    ("total_seconds", "total s", _seconds), ("avg_epoch_seconds", "s / epoch", _seconds),
-    ("tokens_per_s", "tokens/s", lambda v: "—" if v is None else f"{v:,.0f}"),
+    (TOTAL_SECONDS, "total s", _seconds), ("avg_epoch_seconds", "s / epoch", _seconds),
+    (TOKENS_PER_S, "tokens/s", lambda v: "—" if v is None else f"{v:,.0f}"),
     ("ms_per_1k_tokens", "ms / 1k tokens", lambda v: "—" if v is None else f"{v:.1f}"),
     ("final_val_ppl", "final val ppl", lambda v: "—" if v is None else number(v)),
     ("min_val_ppl", "min val ppl", lambda v: "—" if v is None else number(v)),
-    ("test_ppl", "test ppl", lambda v: "—" if v is None else number(v)),
+    (TEST_PPL, "test ppl", lambda v: "—" if v is None else number(v)),
     ("nparams", "parameters", lambda v: "—" if v is None else f"{v:,}"),
-    ("saved_bytes_peak", "saved activations MiB", lambda v: "—" if v is None else f"{v / 2**20:.1f}"),
-    ("rss_peak_bytes", "peak RSS MiB", lambda v: "—" if v is None else f"{v / 2**20:.0f}"),
+    (SAVED_BYTES_PEAK, "saved activations MiB", lambda v: "—" if v is None else f"{v / 2**20:.1f}"),
+    (RSS_PEAK_BYTES, "peak RSS MiB", lambda v: "—" if v is None else f"{v / 2**20:.0f}"),
 )
-TIME_KEYS = ("total_seconds", "avg_epoch_seconds", "tokens_per_s", "ms_per_1k_tokens")  # hidden when runs of the sweep ran on different hardware
+TIME_KEYS = (TOTAL_SECONDS, "avg_epoch_seconds", TOKENS_PER_S, "ms_per_1k_tokens")  # hidden when runs of the sweep ran on different hardware
 
 
 def sweep_page(plan: dict[str, Any], rows: list[dict[str, Any]], folder: Path, mixed_hardware: bool = False) -> Page:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from lmprof.phases import BETWEEN, STEP_PHASES, UNCOVERED
 from lmprof.record.derived import run_description  # noqa: F401  (re-read by views; compare reads it too)
+from lmprof.record.sections import (EVALUATION_CALLS, FIRST_LINE, GPU_BUSY, HOST_SECONDS, MEAN_SECONDS, SHARE_OF_RUN,
+    TOTAL_SECONDS, TRAINING_CALLS, TRAIN_COVERAGE, WALL_SECONDS)
 from lmprof.views.format import UNIT_LABEL, UNIT_SCALE, duration, in_unit, pick_unit  # noqa: F401  (re-read by views)
 
 if TYPE_CHECKING:
@@ -91,9 +93,9 @@ def line_table_data(function: dict[str, Any], unit: str | None = "auto") -> Line
         row.hot_rank = rank
     return LineTableData(
         name=function.get("name", "?"), qualname=function.get("qualname", function.get("name", "?")),
-        file=function.get("file", "?"), first_line=int(function.get("first_line", 0)),
-        calls=int(function.get("calls", 0)), total_seconds=float(function.get("total_seconds", 0.0)),
-        share_of_run=float(function.get("share_of_run", 0.0)),
+        file=function.get("file", "?"), first_line=int(function.get(FIRST_LINE, 0)),
+        calls=int(function.get("calls", 0)), total_seconds=float(function.get(TOTAL_SECONDS, 0.0)),
+        share_of_run=float(function.get(SHARE_OF_RUN, 0.0)),
         time_unit=pick_unit(max((r.seconds for r in rows), default=0.0), unit),
         per_hit_unit=pick_unit(max((r.per_hit for r in rows), default=0.0), unit), rows=rows,
         callers=callers_note(function))
@@ -101,9 +103,9 @@ def line_table_data(function: dict[str, Any], unit: str | None = "auto") -> Line
 
 def callers_note(function: dict[str, Any]) -> str:
     """'30 training + 70 evaluation calls, mixed in this table' for a function both call; else ''."""
-    if "training_calls" not in function or not function.get("evaluation_calls"):
+    if TRAINING_CALLS not in function or not function.get(EVALUATION_CALLS):
         return ""
-    return (f"{function['training_calls']:,} training + {function['evaluation_calls']:,} evaluation calls, "
+    return (f"{function[TRAINING_CALLS]:,} training + {function[EVALUATION_CALLS]:,} evaluation calls, "
             "mixed in this table")
 
 
@@ -127,18 +129,18 @@ def phase_table_rows(result: "RunResult") -> list[dict[str, Any]]:
     projected = projected_shares(result)
     rows = []
     for r in result.phases:
-        seconds, host = float(r.get("seconds", 0.0)), float(r.get("host_seconds", r.get("seconds", 0.0)))
+        seconds, host = float(r.get("seconds", 0.0)), float(r.get(HOST_SECONDS, r.get("seconds", 0.0)))
         calls = int(r.get("calls", 0))
         rows.append({"name": r["name"], "label": r.get("label", r["name"]), "calls": calls, "seconds": seconds,
-                     "mean_seconds": seconds / calls if calls else 0.0, "share": float(r.get("share", 0.0)),
-                     "host_seconds": host, "gap_seconds": host - seconds,
+                     MEAN_SECONDS: seconds / calls if calls else 0.0, "share": float(r.get("share", 0.0)),
+                     HOST_SECONDS: host, "gap_seconds": host - seconds,
                      "full_share": projected.get(r["name"]) if projected is not None else None})
     return rows
 
 
 def coverage(result: "RunResult") -> float | None:
     """Share of train()'s wall time that the step phases explain (None if no training ran)."""
-    value = result.phase_summary.get("train_coverage")
+    value = result.phase_summary.get(TRAIN_COVERAGE)
     return float(value) if value is not None else None
 
 
@@ -147,7 +149,7 @@ def summary_parts(result: "RunResult") -> list[dict[str, Any]]:
     from lmprof.views.projection import projected_shares
 
     seconds = {r["name"]: float(r.get("seconds", 0.0)) for r in result.phases}
-    wall = float(result.phase_summary.get("wall_seconds") or sum(seconds.values()))
+    wall = float(result.phase_summary.get(WALL_SECONDS) or sum(seconds.values()))
     projected = projected_shares(result)
     parts = []
     for part, names in PARTS:
@@ -166,7 +168,7 @@ def gpu_busy(row: dict[str, Any]) -> tuple[float, str] | None:
     """A phase row's GPU busy fraction and regime word, when measured (on CUDA) and sane; else None."""
     import math
 
-    busy, word = row.get("gpu_busy"), row.get("regime")
+    busy, word = row.get(GPU_BUSY), row.get("regime")
     if isinstance(busy, bool) or not isinstance(busy, (int, float)) or not math.isfinite(busy):
         return None
     if not 0.0 <= busy <= 1.5 or word not in GPU_REGIMES:  # a stranger's file: only what lmprof could write
@@ -182,7 +184,7 @@ def gpu_busy_caption(result: "RunResult") -> str:
     """How to read the GPU busy column (empty when the run has none)."""
     if not has_gpu_busy(result):
         return ""
-    watched = result.phase_summary.get("gpu_busy") or {}
+    watched = result.phase_summary.get(GPU_BUSY) or {}
     n = watched.get("batches") if isinstance(watched, dict) else None
     on = (f"{n} watched batch{'es' if n != 1 else ''}" if isinstance(n, int) and not isinstance(n, bool)
           else "a few watched batches")

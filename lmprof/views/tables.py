@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lmprof.phases import BETWEEN, UNCOVERED
+from lmprof.record.sections import HOST_SECONDS, MEAN_SECONDS, WALL_SECONDS
 from lmprof.views.format import BAR_WIDTH, bar, from_file
 from lmprof.views.rows import (  # noqa: F401  (re-exported: the report reads the rows from here)
     CUDA_CLOCK, HOT_LINES, PARTS, UNIT_LABEL, UNIT_SCALE, LineRow, LineTableData, coverage, duration, gpu_busy,
@@ -125,7 +126,7 @@ def summary_table(result: "RunResult") -> "RenderableType":
     parts = summary_parts(result)
     if not parts:
         return Text("no phases recorded in this run", style="dim")
-    wall = float(result.phase_summary.get("wall_seconds") or 0.0)
+    wall = float(result.phase_summary.get(WALL_SECONDS) or 0.0)
     title = _titled(f"Where the run's time went · {duration(wall)} wall", result)
     table = Table(title=title, title_justify="left", title_style="bold", header_style="bold", box=None,
                   padding=(0, 1), min_width=len(title))
@@ -185,13 +186,13 @@ def phase_table(result: "RunResult") -> "RenderableType":
         outside = r["name"] in (UNCOVERED, BETWEEN)  # no calls, no mean: time between the phases
         cells: list[Any] = [Text(r["name"] if outside else r["label"], style="dim" if outside else ""),
                             "" if outside else f"{r['calls']:,}", duration(r["seconds"]),
-                            "" if outside else duration(r["mean_seconds"]), f"{r['share']:.1%}"]
+                            "" if outside else duration(r[MEAN_SECONDS]), f"{r['share']:.1%}"]
         if cut:
             cells.append(Text(f"{r['full_share']:.1%}", style="bold"))
         cells.append(Text(bar(r["full_share"] if cut else r["share"]), style="dim" if outside else "magenta"))
         if on_cuda:
             gap = r["gap_seconds"]
-            cells += [duration(r["host_seconds"]), ("-" if gap < 0 else "+") + duration(abs(gap))]
+            cells += [duration(r[HOST_SECONDS]), ("-" if gap < 0 else "+") + duration(abs(gap))]
         if busy is not None:
             b = busy.get(r["name"])
             cells += [f"{b[0]:.0%}", Text(b[1], style="red" if b[1] == "launch-bound" else "")] if b else ["", ""]

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from lmprof.comparison import BASELINE, DRIFT_MARGIN, FASTER, SLOWER, bootstrap_interval, verdict
 from lmprof.config import RunConfig
 from lmprof.experiments.speedlab.variants import BY_NAME, compatible
+from lmprof.record.sections import SPEEDLAB_VARIANT, TRAIN_TOKENS, VAL_PPL
 
 JSON_FORMAT = "lmprof.speedlab/1"
 REFERENCE = "reference"
@@ -251,7 +252,7 @@ def time_to_quality(trial: Trial, target: float | None) -> float | None:
     """Seconds (setup and training, evaluation excluded) at the first check whose val ppl reached ``target``."""
     if target is None:
         return None
-    return next((c["seconds"] for c in trial.checkpoints if c["val_ppl"] <= target), None)
+    return next((c["seconds"] for c in trial.checkpoints if c[VAL_PPL] <= target), None)
 
 
 def ratio_of(value: float | None, base: float | None) -> float | None:
@@ -305,6 +306,6 @@ def run_results(ladder: Ladder) -> dict[str, "Any"]:
         out[name.replace("+", "_")] = RunResult(
             command="speedlab", config=t.cfg.to_dict(),
             environment=ladder.environment, phases=phases,
-            metrics={"status": status, "epochs": [epoch], "train_tokens": tokens, "speedlab_variant": name,
+            metrics={"status": status, "epochs": [epoch], TRAIN_TOKENS: tokens, SPEEDLAB_VARIANT: name,
                      "notes": t.notes})
     return out
