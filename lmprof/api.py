@@ -118,7 +118,7 @@ def profile(fn: Sequence[str] = ("train",), **flags: Any) -> "RunResult":
 
 def trace(**flags: Any) -> "RunResult":
     """Watch training with torch.profiler (``lmprof trace``); the run's top operators."""
-    from lmprof.library.runs import TRACE_OPTIONS, trace_from
+    from lmprof.library.trace import TRACE_OPTIONS, trace_from
 
     values = _checked("trace", TRACE_OPTIONS, flags)
     with _command("trace"):

@@ -36,9 +36,10 @@ def test_each_commands_flags_are_its_declared_options() -> None:
     from lmprof.library.diagram import BPTT_OPTIONS, FLOW_OPTIONS
     from lmprof.library.explain import EXPLAIN_OPTIONS
     from lmprof.library.gradflow import GRADFLOW_OPTIONS
-    from lmprof.library.runs import PROFILE_OPTIONS, TRACE_OPTIONS, TRAIN_OPTIONS
+    from lmprof.library.runs import PROFILE_OPTIONS, TRAIN_OPTIONS
     from lmprof.library.speedlab import SPEEDLAB_OPTIONS
     from lmprof.library.sweep import SWEEP_OPTIONS
+    from lmprof.library.trace import TRACE_OPTIONS
 
     def subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

@@ -12,7 +12,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from lmprof.commands.common import add_options, values_of
-from lmprof.library.runs import TRACE_OPTIONS
+from lmprof.library.trace import TRACE_OPTIONS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lmprof.commands.console import log_to, make_console, progress_for
-    from lmprof.library.runs import trace_from
+    from lmprof.library.trace import trace_from
 
     console = make_console()
 
