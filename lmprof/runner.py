@@ -29,6 +29,7 @@ from lmprof.phases import Fanout, listening
 from lmprof.prepare import Prepared, prepare
 from lmprof.record import files
 from lmprof.record.result import RunResult
+from lmprof.record.sections import CORPUS_TOKENS, GPU_BUSY, WALL_SECONDS
 from lmprof.version import __version__
 
 Log = Callable[[str], None]
@@ -230,7 +231,7 @@ def _first_result(command: str, prepared: Prepared, folder: Path, save_path: str
     result = RunResult(command=command, config={**cfg.to_dict(), "save": save_path},
                        environment=environment(prepared.device), run_dir=str(folder), sweep=sweep if sweep is not None else {})
     # pid and host while running: a reader can tell a live run from one that was killed (SIGKILL, a crash)
-    result.metrics = {"status": "running", "epochs": [], "corpus": str(prepared.data_path), "corpus_tokens": vars(size),
+    result.metrics = {"status": "running", "epochs": [], "corpus": str(prepared.data_path), CORPUS_TOKENS: vars(size),
                       "pid": os.getpid(), "host": socket.gethostname()}
     result.files["checkpoint"] = os.path.relpath(save_path, folder)
     result.save(folder)
@@ -267,7 +268,7 @@ def with_gpu_busy(instruments: Sequence[Instrument], device: Any) -> list[Instru
     names = {i.name for i in instruments}
     # one torch.profiler session at a time: --backward-lines holds one too
     if getattr(device, "type", "") != "cuda" or "phases" not in names or (
-            names & {"trace", "gpu_busy", "backward_lines"}):
+            names & {"trace", GPU_BUSY, "backward_lines"}):
         return list(instruments)
     from lmprof.instrument.gpu_busy import GpuBusyInstrument
 
@@ -281,7 +282,7 @@ def _close(result: RunResult, folder: Path, started: Sequence[Instrument], start
     One failed write (lines.lprof on a full disk) does not stop the others: what can be kept, is.
     """
     failed: OSError | None = None
-    result.metrics["wall_seconds"] = time.perf_counter() - start
+    result.metrics[WALL_SECONDS] = time.perf_counter() - start
     if sampler is not None:  # what watching cost, measured on this run (bare vs watched batches)
         cfg = result.config
         result.overhead = sampler.section(sampled_names(started), int(cfg.get("batch_size", 1)),

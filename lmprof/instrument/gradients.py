@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmprof.instrument.base import Instrument, RunContext
+from lmprof.record.sections import CLIPPED_FRACTION, NONFINITE_BATCHES, PRECLIP_NORM_MAX, PRECLIP_NORM_MEDIAN
 
 if TYPE_CHECKING:
     import torch
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 NORM_TYPE = 2.0  # clip_grad_norm_'s default: the L2 norm of all gradients as one vector
 CLIP_EPS = 1e-6  # clip_grad_norm_ scales by clip / (norm + 1e-6) when that is below 1
-CLIP_FIELDS = ("preclip_norm_median", "preclip_norm_max", "clipped_fraction")  # per epoch, in result.json
+CLIP_FIELDS = (PRECLIP_NORM_MEDIAN, PRECLIP_NORM_MAX, CLIPPED_FRACTION)  # per epoch, in result.json
 
 class GradStatsInstrument(Instrument):
     """Pre-clip gradient norm of every training batch; per epoch median, max and clipped fraction.
@@ -108,10 +109,10 @@ def clip_statistics(epoch: int, norms: list[float], clip: float) -> dict[str, An
     return {
         "epoch": epoch,
         "batches": len(norms),
-        "preclip_norm_median": statistics.median(ordered),
-        "preclip_norm_max": max(ordered),
-        "clipped_fraction": clipped / len(norms),
-        "nonfinite_batches": sum(1 for n in ordered if n == math.inf),
+        PRECLIP_NORM_MEDIAN: statistics.median(ordered),
+        PRECLIP_NORM_MAX: max(ordered),
+        CLIPPED_FRACTION: clipped / len(norms),
+        NONFINITE_BATCHES: sum(1 for n in ordered if n == math.inf),
     }
 
 
@@ -120,8 +121,8 @@ def clip_summary(gradients: dict[str, Any]) -> str:
     epochs = [e for e in gradients.get("epochs", []) if e.get("batches")]
     if not epochs:
         return ""
-    worst = max(epochs, key=lambda e: math.inf if e.get("preclip_norm_max") is None else e["preclip_norm_max"])
-    top = worst.get("preclip_norm_max")
+    worst = max(epochs, key=lambda e: math.inf if e.get(PRECLIP_NORM_MAX) is None else e[PRECLIP_NORM_MAX])
+    top = worst.get(PRECLIP_NORM_MAX)
     norm = "non-finite" if top is None or not math.isfinite(top) else f"{top:.2g}"
     return (f"pre-clip norm {norm} at epoch {worst['epoch']}, "
-            f"{worst['clipped_fraction']:.0%} of batches clipped (--clip {gradients.get('clip', '?')})")
+            f"{worst[CLIPPED_FRACTION]:.0%} of batches clipped (--clip {gradients.get('clip', '?')})")

@@ -15,6 +15,7 @@ from lmprof.lessons import TOPICS
 from lmprof.lessons.page import code, number, page, prose, section, table
 from lmprof.lessons.repackage_hidden import graph_nodes
 from lmprof.instrument.graph import unfused  # noqa: F401  (examples import it from here too)
+from lmprof.record.sections import BACKWARD_SECONDS, BWD_SECONDS, FWD_DEVICE_SECONDS
 from lmprof.reference.loop import repackage_hidden
 from lmprof.reference.model import RNNModel
 
@@ -55,7 +56,7 @@ def one_window(model: RNNModel, data: torch.Tensor, targets: torch.Tensor, repea
         loss.backward()
         if i:  # the first is the warm-up
             times.append(time.perf_counter() - start)
-    return {"graph_nodes": nodes, "saved_bytes": saved["bytes"], "backward_seconds": statistics.median(times),
+    return {"graph_nodes": nodes, "saved_bytes": saved["bytes"], BACKWARD_SECONDS: statistics.median(times),
             "backward_min_seconds": min(times), "backward_max_seconds": max(times), "repeats": repeats}
 
 
@@ -125,7 +126,7 @@ def rnn_line_backward(model: RNNModel, stream: torch.Tensor, bptt: int) -> dict[
 
     data, targets, hidden = stream[:bptt], stream[1:bptt + 1].reshape(-1), model.init_hidden(stream.size(1))
     section = watch_steps(RNNModel.forward, lambda: model(data, hidden)[0], lambda out: nn.NLLLoss()(out, targets))
-    return {"bptt": bptt, "lines": [{k: r[k] for k in ("source", "fwd_device_seconds", "bwd_seconds", "nodes")}
+    return {"bptt": bptt, "lines": [{k: r[k] for k in ("source", FWD_DEVICE_SECONDS, BWD_SECONDS, "nodes")}
                                     for r in section["lines"]]}
 
 
@@ -137,12 +138,12 @@ def _rnn_line_parts(measured: dict[str, Any] | None) -> list[RenderableType]:
     ms = lambda s: f"{s * 1000:.2f}"  # noqa: E731
     return [
         table(f"each line of forward with its backward, one step at bptt {measured['bptt']} (the fused LSTM)",
-              ["line", "forward ms", "backward ms"], [(r["source"].strip(), ms(r["fwd_device_seconds"]),
-                                                       ms(r["bwd_seconds"])) for r in rows],
+              ["line", "forward ms", "backward ms"], [(r["source"].strip(), ms(r[FWD_DEVICE_SECONDS]),
+                                                       ms(r[BWD_SECONDS])) for r in rows],
               right=["forward ms", "backward ms"], caption="operator time per step, the mean of 3 watched steps"),
         prose(f"""
-            Measured now, the `self.rnn(...)` line took {ms(rnn['fwd_device_seconds'])} ms forward and
-            {ms(rnn['bwd_seconds'])} ms in backward: its backward is {', '.join(rnn['nodes']) or 'one node'},
+            Measured now, the `self.rnn(...)` line took {ms(rnn[FWD_DEVICE_SECONDS])} ms forward and
+            {ms(rnn[BWD_SECONDS])} ms in backward: its backward is {', '.join(rnn['nodes']) or 'one node'},
             the whole window's BPTT inside one fused operator per layer, so no profiler can split it by
             time step. In a training run: `lmprof profile --fn forward --backward-lines`.
         """),
@@ -178,7 +179,7 @@ def demo(bptts: Sequence[int] = (5, 10, 20, 35), batch_size: int = 4, size: int 
 
 def _time_reading(windows: list[dict[str, Any]]) -> str:
     """What the measured backward times show, said from the numbers, not assumed."""
-    time_ratio = windows[-1]["backward_seconds"] / windows[0]["backward_seconds"]
+    time_ratio = windows[-1][BACKWARD_SECONDS] / windows[0][BACKWARD_SECONDS]
     step_ratio = windows[-1]["bptt"] / windows[0]["bptt"]
     if time_ratio < 0.8 * step_ratio:
         return ": less than in proportion, as each backward also pays a fixed cost per call"
@@ -267,16 +268,16 @@ def render(numbers: dict[str, Any]) -> RenderableType:
         table(f"one forward + backward, {c['model']} {c['nlayers']} layer, nhid {c['nhid']}, batch {c['batch_size']}",
               ["bptt", "graph nodes", "saved for backward", "backward ms", "fastest – slowest"],
               [(str(x["bptt"]), f"{x['graph_nodes']:,}", f"{x['saved_bytes'] / 1024:,.1f} KiB",
-                f"{x['backward_seconds'] * 1000:.2f}",
+                f"{x[BACKWARD_SECONDS] * 1000:.2f}",
                 f"{x['backward_min_seconds'] * 1000:.2f} – {x['backward_max_seconds'] * 1000:.2f}") for x in w],
               right=["bptt", "graph nodes", "saved for backward", "backward ms", "fastest – slowest"],
               caption=f"backward ms: median of {w[0]['repeats']} runs after a warm-up"),
         prose(f"""
             Nodes and saved activations grow in proportion to `bptt`: every step keeps its gates
             and states until backward has used them. Memory is what limits the window (and the
-            batch). Measured now, backward took {w[0]['backward_seconds'] * 1000:.2f} ms at bptt
-            {w[0]['bptt']} and {w[-1]['backward_seconds'] * 1000:.2f} ms at bptt {w[-1]['bptt']}
-            ({w[-1]['backward_seconds'] / w[0]['backward_seconds']:.1f}× the time for
+            batch). Measured now, backward took {w[0][BACKWARD_SECONDS] * 1000:.2f} ms at bptt
+            {w[0]['bptt']} and {w[-1][BACKWARD_SECONDS] * 1000:.2f} ms at bptt {w[-1]['bptt']}
+            ({w[-1][BACKWARD_SECONDS] / w[0][BACKWARD_SECONDS]:.1f}× the time for
             {w[-1]['bptt'] / w[0]['bptt']:.1f}× the steps{_time_reading(w)}). Counted on the step-by-step path; the fused oneDNN/cuDNN kernel that training
             uses computes the same outputs (checked now: {numbers['fused_equals_unrolled']}) but
             shows up as one node per layer. On a GPU, check it in float32: from Ampere on, cuDNN

@@ -12,6 +12,7 @@ from rich.console import RenderableType
 from lmprof.lessons import TOPICS
 from lmprof.lessons.page import code, page, prose, section, table
 from lmprof.phases import STEP_PHASES, UNCOVERED
+from lmprof.record.sections import TRAIN_COVERAGE, TRAIN_TOKENS, WALL_SECONDS
 
 
 # Headers over two lines, so that at 80 columns the phase names keep one line and every number its cell.
@@ -48,11 +49,11 @@ def demo(max_batches: int = 30, size: int = 64, bptt: int = 35, batch_size: int 
     step_total = sum(row["seconds"] for row in step)
     return {
         "config": {"model": cfg.model, "emsize": size, "nhid": size, "nlayers": cfg.nlayers, "bptt": bptt,
-                   "batch_size": batch_size, "batches": max_batches, "train_tokens": train_tokens},
+                   "batch_size": batch_size, "batches": max_batches, TRAIN_TOKENS: train_tokens},
         "device": result.environment.get("device"),
         "clock": result.phase_summary.get("clock"),
-        "wall_seconds": result.phase_summary.get("wall_seconds"),
-        "train_coverage": result.phase_summary.get("train_coverage"),
+        WALL_SECONDS: result.phase_summary.get(WALL_SECONDS),
+        TRAIN_COVERAGE: result.phase_summary.get(TRAIN_COVERAGE),
         "phases": phases,
         "step_shares": {row["name"]: row["seconds"] / step_total if step_total > 0 else 0.0 for row in step},
         "slowest_step_phase": max(step, key=lambda row: row["seconds"])["name"] if step else None,
@@ -78,7 +79,7 @@ def phase_part(numbers: dict[str, Any]) -> list[RenderableType]:
              f"{r['share']:.1%}",
              f"{shares[r['name']]:.1%}" if r["name"] in shares else "") for r in numbers["phases"]]
     slowest = numbers["slowest_step_phase"]
-    coverage = numbers["train_coverage"]
+    coverage = numbers[TRAIN_COVERAGE]
     coverage_text = f"{coverage:.1%}" if coverage is not None else "an unknown share"
     return [
         section("A phase table: where a run's time goes"),
@@ -88,7 +89,7 @@ def phase_part(numbers: dict[str, Any]) -> list[RenderableType]:
             {c['nhid']}, bptt {c['bptt']}, batch {c['batch_size']}) trained for {c['batches']} batches
             on {numbers['device']}, clock: {numbers['clock']}:
         """),
-        table(f"phases of one short run, {numbers['wall_seconds']:.2f} s wall",
+        table(f"phases of one short run, {numbers[WALL_SECONDS]:.2f} s wall",
               PHASE_COLUMNS, rows, right=PHASE_COLUMNS[1:]),
         prose(f"""
             - **calls**: how often the phase ran; per-step phases run once per batch ({c['batches']}).

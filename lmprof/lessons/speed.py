@@ -14,6 +14,7 @@ from lmprof.lessons import TOPICS
 from lmprof.lessons.page import code, page, prose, section, table
 from lmprof.instrument.flops import count_step_flops
 from lmprof.experiments.speedlab.variants import BY_NAME, Setup, adaptive_cutoffs, forward_step
+from lmprof.record.sections import STEP_FLOPS
 
 BASE = RunConfig(emsize=200, nhid=200, nlayers=2, bptt=35, batch_size=20)
 REPEATS = 5  # timed steps per model, after one warm-up; the median is shown
@@ -79,7 +80,7 @@ def demo(data: str | None = None) -> dict[str, Any]:
             rows.append({"label": label, "skipped": f"skipped on this CPU: {one_line(e)}"})
     step = count_step_flops(BASE, ntokens)
     return {"ntokens": ntokens, "rows": rows, "decoder_share": decoder_share(BASE, ntokens),
-            "cutoffs": adaptive_cutoffs(ntokens), "step_flops": step,
+            "cutoffs": adaptive_cutoffs(ntokens), STEP_FLOPS: step,
             "capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
             "torch": torch.__version__}
 

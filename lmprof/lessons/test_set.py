@@ -24,6 +24,7 @@ from rich.console import RenderableType
 from lmprof.config import RunConfig
 from lmprof.lessons import TOPICS
 from lmprof.lessons.page import excerpt, number, page, prose, section, table
+from lmprof.record.sections import TEST_PPL, VAL_LOSS, VAL_PPL
 from lmprof.reference.loop import main
 
 # Small enough to train in a few seconds on a laptop's CPU, large enough that
@@ -57,10 +58,10 @@ def demo(data: str | None = None, device: Any = None, epochs: int = DEMO.epochs,
     best = None
     rows = []
     for e in result.metrics["epochs"]:
-        improved = best is None or e["val_loss"] < best["val_loss"]
+        improved = best is None or e[VAL_LOSS] < best[VAL_LOSS]
         if improved:
             best = e
-        rows.append({"epoch": e["epoch"], "lr": e["lr"], "val_ppl": e["val_ppl"], "saved": improved})
+        rows.append({"epoch": e["epoch"], "lr": e["lr"], VAL_PPL: e[VAL_PPL], "saved": improved})
     assert best is not None
     return {
         "data": "embedded corpus" if data is None else data,
@@ -68,9 +69,9 @@ def demo(data: str | None = None, device: Any = None, epochs: int = DEMO.epochs,
                    "max_batches": cfg.max_batches, "lr": cfg.lr},
         "epochs": rows,
         "best_epoch": best["epoch"],
-        "best_val_ppl": best["val_ppl"],
-        "last_val_ppl": rows[-1]["val_ppl"],
-        "test_ppl": result.metrics["test_ppl"],
+        "best_val_ppl": best[VAL_PPL],
+        "last_val_ppl": rows[-1][VAL_PPL],
+        TEST_PPL: result.metrics[TEST_PPL],
         "valid_evaluations": evaluations.count("valid"),
         "test_evaluations": evaluations.count("test"),
         "status": result.metrics["status"],
@@ -166,7 +167,7 @@ def selection_draws(val: Any, tst: Any, kept: list[int], draws: int, bptt: int) 
         low, mid, high = np.percentile(values, [10, 50, 90])
         return {"median": float(mid), "p10": float(low), "p90": float(high), "mean": float(np.mean(values))}
 
-    configs = [{"batches": b, "val_ppl": float(np.exp(v.mean())), "test_ppl": float(np.exp(t.mean()))}
+    configs = [{"batches": b, VAL_PPL: float(np.exp(v.mean())), TEST_PPL: float(np.exp(t.mean()))}
                for b, v, t in zip(kept, val, tst)]
     return {"configs": configs, "draws": draws, "sample_chunks": sample, "chunk_tokens": bptt,
             "chunks": [int(val.shape[1]), int(tst.shape[1])], "chosen": spread(chosen_gaps),
@@ -187,7 +188,7 @@ def _selection_parts(sel: dict[str, Any]) -> list[RenderableType]:
         section(f"Live: choosing among {len(sel['configs'])} snapshots of one run by validation"),
         table("the candidates: one model after each number of batches (whole validation and test files)",
               ["batches trained", "val ppl", "test ppl"],
-              [(str(c["batches"]), number(c["val_ppl"]), number(c["test_ppl"])) for c in sel["configs"]],
+              [(str(c["batches"]), number(c[VAL_PPL]), number(c[TEST_PPL])) for c in sel["configs"]],
               right=["batches trained", "val ppl", "test ppl"]),
         table(f"test ppl ÷ validation ppl − 1, over {sel['draws']} draws of {sel['sample_chunks']} validation and "
               f"{sel['sample_chunks']} test chunks of {sel['chunk_tokens']} tokens",
@@ -213,7 +214,7 @@ def _selection_parts(sel: dict[str, Any]) -> list[RenderableType]:
 
 def render(numbers: dict[str, Any]) -> RenderableType:
     c = numbers["config"]
-    gap = numbers["test_ppl"] / numbers["best_val_ppl"] - 1
+    gap = numbers[TEST_PPL] / numbers["best_val_ppl"] - 1
     relation = (f"{gap:.1%} above" if gap > 0.0005 else f"{-gap:.1%} below" if gap < -0.0005 else "level with")
     last_best = numbers["best_epoch"] == numbers["epochs"][-1]["epoch"]
     return page(
@@ -230,7 +231,7 @@ def render(numbers: dict[str, Any]) -> RenderableType:
         section(f"Live: {c['model']} {c['emsize']}/{c['nhid']}, {c['epochs']} epochs of {c['max_batches']} batches, "
                 f"lr {c['lr']:g}, on the {numbers['data']}"),
         table(None, ["epoch", "lr", "val ppl", "checkpoint"],
-              [(str(r["epoch"]), f"{r['lr']:g}", number(r["val_ppl"]),
+              [(str(r["epoch"]), f"{r['lr']:g}", number(r[VAL_PPL]),
                 "saved (best so far)" if r["saved"] else "kept the earlier one; lr / 4")
                for r in numbers["epochs"]], right=["epoch", "lr", "val ppl"]),
         prose(f"""
@@ -238,7 +239,7 @@ def render(numbers: dict[str, Any]) -> RenderableType:
             {numbers['test_evaluations']} time(s). The checkpoint it loaded for the test is epoch
             {numbers['best_epoch']}'s ({'the last one' if last_best else 'not the last one: later epochs were worse'}),
             with validation perplexity {number(numbers['best_val_ppl'])}; its test perplexity is
-            **{number(numbers['test_ppl'])}**, {relation} that.
+            **{number(numbers[TEST_PPL])}**, {relation} that.
         """),
         section("Why not report the validation number?"),
         prose("""

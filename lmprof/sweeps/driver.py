@@ -32,6 +32,8 @@ from lmprof.errors import UsageError
 from lmprof.fsutil import write_text_atomic
 from lmprof.instrument.gradients import CLIP_FIELDS
 from lmprof.record.files import RESULT_FILE
+from lmprof.record.sections import (CUDA_VISIBLE_DEVICES, FINISHED_AT, JOB_ID, TEST_LOSS, TEST_PPL, TOKENS_PER_S,
+    TRAIN_SECONDS, VAL_LOSS, VAL_PPL, VOCAB_SIZE, WALL_SECONDS)
 from lmprof.sweeps.executors import Executor, Task
 from lmprof.sweeps.plan import Plan, PlannedRun
 from lmprof.sweeps.store import RESULTS_FILE, ResultStore, SweepLock
@@ -103,10 +105,10 @@ class Driver:
         self.store.append({
             "kind": "run", "run": run.label, "key": run.key, "model": run.model, "settings": run.settings,
             "status": record.get("status"), "message": record.get("message", ""), "error": record.get("error"),
-            "epochs_done": len(epochs), "train_seconds": sum(e.get("train_seconds") or 0.0 for e in epochs),
+            "epochs_done": len(epochs), TRAIN_SECONDS: sum(e.get(TRAIN_SECONDS) or 0.0 for e in epochs),
             **{name: record.get(name) for name in (
-                "test_loss", "test_ppl", "nparams", "ntokens", "vocab_size", "wall_seconds", "host", "pid",
-                "device", "gpu", "cpu", "cuda_visible_devices", "threads", "scheduler", "job_id", "attempt",
+                TEST_LOSS, TEST_PPL, "nparams", "ntokens", VOCAB_SIZE, WALL_SECONDS, "host", "pid",
+                "device", "gpu", "cpu", CUDA_VISIBLE_DEVICES, "threads", "scheduler", JOB_ID, "attempt",
                 "started", "finished", "memory")},
             "executor": self.executor.name, "jobs": self.executor.jobs, "time": now(),
             "config": record.get("config"),
@@ -116,12 +118,12 @@ class Driver:
         from lmprof.divergence import NOT_CONVERGED, advice
         from lmprof.record.sweep_summary import is_not_converged
 
-        if is_not_converged(status, [e.get("val_ppl") for e in epochs], record.get("vocab_size")):
-            self.log(f"{run.label}: not converged: val ppl {epochs[-1].get('val_ppl'):.4g} after its only epoch is "
-                     f"above the vocabulary size {record.get('vocab_size')}; try "
+        if is_not_converged(status, [e.get(VAL_PPL) for e in epochs], record.get(VOCAB_SIZE)):
+            self.log(f"{run.label}: not converged: val ppl {epochs[-1].get(VAL_PPL):.4g} after its only epoch is "
+                     f"above the vocabulary size {record.get(VOCAB_SIZE)}; try "
                      f"{advice(run.config.to_dict(), NOT_CONVERGED)}")
         elif status == "ok":
-            self.log(f"{run.label}: ok, test ppl {record.get('test_ppl') or float('nan'):.2f}")
+            self.log(f"{run.label}: ok, test ppl {record.get(TEST_PPL) or float('nan'):.2f}")
         elif status == "failed":
             self.log(f"{run.label}: failed: {record.get('message')} "
                      f"(traceback in {Path(task.run_dir) / RESULT_FILE}, under sweep.error)")
@@ -134,11 +136,11 @@ class Driver:
         """Append the record's epochs that results.jsonl lacks; check the ones it has."""
         run = self._runs[task.key]
         stored = self.store.epochs(run.key)
-        vocab = record.get("vocab_size")
+        vocab = record.get(VOCAB_SIZE)
         history: list[float | None] = []
         for epoch in record.get("epochs", []):
             number = epoch.get("epoch")
-            history.append(epoch.get("val_ppl"))
+            history.append(epoch.get(VAL_PPL))
             if number in stored:
                 self._check_replay(run, stored[number], epoch)
                 continue
@@ -149,17 +151,17 @@ class Driver:
                 "emsize": cfg.emsize, "nhid": cfg.nhid, "nlayers": cfg.nlayers, "bptt": cfg.bptt,
                 "settings": run.settings, "epoch": number,
                 **{name: epoch.get(name) for name in (
-                    "lr", "batches", "tokens", "train_seconds", "tokens_per_s", "val_loss", "val_ppl",
+                    "lr", "batches", "tokens", TRAIN_SECONDS, TOKENS_PER_S, VAL_LOSS, VAL_PPL,
                     *CLIP_FIELDS)},
                 "diverged": diverged, "threads": task.config.threads, "jobs": self.executor.jobs,
-                "time": epoch.get("finished_at") or now(),
+                "time": epoch.get(FINISHED_AT) or now(),
             })
-            ppl = epoch.get("val_ppl")
-            self.log(f"{run.label:<30} epoch {number}/{cfg.epochs}  train {epoch.get('train_seconds', 0):7.2f} s  "
+            ppl = epoch.get(VAL_PPL)
+            self.log(f"{run.label:<30} epoch {number}/{cfg.epochs}  train {epoch.get(TRAIN_SECONDS, 0):7.2f} s  "
                      f"val ppl {ppl if ppl is not None else float('inf'):10.2f}" + ("  diverged" if diverged else ""))
 
     def _check_replay(self, run: PlannedRun, row: dict[str, Any], epoch: dict[str, Any]) -> None:
-        old, new = row.get("val_loss"), epoch.get("val_loss")
+        old, new = row.get(VAL_LOSS), epoch.get(VAL_LOSS)
         if old is None or new is None or run.key in self._warned:
             return
         if abs(old - new) > 1e-6 * max(1.0, abs(old)):
@@ -179,7 +181,7 @@ def make_tasks(plan: Plan, folder: Path, runs: list[PlannedRun], executor: Execu
     for run in runs:
         run_dir = folder / RUNS_FOLDER / run.folder_name
         cfg = run.config.replace(out=str(run_dir), threads=shared.threads, device=shared.device)
-        sweep = {"run": run.label, "key": run.key, "vocab_size": vocab, "grad_stats": plan.grad_stats}
+        sweep = {"run": run.label, "key": run.key, VOCAB_SIZE: vocab, "grad_stats": plan.grad_stats}
         tasks.append(Task(label=run.label, key=run.key, config=cfg, run_dir=run_dir, sweep=sweep))
     return tasks
 

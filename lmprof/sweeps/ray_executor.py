@@ -38,6 +38,7 @@ from typing import Any, Sequence
 
 from lmprof.config import RunConfig
 from lmprof.errors import UsageError
+from lmprof.record.sections import JOB_ID
 from lmprof.sweeps.executors import Events, Executor, Resources, Task, cluster_threads, ended_record, remote_config
 
 # Set before `import ray` when this process starts the cluster (Ray reads some at import).
@@ -57,7 +58,7 @@ def run_in_ray(config: RunConfig, run_dir: str, sweep: dict[str, Any]) -> dict[s
 
     task_id = ray.get_runtime_context().get_task_id()
     # max_retries=0: each run has one attempt. The driver's Ctrl-C reaches it through its folder.
-    return run_one(config, run_dir, {**sweep, "scheduler": "ray", "job_id": task_id, "attempt": 1},
+    return run_one(config, run_dir, {**sweep, "scheduler": "ray", JOB_ID: task_id, "attempt": 1},
                    watchers=[StopOnRequest(run_dir)])
 
 

@@ -38,6 +38,7 @@ from typing import Any, Callable, Sequence
 from lmprof.config import RunConfig
 from lmprof.errors import UsageError
 from lmprof.fsutil import write_text_atomic
+from lmprof.record.sections import JOB_ID
 from lmprof.sweeps.executors import (Events, Executor, Resources, Task, cluster_threads, ended_record,
                                     remote_config)
 
@@ -101,7 +102,7 @@ class SlurmExecutor(Executor):
         self._jobs = self._load_map()
         if fresh and self._jobs:
             # Jobs of the sweep being forgotten would write into run folders of the new one.
-            self._scancel([entry["job_id"] for entry in self._jobs.values()])
+            self._scancel([entry[JOB_ID] for entry in self._jobs.values()])
             self._jobs = {}
         if fresh:
             shutil.rmtree(self.submitit_folder, ignore_errors=True)
@@ -124,7 +125,7 @@ class SlurmExecutor(Executor):
         except (OSError, ValueError, UsageError, RecursionError):
             return {}
         jobs = doc.get("jobs") if isinstance(doc, dict) else None
-        return {k: v for k, v in jobs.items() if isinstance(v, dict) and v.get("job_id")} if jobs else {}
+        return {k: v for k, v in jobs.items() if isinstance(v, dict) and v.get(JOB_ID)} if jobs else {}
 
     def _save_map(self) -> None:
         doc = {"schema_version": 1, "submitit_folder": SUBMITIT_FOLDER, "jobs": self._jobs}
@@ -168,7 +169,7 @@ class SlurmExecutor(Executor):
             if entry is None:
                 to_submit.append(task)
             else:
-                running[task] = SlurmJob(self.submitit_folder, str(entry["job_id"]))
+                running[task] = SlurmJob(self.submitit_folder, str(entry[JOB_ID]))
         if running:
             next(iter(running.values())).watcher.update()  # one sacct call for all of them
         for task, job in list(running.items()):
@@ -205,7 +206,7 @@ class SlurmExecutor(Executor):
                              "--constraint, --time-min)") from None
         submitted = {}
         for task, job in zip(tasks, jobs):
-            self._jobs[task.key] = {"job_id": job.job_id, "run": task.label, "submitted": time.time()}
+            self._jobs[task.key] = {JOB_ID: job.job_id, "run": task.label, "submitted": time.time()}
             submitted[task] = job
         self._save_map()  # before anything else can fail: a rerun re-attaches to these
         return submitted

@@ -39,12 +39,14 @@ from lmprof.instrument.base import Instrument
 from lmprof.instrument.gradients import CLIP_FIELDS, GradStatsInstrument, clip_summary
 from lmprof.instrument.memory import MemoryInstrument
 from lmprof.record.files import STOP_FILE  # written by a driver into a run folder: "stop this run as Ctrl-C would"
+from lmprof.record.sections import (CUDA_PEAK_BYTES, CUDA_VISIBLE_DEVICES, FINISHED_AT, JOB_ID, PARAM_BYTES,
+    RSS_PEAK_BYTES, SAVED_BYTES_PEAK, TEST_LOSS, TEST_PPL, VAL_PPL, VOCAB_SIZE, WALL_SECONDS)
 
 if TYPE_CHECKING:
     from lmprof.record.result import RunResult
 
 LOG_FILE = "train.log"
-MEMORY_FIELDS = ("saved_bytes_peak", "param_bytes", "rss_peak_bytes", "cuda_peak_bytes")  # a record's memory
+MEMORY_FIELDS = (SAVED_BYTES_PEAK, PARAM_BYTES, RSS_PEAK_BYTES, CUDA_PEAK_BYTES)  # a record's memory
 STATUSES = ("running", "ok", "diverged", "failed", "interrupted")
 
 
@@ -100,7 +102,7 @@ def record_of(result: "RunResult") -> dict[str, Any]:
         "status": metrics.get("status", "failed"), "message": metrics.get("message") or "",
         "error": sweep.get("error"), "config": result.config,
         "epochs": [{**e, **extras.get(e.get("epoch"), {})} for e in metrics.get("epochs", [])],
-        **{k: metrics.get(k) for k in ("test_loss", "test_ppl", "nparams", "ntokens", "wall_seconds")},
+        **{k: metrics.get(k) for k in (TEST_LOSS, TEST_PPL, "nparams", "ntokens", WALL_SECONDS)},
         **{k: env.get(k) for k in ("threads", "device", "gpu", "cpu")},
     }
     if result.memory:
@@ -121,12 +123,12 @@ def _placement(given: dict[str, Any]) -> dict[str, Any]:
     slurm_job = f"{array_job}_{array_task}" if array_job and array_task else os.environ.get("SLURM_JOB_ID")
     placement: dict[str, Any] = {
         "host": socket.gethostname(), "pid": os.getpid(),
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "scheduler": "slurm" if slurm_job else None, "job_id": slurm_job,
+        CUDA_VISIBLE_DEVICES: os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "scheduler": "slurm" if slurm_job else None, JOB_ID: slurm_job,
         "attempt": int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) + 1,
     }
     if given.get("scheduler"):
-        placement.update(scheduler=given["scheduler"], job_id=given.get("job_id"), attempt=given.get("attempt", 1))
+        placement.update(scheduler=given["scheduler"], job_id=given.get(JOB_ID), attempt=given.get("attempt", 1))
     return placement
 
 
@@ -199,7 +201,7 @@ def run_one(
     # Memory too (about 1%): each run's peak saved activations and RSS sit beside its time.
     memory = [MemoryInstrument()] if given.pop("memory", True) else []
     section: dict[str, Any] = {
-        "run": given.get("run", config.model), "key": given.get("key"), "vocab_size": given.get("vocab_size"),
+        "run": given.get("run", config.model), "key": given.get("key"), VOCAB_SIZE: given.get(VOCAB_SIZE),
         "started": now(), "finished": None, **_placement(given), "error": None, "epochs": [],
     }
     # Until the runner writes its own (with this same section), the run's file says it started.
@@ -234,15 +236,15 @@ def _epoch_keeper(config: RunConfig, folder: Path, section: dict[str, Any], grad
     def epoch_done(epoch: dict[str, Any]) -> None:
         clip = {k: v for k, v in grad_stats[0].epochs[-1].items() if k in CLIP_FIELDS} if grad_stats and \
             grad_stats[0].epochs and grad_stats[0].epochs[-1]["epoch"] == epoch["epoch"] else {}
-        section["epochs"].append({"epoch": epoch["epoch"], "finished_at": now(), **clip})
+        section["epochs"].append({"epoch": epoch["epoch"], FINISHED_AT: now(), **clip})
         saved = RunResult.load(folder)  # the runner's file, this epoch in it; the runner's own saves share `section`
         saved.sweep = section
         save_record(folder, saved)
         if on_record is not None:
             on_record(record_of(saved))
-        history = [e.get("val_ppl") for e in saved.epochs]
-        if section["vocab_size"] and is_diverged(history, section["vocab_size"], final=epoch["epoch"] == config.epochs):
-            raise PerplexityAboveVocabulary(epoch["epoch"], epoch["val_ppl"], section["vocab_size"])
+        history = [e.get(VAL_PPL) for e in saved.epochs]
+        if section[VOCAB_SIZE] and is_diverged(history, section[VOCAB_SIZE], final=epoch["epoch"] == config.epochs):
+            raise PerplexityAboveVocabulary(epoch["epoch"], epoch[VAL_PPL], section[VOCAB_SIZE])
 
     return epoch_done
 
@@ -252,8 +254,8 @@ def _train(config: RunConfig, folder: Path, section: dict[str, Any], instruments
     """``lmprof.runner.run`` into the run's folder, its log into train.log; a divergence's message cites the clip."""
     from lmprof.runner import run
 
-    if not section["vocab_size"]:
-        section["vocab_size"] = vocabulary_size(config)
+    if not section[VOCAB_SIZE]:
+        section[VOCAB_SIZE] = vocabulary_size(config)
     from lmprof.safe_files import open_for_append
 
     with open_for_append(folder / LOG_FILE) as log_file:  # never through a link planted as train.log

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from lmprof.config import RunConfig
 from lmprof.experiments.speedlab.rows import Trial
 from lmprof.experiments.speedlab.variants import Setup, Variant, build_setup, forward_step
+from lmprof.record.sections import VAL_PPL
 
 if TYPE_CHECKING:
     import torch
@@ -225,7 +226,7 @@ class TrialTraining:
         self.eval_model.train()  # evaluate() left the model in eval mode; train() set it only at its start
         ppl = perplexity(loss)
         seconds = trial.setup_seconds + trial.batch_ends[-1]
-        trial.checkpoints.append({"tokens": self.tokens, "seconds": seconds, "val_ppl": ppl})
+        trial.checkpoints.append({"tokens": self.tokens, "seconds": seconds, VAL_PPL: ppl})
         if n == self.budget.batches:
             trial.budget_ppl = ppl
         if self.target_ppl is not None and trial.time_to_quality is None and ppl <= self.target_ppl:
