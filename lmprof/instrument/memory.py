@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,9 +28,9 @@ from lmprof.instrument.base import Instrument, RunContext
 from lmprof.instrument.memory_readers import CudaMemory, ProcMemory, peak_rss, torch_cuda_memory  # noqa: F401 (re-exported)
 from lmprof.record.files import MEMORY_SNAPSHOT_FILE
 from lmprof.record.result import RunResult
-from lmprof.record.sections import (CUDA_ALLOCATED_PER_BATCH, CUDA_PEAK_BYTES, GRAD_BYTES, OPTIMIZER_BYTES,
-    PARAM_BYTES, RSS_PEAK_BYTES, RSS_PEAK_SCOPE, RSS_PER_BATCH, SAVED_BYTES_BY_MODULE, SAVED_BYTES_PEAK,
-    SAVED_BYTES_PER_BATCH)
+from lmprof.record.sections import (CUDA_ALLOCATED_BYTES, CUDA_ALLOCATED_PER_BATCH, CUDA_PEAK_BYTES, GRAD_BYTES,
+    OPTIMIZER_BYTES, PARAM_BYTES, RSS_PEAK_BYTES, RSS_PEAK_SCOPE, RSS_PER_BATCH, SAVED_BYTES_BY_MODULE,
+    SAVED_BYTES_PEAK, SAVED_BYTES_PER_BATCH)
 
 SNAPSHOT_FILE = MEMORY_SNAPSHOT_FILE
 SAVING_PHASES = ("forward", "loss")
@@ -44,6 +45,15 @@ def tensor_bytes(t: Any) -> int:
     return int(t.numel()) * int(t.element_size())
 
 
+@dataclass
+class SavedStorage:
+    """One storage autograd holds for backward: how many saved tensors use it, its bytes, whose it is."""
+
+    tokens: int
+    bytes: int
+    role: str
+
+
 class SavedCounter:
     """Live bytes held by autograd's saved tensors, once per storage, split by role.
 
@@ -53,12 +63,12 @@ class SavedCounter:
     """
 
     def __init__(self) -> None:
-        self.live: dict[int, list[Any]] = {}  # storage pointer -> [tokens alive, bytes, role]
+        self.live: dict[int, SavedStorage] = {}  # storage pointer -> its tokens alive, bytes and role
         self.live_bytes = 0
         self.packed_bytes: dict[str, int] = defaultdict(int)  # this batch's new saved bytes by role
         self.role = TOP
         self.exclude: set[int] = set()  # parameter storages: counted as parameters, not activations
-        self.partial: dict[int, int] = {}  # storage -> 0: lives anyway; count only the viewed part
+        self.partial: set[int] = set()  # storages that live anyway (the corpus, the targets): count only the view
 
     def pack(self, t: Any) -> "_Token":
         storage = t.untyped_storage()
@@ -68,20 +78,20 @@ class SavedCounter:
             if ptr in self.exclude:
                 return _Token(self, -1, t.detach())
             size = tensor_bytes(t) if ptr in self.partial else storage.nbytes()
-            entry = self.live[ptr] = [0, size, self.role]
+            entry = self.live[ptr] = SavedStorage(0, size, self.role)
             self.live_bytes += size
             self.packed_bytes[self.role] += size
-        entry[0] += 1
+        entry.tokens += 1
         return _Token(self, ptr, t.detach())
 
     def release(self, ptr: int) -> None:
         entry = self.live.get(ptr)
         if entry is None:
             return
-        entry[0] -= 1
-        if entry[0] == 0:
+        entry.tokens -= 1
+        if entry.tokens == 0:
             del self.live[ptr]
-            self.live_bytes -= entry[1]
+            self.live_bytes -= entry.bytes
 
 
 class _Token:
@@ -149,7 +159,7 @@ class MemoryRecorder:
         if self.depth == 0 and self._open[-1:] == ["forward"]:
             self._see_model(module, args)
         elif self.depth == 0 and len(args) > 1 and hasattr(args[1], "untyped_storage"):
-            self.counter.partial[args[1].untyped_storage().data_ptr()] = 0  # the loss's targets
+            self.counter.partial.add(args[1].untyped_storage().data_ptr())  # the loss's targets
         elif self.depth == 1 and self._open[-1:] == ["forward"]:
             self.counter.role = self.names.get(id(module), self.counter.role)
         self.depth += 1
@@ -167,7 +177,7 @@ class MemoryRecorder:
             self.names = {id(child): ROLES.get(type(child).__name__, name) for name, child in model.named_children()}
             self.counter.exclude = {p.untyped_storage().data_ptr() for p in model.parameters()}
         if args and hasattr(args[0], "untyped_storage"):
-            self.counter.partial[args[0].untyped_storage().data_ptr()] = 0  # the batch: a view of the corpus
+            self.counter.partial.add(args[0].untyped_storage().data_ptr())  # the batch: a view of the corpus
 
     def _optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if self.optimizer is None:
@@ -199,7 +209,7 @@ class MemoryRecorder:
         if self.cuda is not None:
             allocated, peak = self.cuda.read()  # one allocator query per boundary
             peaks[CUDA_PEAK_BYTES] = max(peaks.get(CUDA_PEAK_BYTES, 0), peak)
-            peaks["cuda_allocated_bytes"] = self._allocated = allocated
+            peaks[CUDA_ALLOCATED_BYTES] = self._allocated = allocated
         if name == "loss":
             self._end_of_batch()
         elif name == "backward" and not self.grad_bytes and self.model is not None:

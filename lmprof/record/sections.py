@@ -283,7 +283,16 @@ SAVED_BYTES_PEAK, SAVED_BYTES_BY_MODULE, SAVED_BYTES_PER_BATCH = ("saved_bytes_p
 PARAM_BYTES, GRAD_BYTES, OPTIMIZER_BYTES = "param_bytes", "grad_bytes", "optimizer_bytes"
 RSS_PEAK_BYTES, RSS_PER_BATCH, RSS_PEAK_SCOPE = "rss_peak_bytes", "rss_per_batch", "rss_peak_scope"
 CUDA_PEAK_BYTES, CUDA_ALLOCATED_PER_BATCH = "cuda_peak_bytes", "cuda_allocated_per_batch"
+CUDA_ALLOCATED_BYTES = "cuda_allocated_bytes"
 MEMORY_SERIES = (SAVED_BYTES_PER_BATCH, RSS_PER_BATCH, CUDA_ALLOCATED_PER_BATCH)  # one figure per batch
+
+
+class PhasePeaks(TypedDict, total=False):
+    """One phase's memory: the most seen at its ends (RSS, and on CUDA the allocator's peak and its last reading)."""
+
+    rss_peak_bytes: Count | None
+    cuda_peak_bytes: Count | None
+    cuda_allocated_bytes: Count | None
 
 
 class Memory(TypedDict, total=False):
@@ -298,7 +307,7 @@ class Memory(TypedDict, total=False):
     rss_peak_scope: str | None  # phase (cleared per phase) or process
     cuda_peak_bytes: Count | None
     cuda_allocated_per_batch: list[Count]
-    phases: dict[str, dict[str, Count | None]]  # per phase: its peaks (rss_peak_bytes, cuda_peak_bytes)
+    phases: dict[str, PhasePeaks]
 
 
 # --- gradients (lmprof.instrument.gradients) ---------------------------------------------------------------

@@ -16,9 +16,9 @@ import html
 from typing import TYPE_CHECKING, Any
 
 from lmprof.experiments.memory_model import FLOAT, predicted_saved_bytes
-from lmprof.record.sections import (CUDA_ALLOCATED_PER_BATCH, CUDA_PEAK_BYTES, GRAD_BYTES, OPTIMIZER_BYTES,
-    PARAM_BYTES, RSS_PEAK_BYTES, RSS_PEAK_SCOPE, RSS_PER_BATCH, SAVED_BYTES_BY_MODULE, SAVED_BYTES_PEAK,
-    SAVED_BYTES_PER_BATCH)
+from lmprof.record.sections import (CUDA_ALLOCATED_BYTES, CUDA_ALLOCATED_PER_BATCH, CUDA_PEAK_BYTES, GRAD_BYTES,
+    OPTIMIZER_BYTES, PARAM_BYTES, RSS_PEAK_BYTES, RSS_PEAK_SCOPE, RSS_PER_BATCH, SAVED_BYTES_BY_MODULE,
+    SAVED_BYTES_PEAK, SAVED_BYTES_PER_BATCH)
 from lmprof.views.format import size  # one byte formatter for every view
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def phase_memory_cells(result: "RunResult", name: str) -> list[str]:
         return [""] * len(headers)
     if headers == ["peak RSS"]:
         return [size(v.get(RSS_PEAK_BYTES, 0))]
-    return [size(v.get("cuda_allocated_bytes", 0)), size(v.get(CUDA_PEAK_BYTES, 0))]
+    return [size(v.get(CUDA_ALLOCATED_BYTES, 0)), size(v.get(CUDA_PEAK_BYTES, 0))]
 
 
 def memory_view(result: "RunResult") -> "RenderableType":
