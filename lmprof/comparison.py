@@ -315,7 +315,7 @@ def differences(sections: list[dict[str, Any]], keys: Sequence[str] | None = Non
     return out
 
 
-def ratio(value: float | None, base: float | None) -> float | None:
+def ratio_of(value: float | None, base: float | None) -> float | None:
     if value is None or base is None or base <= 0 or not math.isfinite(value) or not math.isfinite(base):
         return None
     return value / base
@@ -324,7 +324,7 @@ def ratio(value: float | None, base: float | None) -> float | None:
 def outcome_rows(runs: list[RunResult]) -> list[OutcomeRow]:
     """Validation ppl per epoch, test ppl, ms per training batch and tokens per second."""
     def row(metric: str, values: list[float | None]) -> OutcomeRow:
-        return OutcomeRow(metric, values, [ratio(v, values[0]) for v in values])
+        return OutcomeRow(metric, values, [ratio_of(v, values[0]) for v in values])
 
     rows = []
     for i in range(max((len(r.epochs) for r in runs), default=0)):
@@ -393,7 +393,7 @@ def phase_rows(runs: list[RunResult], comparable: bool, drift_margin: float = DR
         medians = [float(np.median(a)) if a is not None else _mean_per_call(r, name) for a, r in zip(arrays, runs)]
         spreads = [float(np.subtract(*np.percentile(a, [75, 25]))) if a is not None else None for a in arrays]
         row = PhaseRow(name, "whole training step" if name == STEP_ROW else LABELS.get(name, name), medians, spreads,
-                       [len(a) if a is not None else 0 for a in arrays], [ratio(m, medians[0]) for m in medians],
+                       [len(a) if a is not None else 0 for a in arrays], [ratio_of(m, medians[0]) for m in medians],
                        [None] * len(runs), [BASELINE] + [""] * (len(runs) - 1))
         base = arrays[0]
         for i in range(1, len(runs)):
@@ -456,7 +456,7 @@ def flop_rows(runs: list[RunResult], phases: list[PhaseRow]) -> list[FlopRow]:
         flops = [_flops_per_call(r, name) for r in runs]
         if sum(f is not None for f in flops) < 2 or name not in by_name:
             continue
-        rows.append(FlopRow(name, flops, [ratio(f, flops[0]) for f in flops], list(by_name[name].ratios)))
+        rows.append(FlopRow(name, flops, [ratio_of(f, flops[0]) for f in flops], list(by_name[name].ratios)))
     return rows
 
 
@@ -501,7 +501,7 @@ def line_diffs(runs: list[RunResult], shown: int = LINES_SHOWN) -> list[Function
             per_hit = [t[name][key][1] / t[name][key][0] if key in t[name] else None for t in tables]
             hits = [t[name][key][0] if key in t[name] else None for t in tables]
             judged = all(h is not None and h >= LINE_MIN_HITS for h in hits)
-            diffs.append(LineDiff(key[0], per_hit, [ratio(v, per_hit[0]) for v in per_hit], hits, judged))
+            diffs.append(LineDiff(key[0], per_hit, [ratio_of(v, per_hit[0]) for v in per_hit], hits, judged))
         # Lines with enough hits first, by the largest change per hit; the few-hit lines after them.
         diffs.sort(key=lambda d: (not d.judged, -max(abs((v or 0.0) - (d.per_hit[0] or 0.0)) for v in d.per_hit[1:])))
         if diffs:
@@ -544,7 +544,7 @@ def op_rows(runs: list[RunResult], shown: int = OPS_SHOWN) -> tuple[list[OpRow],
     rows = []
     for name in names:
         values = [t.get(name) for t in per_step]
-        rows.append(OpRow(name, values, [ratio(v, values[0]) for v in values]))
+        rows.append(OpRow(name, values, [ratio_of(v, values[0]) for v in values]))
     return rows, "self CUDA" if by_cuda else "self CPU"
 
 
@@ -567,7 +567,7 @@ def component_rows_compared(runs: list[RunResult]) -> list[ComponentRow]:
         totals = [c["total"] if c else None for c in cells]
         rows.append(ComponentRow(role_label(role, modules), [c["forward"] if c else None for c in cells],
                                  [c["backward"] if c else None for c in cells],
-                                 [ratio(v, totals[0]) for v in totals], role, modules))
+                                 [ratio_of(v, totals[0]) for v in totals], role, modules))
     return rows
 
 

@@ -37,7 +37,7 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def number(value: Any, where: str) -> str | None:
+def finite_number(value: Any, where: str) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"{where} must be a number, got {_show(value)}"
     if not math.isfinite(value):
@@ -59,7 +59,7 @@ def count(value: Any, where: str) -> str | None:
 
 def seconds(value: Any, where: str) -> str | None:
     """A measured time: a finite number of seconds, 0 or more, below MAX_SECONDS."""
-    bad = number(value, where)
+    bad = finite_number(value, where)
     if bad:
         return bad
     if not 0 <= value <= MAX_SECONDS:
@@ -145,12 +145,12 @@ def record(fields: dict[str, Check] | None = None, required: tuple[str, ...] = (
     return check
 
 
-NUM, OPT_NUM, INT, OPT_INT, STR, OPT_STR = number, optional(number), count, optional(count), text, optional(text)
+NUM, OPT_NUM, INT, OPT_INT, STR, OPT_STR = finite_number, optional(finite_number), count, optional(count), text, optional(text)
 SEC, OPT_SEC = seconds, optional(seconds)
 
 # --- the checks built from the typed sections (lmprof.record.sections) ---------------------------------------
-KINDS: dict[Any, Check] = {"count": count, "number": number, "seconds": seconds, "seed": seed,
-                           "file name": file_name, int: count, float: number, str: text, bool: flag, Any: anything}
+KINDS: dict[Any, Check] = {"count": count, "number": finite_number, "seconds": seconds, "seed": seed,
+                           "file name": file_name, int: count, float: finite_number, str: text, bool: flag, Any: anything}
 
 
 def check_for(hint: Any, strict: bool = False) -> Check:

@@ -59,7 +59,7 @@ def value(v: Any) -> str:
     return str(v)
 
 
-def flops_text(f: float | None) -> str:
+def flop_count(f: float | None) -> str:
     return "—" if f is None else f"{f / 1e9:,.2f} G"
 
 
@@ -135,7 +135,7 @@ def flop_grid(c: Comparison) -> Grid:
     others = letters(c)[1:]
     rows = []
     for f in c.flops:
-        cells = [f.phase, *[flops_text(v) for v in f.flops]]
+        cells = [f.phase, *[flop_count(v) for v in f.flops]]
         for fr, tr in zip(f.flop_ratios[1:], f.time_ratios[1:]):
             beyond = tr / fr if tr is not None and fr else None
             cells += [times(fr), times(tr), times(beyond)]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-from lmprof.comparison import FASTER, NOISE, SLOWER, Comparison, ComponentRow, PhaseRow, ratio
+from lmprof.comparison import FASTER, NOISE, SLOWER, Comparison, ComponentRow, PhaseRow, ratio_of
 from lmprof.phases import PHASES, UNCOVERED, Phase
 from lmprof.views.flowchart import PLAIN_FILL, component_times, forward_components, forward_layers
 from lmprof.views.rows import duration
@@ -61,7 +61,7 @@ def _label(phase: Phase, comparison: Comparison, row: PhaseRow | None, totals: t
     if base is None and then is None:
         return f"{phase.label}\n(not run)", PLAIN_FILL
     shown = " · ".join(f"{name}: {duration(v) if v is not None else 'not run'}" for name, v in ((a, base), (b, then)))
-    value = ratio(then, base)
+    value = ratio_of(then, base)
     return f"{phase.label}\n{shown}" + (f"\n{value:.2f}× · no verdict (not per batch)" if value else ""), PLAIN_FILL
 
 
@@ -125,7 +125,7 @@ def _component_times(row: ComponentRow, direction: str, other: int, a: str, b: s
     values = row.forward if direction == "forward" else row.backward
     base, then = values[0], values[other]
     times = f"{a} {duration(base) if base is not None else 'not run'} · {b} {duration(then) if then is not None else 'not run'}"
-    value = ratio(then, base)
+    value = ratio_of(then, base)
     return f"{direction} per step: {times}" + (f" · {value:.2f}×" if value is not None else "")
 
 

@@ -14,7 +14,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from lmprof.comparison import BASELINE, DRIFT_MARGIN, FASTER, SLOWER, bootstrap_interval, verdict
+from lmprof.comparison import BASELINE, DRIFT_MARGIN, FASTER, SLOWER, bootstrap_interval, ratio_of, verdict
 from lmprof.config import RunConfig
 from lmprof.experiments.speedlab.variants import BY_NAME, compatible
 from lmprof.record.sections import SPEEDLAB_VARIANT, TRAIN_TOKENS, VAL_PPL
@@ -253,12 +253,6 @@ def time_to_quality(trial: Trial, target: float | None) -> float | None:
     if target is None:
         return None
     return next((c["seconds"] for c in trial.checkpoints if c[VAL_PPL] <= target), None)
-
-
-def ratio_of(value: float | None, base: float | None) -> float | None:
-    from lmprof.comparison import ratio
-
-    return ratio(value, base)
 
 
 def judge(row: Row, drift_margin: float, overtime: float) -> tuple[str, str]:
