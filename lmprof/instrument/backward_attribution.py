@@ -119,78 +119,109 @@ def _phase_at(starts: list[float], windows: list[tuple[float, float, str]], t: f
     return windows[i][2] if i >= 0 and t <= windows[i][1] else "between"
 
 
-def attribute(ops: list[Op], param_lines: dict[str, list[int]]) -> Attribution:
-    """Add every operator's time to the forward line (or the part of the step) that owns it."""
-    starts, windows = _windows(ops)
-    owners: dict[int, tuple[str, Any]] = {}
-    # an AccumulateGrad node's engine event holds the hook's annotation: that names the parameter
-    named = {op.parent: op.name[len(GRAD_PREFIX):] for op in ops
-             if op.annotation and op.name.startswith(GRAD_PREFIX) and op.parent is not None}
+class _Owners:
+    """Who owns each profiler event: the forward line, parameter or backward node it runs under (memoised)."""
 
-    def owner(i: int) -> tuple[str, Any]:
-        path, j, found = [], i, ("none", None)
+    def __init__(self, ops: list[Op]) -> None:
+        self.ops = ops
+        self.found: dict[int, tuple[str, Any]] = {}
+        # an AccumulateGrad node's engine event holds the hook's annotation: that names the parameter
+        self.named = {op.parent: op.name[len(GRAD_PREFIX):] for op in ops
+                      if op.annotation and op.name.startswith(GRAD_PREFIX) and op.parent is not None}
+
+    def __call__(self, i: int) -> tuple[str, Any]:
+        """("line", n), ("param", name), ("node", (thread, seq, name)) or ("none", None), from the nearest
+        event above ``i`` that says."""
+        path: list[int] = []
+        j: int | None = i
+        found: tuple[str, Any] = ("none", None)
         while j is not None:
-            if j in owners:
-                found = owners[j]
+            if j in self.found:
+                found = self.found[j]
                 break
             path.append(j)
-            op = ops[j]
-            if op.annotation and op.name.startswith(LINE_PREFIX):
-                found = ("line", int(op.name[len(LINE_PREFIX):]))
+            said = self._says(j)
+            if said is not None:
+                found = said
                 break
-            if op.annotation and op.name.startswith(GRAD_PREFIX):
-                found = ("param", op.name[len(GRAD_PREFIX):])
-                break
-            if op.name.startswith(ENGINE_PREFIX):
-                found = ("param", named[j]) if j in named else ("node", (op.fwd_thread, op.seq, op.name))
-                break
-            j = op.parent
+            j = self.ops[j].parent
         for k in path:
-            owners[k] = found
+            self.found[k] = found
         return found
 
-    def under_op(i: int) -> bool:
-        j = ops[i].parent
+    def _says(self, j: int) -> tuple[str, Any] | None:
+        op = self.ops[j]
+        if op.annotation and op.name.startswith(LINE_PREFIX):
+            return ("line", int(op.name[len(LINE_PREFIX):]))
+        if op.annotation and op.name.startswith(GRAD_PREFIX):
+            return ("param", op.name[len(GRAD_PREFIX):])
+        if op.name.startswith(ENGINE_PREFIX):
+            return ("param", self.named[j]) if j in self.named else ("node", (op.fwd_thread, op.seq, op.name))
+        return None
+
+    def under_op(self, i: int) -> bool:
+        """Whether an operator (not an annotation) encloses event ``i``."""
+        j = self.ops[i].parent
         while j is not None:
-            if not ops[j].annotation:
+            if not self.ops[j].annotation:
                 return True
-            j = ops[j].parent
+            j = self.ops[j].parent
         return False
 
-    out = Attribution()
-    phases = [_phase_at(starts, windows, op.start) for op in ops]
-    creators: dict[tuple[int, int], tuple[float, str, Any]] = {}  # (thread, seq) -> (start, phase, owner)
+
+Creators = dict[tuple[int, int], tuple[float, str, Any]]  # (thread, seq) -> (start, phase, owner)
+
+
+def _creators(ops: list[Op], phases: list[str], owner: _Owners) -> Creators:
+    """The forward operator that made each autograd node, by its (thread, sequence number)."""
+    creators: Creators = {}
     for i, op in enumerate(ops):
         if not op.annotation and op.seq >= 0 and phases[i] in ("forward", "loss"):
             key = (op.thread, op.seq)
             # the node is made by the last operator that starts with its number (later ones carry the next)
             if key not in creators or op.start >= creators[key][0]:
                 creators[key] = (op.start, phases[i], owner(i))
+    return creators
+
+
+def attribute(ops: list[Op], param_lines: dict[str, list[int]]) -> Attribution:
+    """Add every operator's time to the forward line (or the part of the step) that owns it."""
+    starts, windows = _windows(ops)
+    owner = _Owners(ops)
+    phases = [_phase_at(starts, windows, op.start) for op in ops]
+    creators = _creators(ops, phases, owner)
+    out = Attribution()
     for i, op in enumerate(ops):
-        phase = phases[i]
-        if op.annotation:
-            if phase == "backward" and under_op(i):  # a hook's own time, inside the engine's event
-                out.backward_op_seconds -= op.self_seconds
-            continue
-        if phase == "backward" and not under_op(i):
-            out.backward_op_seconds += op.total_seconds
-        kind, what = owner(i)
-        if phase == "forward":
-            if kind == "line":
-                out.fwd[what] += op.self_seconds
-                out.fwd_launch[what] += op.launch_seconds
-            else:
-                out.outside["forward_unmarked"] += op.self_seconds
-        elif phase == "backward":
-            _backward(out, op, kind, what, creators, param_lines)
-        else:
-            out.outside[phase] += op.self_seconds
+        _add_event(out, i, phases[i], owner, creators, param_lines)
     out.shared = [{"name": name, "lines": lines, COUNTED_ON: lines[0]}
                   for name, lines in param_lines.items() if len(lines) > 1]
     return out
 
 
-def _backward(out: Attribution, op: Op, kind: str, what: Any, creators: dict[tuple[int, int], tuple[float, str, Any]],
+def _add_event(out: Attribution, i: int, phase: str, owner: _Owners, creators: Creators,
+               param_lines: dict[str, list[int]]) -> None:
+    """One event's time to its owner; the backward phase's operator total kept beside (hooks' own time out)."""
+    op = owner.ops[i]
+    if op.annotation:
+        if phase == "backward" and owner.under_op(i):  # a hook's own time, inside the engine's event
+            out.backward_op_seconds -= op.self_seconds
+        return
+    if phase == "backward" and not owner.under_op(i):
+        out.backward_op_seconds += op.total_seconds
+    kind, what = owner(i)
+    if phase == "forward":
+        if kind == "line":
+            out.fwd[what] += op.self_seconds
+            out.fwd_launch[what] += op.launch_seconds
+        else:
+            out.outside["forward_unmarked"] += op.self_seconds
+    elif phase == "backward":
+        _backward(out, op, kind, what, creators, param_lines)
+    else:
+        out.outside[phase] += op.self_seconds
+
+
+def _backward(out: Attribution, op: Op, kind: str, what: Any, creators: Creators,
               param_lines: dict[str, list[int]]) -> None:
     line: int | None = None
     if kind == "param":
