@@ -76,11 +76,7 @@ def bptt_graph(data: StepGraph, grads: dict[str, list[list[float]]] | None = Non
     ``grads`` (state -> per layer, per step norms, as ``lmprof gradflow`` measures them) draws each
     h and c edge with width and colour by the gradient norm that flows back along it.
     """
-    cfg = data.config
-    layers = "layer" if cfg["nlayers"] == 1 else "layers"
-    title = (f"Back-propagation through time: {cfg['model']}, {cfg['nlayers']} {layers}, bptt {cfg['bptt']}, "
-             f"batch {cfg['batch_size']}, emsize {cfg['emsize']}, nhid {cfg['nhid']}"
-             + ("" if data.repackage else " (no repackage_hidden: two batches)"))
+    title = _title(data)
     g = _new_graph(title, "TB", len(data.nodes))
     by_id = {n.id: n for n in data.nodes}
     grad_edges = _gradient_edges(data, grads) if grads else {}
@@ -93,34 +89,61 @@ def bptt_graph(data: StepGraph, grads: dict[str, list[list[float]]] | None = Non
     for n in data.nodes:
         if n.id not in transposed:
             members.setdefault(n.group, []).append(n)
-
     for b in sorted({c.batch for c in data.clusters}):
-        # Two batches (no repackage_hidden) each get a box; one batch needs none. An invisible box
-        # around everything costs dot's crossing minimisation 7.4 s instead of 2.8 s at bptt 35 x 2 layers.
-        with g.subgraph(name=f"cluster_batch{b}") if not data.repackage else nullcontext(g) as outer:
-            if not data.repackage:
-                outer.attr(label="previous batch" if b == 1 else "this batch (the loss is computed here)",
-                           style="dashed", color="#999999", fontsize="13")
-            for cluster in [c for c in data.clusters if c.batch == b and c.kind not in ("step", "layer_input")]:
-                _cluster(outer, cluster, members.get(cluster.key, []), "#ffffff")
-            for layer in range(1, cfg["nlayers"] + 1):
-                # The layer's input projection sits inside its layer's box: its unbind feeds every step, and
-                # dot 2.43 merges a cluster in time quadratic in its nodes: kept in the layer, that fan costs
-                # ~2 s less at bptt 35 x 2 layers.
-                inner = [c for c in data.clusters if c.batch == b and c.layer == layer
-                         and c.kind in ("layer_input", "step")]
-                with outer.subgraph(name=f"cluster_b{b}_layer{layer}") as lay:
-                    lay.attr(label=f"layer {layer}: the same cell at every step" if cfg["nlayers"] > 1 else "",
-                             style="invis" if cfg["nlayers"] == 1 else "solid", color="#bbbbbb")
-                    for cluster in inner:
-                        fill = STEP_FILL[b] if cluster.kind == "step" else "#ffffff"
-                        _cluster(lay, cluster, members.get(cluster.key, []), fill)
-    for n in members.get("", []):
+        _draw_batch(g, data, b, members)
+    _draw_ungrouped(g, members.get("", []))
+    _draw_edges(g, data, transposed, by_id, grad_edges)
+    _stack_clusters(g, data, members)
+    g.node("legend", _legend(data), shape="plaintext", style="", fillcolor="none")
+    return g
+
+
+def _title(data: StepGraph) -> str:
+    cfg = data.config
+    layers = "layer" if cfg["nlayers"] == 1 else "layers"
+    return (f"Back-propagation through time: {cfg['model']}, {cfg['nlayers']} {layers}, bptt {cfg['bptt']}, "
+            f"batch {cfg['batch_size']}, emsize {cfg['emsize']}, nhid {cfg['nhid']}"
+            + ("" if data.repackage else " (no repackage_hidden: two batches)"))
+
+
+def _draw_batch(g: "graphviz.Digraph", data: StepGraph, b: int, members: dict[str, list[Node]]) -> None:
+    """One batch's clusters: its embedding and decoder, then each layer's box with its steps inside."""
+    nlayers = data.config["nlayers"]
+    # Two batches (no repackage_hidden) each get a box; one batch needs none. An invisible box
+    # around everything costs dot's crossing minimisation 7.4 s instead of 2.8 s at bptt 35 x 2 layers.
+    with g.subgraph(name=f"cluster_batch{b}") if not data.repackage else nullcontext(g) as outer:
+        if not data.repackage:
+            outer.attr(label="previous batch" if b == 1 else "this batch (the loss is computed here)",
+                       style="dashed", color="#999999", fontsize="13")
+        for cluster in [c for c in data.clusters if c.batch == b and c.kind not in ("step", "layer_input")]:
+            _cluster(outer, cluster, members.get(cluster.key, []), "#ffffff")
+        for layer in range(1, nlayers + 1):
+            # The layer's input projection sits inside its layer's box: its unbind feeds every step, and
+            # dot 2.43 merges a cluster in time quadratic in its nodes: kept in the layer, that fan costs
+            # ~2 s less at bptt 35 x 2 layers.
+            inner = [c for c in data.clusters if c.batch == b and c.layer == layer
+                     and c.kind in ("layer_input", "step")]
+            with outer.subgraph(name=f"cluster_b{b}_layer{layer}") as lay:
+                lay.attr(label=f"layer {layer}: the same cell at every step" if nlayers > 1 else "",
+                         style="invis" if nlayers == 1 else "solid", color="#bbbbbb")
+                for cluster in inner:
+                    fill = STEP_FILL[b] if cluster.kind == "step" else "#ffffff"
+                    _cluster(lay, cluster, members.get(cluster.key, []), fill)
+
+
+def _draw_ungrouped(g: "graphviz.Digraph", nodes: list[Node]) -> None:
+    """The shared parameters and the incoming state, outside every cluster."""
+    for n in nodes:
         if n.kind == "param":
             g.node(n.id, f"{n.name}\n{_shape(n)}", fillcolor=COLOURS["param"], shape="box", style="filled")
         elif n.kind == "state_in":
             g.node(n.id, _wrap(n.name, 30), fillcolor=COLOURS["state_in"], shape="note", style="filled",
                    fontsize="11")
+
+
+def _draw_edges(g: "graphviz.Digraph", data: StepGraph, transposed: dict[str, str], by_id: dict[str, Node],
+                grad_edges: dict[str, dict[str, str]]) -> None:
+    """Every edge, a weight's transpose drawn as the weight's own edge; h and c by gradient when measured."""
     for e in data.edges:
         if e.dst in transposed:
             continue
@@ -130,9 +153,6 @@ def bptt_graph(data: StepGraph, grads: dict[str, list[list[float]]] | None = Non
             g.edge(e.src, e.dst, **grad_edges[e.src])
         else:
             _edge(g, e, by_id)
-    _stack_clusters(g, data, members)
-    g.node("legend", _legend(data), shape="plaintext", style="", fillcolor="none")
-    return g
 
 
 def _stack_clusters(g: "graphviz.Digraph", data: StepGraph, members: dict[str, list[Node]]) -> None:
