@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from lmprof.comparison import BASELINE, DRIFT_MARGIN, FASTER, SLOWER, bootstrap_interval, ratio_of, verdict
 from lmprof.config import RunConfig
 from lmprof.experiments.speedlab.variants import BY_NAME, compatible
-from lmprof.record.sections import SPEEDLAB_VARIANT, TRAIN_TOKENS, VAL_PPL
+from lmprof.record.sections import GFLOPS, SPEEDLAB_VARIANT, TRAIN_TOKENS, VAL_PPL
 
 JSON_FORMAT = "lmprof.speedlab/1"
 REFERENCE = "reference"
@@ -167,20 +167,10 @@ def loss_agreement(reference: list[float], other: list[float]) -> tuple[str, flo
 
 
 def make_row(name: str, members: list[str], trials: list[Trial], reference: list[Trial], peak: dict[str, Any],
-         drift_margin: float, overtime: float, target: float | None, *, loss_reference: Trial | None = None) -> Row:
-    import numpy as np
-
-    from lmprof.comparison import BOOTSTRAP_SEED
-
-    variants = [BY_NAME[m] for m in members]
-    if name == REFERENCE:
-        summary, why = "the reference loop, unchanged (lmprof/reference/)", "The baseline every rung is measured against."
-    elif len(variants) == 1:
-        summary, why = variants[0].summary, variants[0].why
-    else:
-        summary = "the variants that helped, together: " + ", ".join(members)
-        why = "Each member helped on its own; together they should compound where they act on different work."
+             drift_margin: float, overtime: float, target: float | None, *, loss_reference: Trial | None = None) -> Row:
+    """One rung from its trials (and the reference's): speed, achieved FLOP/s, quality, and its verdict."""
     first = trials[0]
+    summary, why = _described(name, members)
     row = Row(name, summary, why, members, "measured", repeats=len(trials),
               batch_size=first.cfg.batch_size if first.cfg else None, lr=first.cfg.lr if first.cfg else None,
               tokens=sum(first.batch_tokens[:first.budget_batches]), notes=list(first.notes))
@@ -188,17 +178,42 @@ def make_row(name: str, members: list[str], trials: list[Trial], reference: list
         row.status, row.verdict = "diverged", DIVERGED
         row.verdict_line = "diverged: " + "; ".join(n for t in trials for n in t.notes[-1:])
         return row
+    _measure_speed(row, trials, reference, drift_margin)
+    row.setup_seconds = _median([t.setup_seconds for t in trials]) or 0.0
+    if {"compile", "compile-reduce-overhead", "cuda-graph"} & set(members):
+        # the first repeat's: later ones in the same process reuse compiled kernels, as a fresh process would not
+        # (cuda-graph: its warm-up and capture fall in the first batches; they count in time to quality)
+        row.compile_seconds = first.first_batch_extra()
+    _measure_flops(row, trials, peak)
+    _measure_quality(row, trials, reference, target, loss_reference or reference[0])
+    row.verdict, row.verdict_line = judge(row, drift_margin, overtime)
+    return row
+
+
+def _described(name: str, members: list[str]) -> tuple[str, str]:
+    """The rung's summary and why it might help: the reference's, its variant's, or the combination's."""
+    if name == REFERENCE:
+        return "the reference loop, unchanged (lmprof/reference/)", "The baseline every rung is measured against."
+    if len(members) == 1:
+        return BY_NAME[members[0]].summary, BY_NAME[members[0]].why
+    return ("the variants that helped, together: " + ", ".join(members),
+            "Each member helped on its own; together they should compound where they act on different work.")
+
+
+def _measure_speed(row: Row, trials: list[Trial], reference: list[Trial], drift_margin: float) -> None:
+    """Tokens/s and the speed-up over the reference (medians and ranges over repeats), and compare's verdict
+    on the per-token time (a bootstrap over warm batches)."""
+    import numpy as np
+
+    from lmprof.comparison import BOOTSTRAP_SEED
+
     rates = [t.tokens_per_s() for t in trials]
-    ratios = [ratio_of(t.tokens_per_s(), r.tokens_per_s()) for t, r in zip(trials, reference)]
-    row.tokens_per_s = _median(rates)
-    present = [r for r in rates if r is not None]
-    row.tokens_per_s_range = [min(present), max(present)] if present else None
-    row.speedup = _median(ratios)
-    present = [r for r in ratios if r is not None]
-    row.speedup_range = [min(present), max(present)] if present else None
+    speedups = [ratio_of(t.tokens_per_s(), r.tokens_per_s()) for t, r in zip(trials, reference)]
+    row.tokens_per_s, row.tokens_per_s_range = _median(rates), _range(rates)
+    row.speedup, row.speedup_range = _median(speedups), _range(speedups)
     mine = np.asarray([s for t in trials for s in t.warm_per_token()])
     base = np.asarray([s for t in reference for s in t.warm_per_token()])
-    if name == REFERENCE:
+    if row.name == REFERENCE:
         row.speed_verdict = BASELINE
     elif len(mine) and len(base):
         interval = bootstrap_interval(base, mine, np.random.default_rng(BOOTSTRAP_SEED))
@@ -206,31 +221,38 @@ def make_row(name: str, members: list[str], trials: list[Trial], reference: list
         row.speed_verdict = verdict(time_ratio, interval, True, drift_margin)
         if interval is not None:
             row.speedup_interval = [1 / interval[1], 1 / interval[0]]
-    row.setup_seconds = _median([t.setup_seconds for t in trials]) or 0.0
-    if {"compile", "compile-reduce-overhead", "cuda-graph"} & set(members):
-        # the first repeat's: later ones in the same process reuse compiled kernels, as a fresh process would not
-        # (cuda-graph: its warm-up and capture fall in the first batches; they count in time to quality)
-        row.compile_seconds = first.first_batch_extra()
-    peak_gflops = float(peak.get("gflops") or 0.0)
+
+
+def _range(values: Sequence[float | None]) -> list[float] | None:
+    present = [v for v in values if v is not None]
+    return [min(present), max(present)] if present else None
+
+
+def _measure_flops(row: Row, trials: list[Trial], peak: dict[str, Any]) -> None:
+    """Achieved GFLOP/s forward and backward (matmul FLOPs over the median phase time), and share of the peak."""
+    peak_gflops = float(peak.get(GFLOPS) or 0.0)
     for phase in ("forward", "backward"):
         seconds = _median([statistics.median(t.forward if phase == "forward" else t.backward)
                            for t in trials if (t.forward if phase == "forward" else t.backward)])
-        flops = first.flops.get(phase)
+        flops = trials[0].flops.get(phase)
         if seconds and flops:
             row.gflops[phase] = flops / seconds / 1e9
             if peak_gflops:
                 row.share_of_peak[phase] = row.gflops[phase] / peak_gflops
+
+
+def _measure_quality(row: Row, trials: list[Trial], reference: list[Trial], target: float | None,
+                     loss_reference: Trial) -> None:
+    """Val ppl after the budget against the reference's, the losses against the reference's, time to quality."""
     row.val_ppl = _median([t.budget_ppl for t in trials])
     ref_ppl = _median([t.budget_ppl for t in reference])
     row.ppl_diff = row.val_ppl - ref_ppl if row.val_ppl is not None and ref_ppl is not None else None
-    row.losses, row.max_loss_diff = loss_agreement((loss_reference or reference[0]).losses, first.losses)
+    row.losses, row.max_loss_diff = loss_agreement(loss_reference.losses, trials[0].losses)
     reached = [time_to_quality(t, target) for t in trials]
     row.time_to_quality = _median(reached) if all(r is not None for r in reached) else None
     ref_ttq = _median([time_to_quality(t, target) or (t.checkpoints[-1]["seconds"] if t.checkpoints else None)
                        for t in reference])
     row.time_to_quality_speedup = ratio_of(ref_ttq, row.time_to_quality)
-    row.verdict, row.verdict_line = judge(row, drift_margin, overtime)
-    return row
 
 
 def failed_row(name: str, members: list[str], error: str) -> Row:
