@@ -62,7 +62,8 @@ def test_a_folder_without_a_result(tmp_path: Path) -> None:
 BAD_VALUES = [
     ("phase_summary", {"train_coverage": "bad"}, "phase_summary.train_coverage must be a number"),
     ("flops", {"phases": [{"name": "forward", "gflops_per_s": "fast"}]}, "flops.phases[0].gflops_per_s"),
-    ("components", {"rows": [{"name": "rnn", "forward_seconds": -1.0}]}, "components.rows[0].forward_seconds"),
+    ("components", {"rows": [{"name": "rnn", "forward_seconds": -1.0, "backward_seconds": 0.0}]},
+     "components.rows[0].forward_seconds"),
     ("memory", {"saved_bytes_peak": "1 MB"}, "memory.saved_bytes_peak"),
     ("gradients", {"epochs": [{"epoch": 1, "clipped_fraction": "all"}]}, "gradients.epochs[0].clipped_fraction"),
     ("overhead", {"ratio": "1.3x"}, "overhead.ratio must be a number"),

@@ -75,11 +75,11 @@ class Epoch(TypedDict, total=False):
     """One epoch of training and its validation (lmprof.record.epochs)."""
 
     epoch: Required[Count]
-    lr: Number | None
-    batches: Count | None
-    tokens: Count | None
-    train_seconds: Seconds | None
-    tokens_per_s: Number | None
+    lr: Number
+    batches: Count
+    tokens: Count
+    train_seconds: Seconds
+    tokens_per_s: Number | None  # None when no time was measured
     val_loss: Number | None
     val_ppl: Number | None
 
@@ -117,9 +117,9 @@ class PhaseRow(TypedDict, total=False):
     label: str
     calls: Required[Count]
     seconds: Required[Seconds]
-    host_seconds: Seconds | None
-    mean_seconds: Seconds | None
-    share: Number | None
+    host_seconds: Seconds
+    mean_seconds: Seconds
+    share: Number
     samples: list[Seconds | None]  # step phases: seconds per call, in call order
     samples_every: Count | None  # a long run keeps one call in this many
     watched_calls: Count | None  # sampled CUDA events: the calls the total is scaled from
@@ -150,7 +150,7 @@ class LineRow(TypedDict, total=False):
     line: Required[Count]
     hits: Count
     seconds: Seconds
-    share: Number | None
+    share: Number
     source: str
 
 
@@ -161,7 +161,7 @@ class FunctionLines(TypedDict, total=False):
     first_line: Count
     calls: Count
     total_seconds: Seconds
-    share_of_run: Number | None
+    share_of_run: Number
     lines: list[LineRow]
     training_calls: Count
     evaluation_calls: Count
@@ -228,13 +228,13 @@ class FlopPhase(TypedDict, total=False):
     flops_per_call: Number
     mean_seconds: Seconds
     gflops_per_s: Number
-    share_of_peak: Number | None
+    share_of_peak: Number | None  # None: no peak measured
 
 
 class Peak(TypedDict, total=False):
     """This machine's matmul peak, measured (lmprof.instrument.flops.measure) or read from its cache."""
 
-    gflops: Number | None
+    gflops: Number
     size: Count
     dtype: str
     repetitions: Count
@@ -260,21 +260,32 @@ MODULE, FORWARD_SECONDS, BACKWARD_SECONDS, EVALUATION, WARMUP_STEPS = ("module",
 
 
 class ComponentRow(TypedDict, total=False):
+    """A component in the training steps: its forward and its backward time, summed over the steps."""
+
     name: Required[str]
     module: str
     calls: Count
+    forward_seconds: Required[Seconds]
+    backward_seconds: Required[Seconds]
+
+
+class EvaluatedComponent(TypedDict, total=False):
+    """A component in evaluation: forward only (no gradients)."""
+
+    name: Required[str]
+    module: str
+    calls: Required[Count]
     forward_seconds: Seconds
-    backward_seconds: Seconds
 
 
 class Components(TypedDict, total=False):
     clock: str
     model: str
     rows: list[ComponentRow]  # training steps, forward order
-    evaluation: list[ComponentRow]  # forward only, kept apart from training
+    evaluation: list[EvaluatedComponent]  # kept apart from training
     steps: Count | None  # training steps in the totals (after the warm-up)
     warmup_steps: Count | None
-    phases: dict[str, Seconds | None]  # forward, loss, backward as the component timer saw them
+    phases: dict[str, Seconds]  # forward, loss, backward as the component timer saw them
 
 
 # --- memory (lmprof.instrument.memory) ---------------------------------------------------------------------
@@ -296,16 +307,16 @@ class PhasePeaks(TypedDict, total=False):
 
 
 class Memory(TypedDict, total=False):
-    saved_bytes_peak: Count | None  # the most bytes autograd held for backward in one batch
-    saved_bytes_by_module: dict[str, Count | None]
+    saved_bytes_peak: Count  # the most bytes autograd held for backward in one batch
+    saved_bytes_by_module: dict[str, Count]
     saved_bytes_per_batch: list[Count]
-    param_bytes: Count | None
-    grad_bytes: Count | None
-    optimizer_bytes: Count | None
-    rss_peak_bytes: Count | None
+    param_bytes: Count
+    grad_bytes: Count
+    optimizer_bytes: Count
+    rss_peak_bytes: Count
     rss_per_batch: list[Count]
     rss_peak_scope: str | None  # phase (cleared per phase) or process
-    cuda_peak_bytes: Count | None
+    cuda_peak_bytes: Count
     cuda_allocated_per_batch: list[Count]
     phases: dict[str, PhasePeaks]
 
@@ -389,7 +400,7 @@ class ComponentsAgreement(TypedDict, total=False):
 class BackwardLines(TypedDict, total=False):
     lines: list[BackwardLine]
     batches: Count
-    first_batch: Count | None
+    first_batch: Count
     device: str
     watched_batches: list[Count]
     sample_every: Count | None

@@ -187,6 +187,8 @@ def flops_lines(result: "RunResult") -> list[str]:
     flops = result.flops
     lines = []
     for row in flops.get("phases", []):
+        if GFLOPS_PER_S not in row:  # a row that names its FLOPs but not their rate (compare reads those)
+            continue
         line = f"{row['name']}: {_rate(row[GFLOPS_PER_S])} GFLOP/s"
         if row.get(SHARE_OF_PEAK) is not None:
             line += f", {row[SHARE_OF_PEAK]:.0%} of this machine's matmul peak"
