@@ -119,7 +119,7 @@ class PhaseRow(TypedDict, total=False):
     seconds: Required[Seconds]
     host_seconds: Seconds
     mean_seconds: Seconds
-    share: Number
+    share: Required[Number]
     samples: list[Seconds | None]  # step phases: seconds per call, in call order
     samples_every: Count | None  # a long run keeps one call in this many
     watched_calls: Count | None  # sampled CUDA events: the calls the total is scaled from
@@ -332,7 +332,7 @@ class ClipEpoch(TypedDict, total=False):
     batches: Count
     preclip_norm_median: Number | None  # an infinite norm (a diverged batch) is stored as null
     preclip_norm_max: Number | None
-    clipped_fraction: Number
+    clipped_fraction: Required[Number]
     nonfinite_batches: Count
 
 

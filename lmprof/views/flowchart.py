@@ -80,7 +80,7 @@ def phase_rows(result: "RunResult | None") -> dict[str, dict[str, Any]]:
 
 def shown_share(row: dict[str, Any]) -> float:
     """The share the colour shows: of a full-epoch run when training was cut, else of the run."""
-    return float(row.get("full_share", row["share"]))
+    return float(row.get("full_share", row.get("share", 0.0)))
 
 
 def measured(row: dict[str, Any]) -> str:

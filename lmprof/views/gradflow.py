@@ -208,8 +208,9 @@ def clip_rows(gradients: dict[str, Any]) -> list[dict[str, str]]:
     def norm(value: float | None) -> str:
         return "inf" if value is None or value == float("inf") else f"{value:.3g}"
 
-    return [{"epoch": str(e["epoch"]), "batches": str(e["batches"]), "median": norm(e.get(PRECLIP_NORM_MEDIAN)),
-             "max": norm(e.get(PRECLIP_NORM_MAX)), "clipped": f"{e[CLIPPED_FRACTION]:.0%}"}
+    return [{"epoch": str(e["epoch"]), "batches": str(e.get("batches", "?")),
+             "median": norm(e.get(PRECLIP_NORM_MEDIAN)), "max": norm(e.get(PRECLIP_NORM_MAX)),
+             "clipped": f"{e[CLIPPED_FRACTION]:.0%}" if CLIPPED_FRACTION in e else "?"}
             for e in gradients.get("epochs", [])]
 
 
