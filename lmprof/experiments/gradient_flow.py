@@ -130,13 +130,14 @@ def load_run(run: str | Path) -> tuple[RunConfig, dict[str, Any]]:
     """A run folder's config and trained weights (the checkpoint the loop saved)."""
     import torch
 
+    from lmprof.record.files import CHECKPOINT_FILE
     from lmprof.record.result import RunResult
 
     from lmprof.safe_files import CHECKPOINT_BYTES, member_state, open_member
 
     result = RunResult.load(run)
     cfg = RunConfig.from_dict(result.config).validate()
-    name = result.files.get("checkpoint", "model.pt")
+    name = result.files.get("checkpoint", CHECKPOINT_FILE)
     if member_state(result.run_dir, name) == "missing":
         raise UsageError(f"{run} has no checkpoint ({name}): it saves one after its first epoch")
     from lmprof.experiments.memory_model import available_bytes

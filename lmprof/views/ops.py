@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from lmprof.record.files import TRACE_DIR
 from lmprof.record.sections import (CPU_MEMORY_BYTES, CUDA_SHARE, GFLOPS_PER_S, INPUT_SHAPES, SELF_CPU_MEMORY_BYTES,
     SELF_CPU_SECONDS, SELF_CUDA_MEMORY_BYTES, SELF_CUDA_SECONDS, SHARE_OF_PEAK, SORT_BY, STEP_FLOPS,
     TOTAL_SELF_CPU_SECONDS, TOTAL_SELF_CUDA_SECONDS, TRACE_DIR_KEY, TRACE_FILES)
@@ -230,7 +231,7 @@ def trace_hint(result: "RunResult") -> str:
     from pathlib import Path
 
     run_dir = Path(result.run_dir or ".")
-    trace_dir = run_dir / result.ops.get(TRACE_DIR_KEY, "trace")
+    trace_dir = run_dir / result.ops.get(TRACE_DIR_KEY, TRACE_DIR)
     files = result.ops.get(TRACE_FILES) or []
     if not files:
         return "no trace was written (the run ended before the schedule's active steps)"
