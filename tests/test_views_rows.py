@@ -34,3 +34,12 @@ def test_line_table_marks_the_hot_lines(profile_result: RunResult) -> None:
 def test_run_description_says_what_is_known(profile_result: RunResult, empty_result: RunResult) -> None:
     assert run_description(profile_result) == "LSTM, emsize 16, nhid 16, 2 layers, bptt 8, batch 20 · 1 epoch, 4 batches · cpu"
     assert run_description(empty_result) == "LSTM"  # only what is known: its config names the model, no more
+
+
+def test_the_views_read_what_compare_reads_from_the_record_floor() -> None:
+    """run_description, component rows and the cost line live below views and compare (lmprof.record.derived)."""
+    from lmprof.record import derived
+    from lmprof.views import components, overhead, rows
+
+    assert rows.run_description is derived.run_description and overhead.cost_line is derived.cost_line
+    assert components.component_rows is derived.component_rows and components.step_seconds is derived.step_seconds

@@ -11,6 +11,9 @@ that may be null (a NaN or infinity is stored as null). Fields marked
 file, an instrument that did not run). Keys a section does not name pass
 unchecked, as long as they are plain JSON.
 
+One module on purpose, past the house's 300 lines: it is the whole file format,
+read top to bottom as result.json is, definitions only (no logic).
+
     >>> SAVED_BYTES_PEAK
     'saved_bytes_peak'
     >>> TRAIN_COVERAGE in PhaseSummary.__annotations__
