@@ -122,7 +122,7 @@ class PhaseRow(TypedDict, total=False):
     seconds: Required[Seconds]
     host_seconds: Seconds
     mean_seconds: Seconds
-    share: Required[Number]
+    share: Number
     samples: list[Seconds | None]  # step phases: seconds per call, in call order
     samples_every: Count | None  # a long run keeps one call in this many
     watched_calls: Count | None  # sampled CUDA events: the calls the total is scaled from

@@ -90,9 +90,10 @@ def measured(row: dict[str, Any]) -> str:
     calls = f" · {row['calls']:,} calls" if row.get("calls", 0) > 1 else ""
     busy = gpu_busy(row)
     calls += f"\nGPU busy {busy[0]:.0%}: {busy[1]}" if busy else ""  # on CUDA: where the GPU waits
+    share = row.get("share", 0.0)
     if "full_share" in row:
-        return f"{duration(row['seconds'])} · {row['full_share']:.1%} of a full epoch ({row['share']:.1%} here){calls}"
-    return f"{duration(row['seconds'])} · {row['share']:.1%}{calls}"
+        return f"{duration(row['seconds'])} · {row['full_share']:.1%} of a full epoch ({share:.1%} here){calls}"
+    return f"{duration(row['seconds'])} · {share:.1%}{calls}"
 
 
 def _sections() -> tuple[list[Phase], list[Phase], list[Phase], list[Phase]]:
