@@ -16,10 +16,10 @@ import torch
 import torch.nn as nn
 
 from lmprof.errors import LossNotFinite
-from lmprof.reference.loop import Watch, perplexity, tokens_seen
 from lmprof.record.derived import epoch_record, with_validation
 from lmprof.record.result import RunResult
 from lmprof.record.sections import BATCHES, EPOCH
+from lmprof.reference.loop import Watch, perplexity, tokens_seen
 
 
 class EpochRecords(Watch):

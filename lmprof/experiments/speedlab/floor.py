@@ -100,4 +100,3 @@ def kernel_floor(cfg: RunConfig, device: "torch.device", corpus: Any, *, warmup:
     tokens = cfg.bptt * cfg.batch_size
     return {**floor, "steps": steps, "batch_size": cfg.batch_size, "bptt": cfg.bptt, "tokens_per_step": tokens,
             "per_token_seconds": floor["seconds"] / tokens, "device": device.type}
-
