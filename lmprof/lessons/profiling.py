@@ -32,7 +32,7 @@ def demo(max_batches: int = 30, size: int = 64, bptt: int = 35, batch_size: int 
     from lmprof.instrument.components import ComponentInstrument
     from lmprof.instrument.recorders import PhaseInstrument
     from lmprof.runner import run
-    from lmprof.views.components import component_rows
+    from lmprof.record.derived import component_rows
 
     with tempfile.TemporaryDirectory(prefix="lmprof-explain-") as tmp:
         corpus = synth.write(Path(tmp) / "corpus", sizes={"train": train_tokens, "valid": 800, "test": 800})

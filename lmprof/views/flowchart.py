@@ -234,7 +234,7 @@ def component_times(result: "RunResult | None") -> dict[str, dict[str, Any]]:
     """The component table's rows by name (per training step; empty when the run has none)."""
     if result is None or not result.components:
         return {}
-    from lmprof.views.components import component_rows
+    from lmprof.record.derived import component_rows
 
     return {row["name"]: row for row in component_rows(result)}
 

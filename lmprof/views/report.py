@@ -90,7 +90,8 @@ def _flops_note(result: RunResult) -> str:
 
 def _components_data(result: RunResult) -> dict[str, Any]:
     """The component table's rows (per training step), as the terminal shows them."""
-    from lmprof.views.components import component_caption, component_rows
+    from lmprof.record.derived import component_rows
+    from lmprof.views.components import component_caption
 
     rows = [{"label": r["label"], "forward": duration(r["forward"]), "backward": duration(r["backward"]),
              "total": duration(r["total"]), "share": percent(r["share"]), "bar": bar_width(r["share"]),
@@ -172,7 +173,7 @@ def _diagram_sections(result: RunResult, run_dir: Path) -> list[Section]:
 
 
 def run_page(result: RunResult, run_dir: Path) -> Page:
-    from lmprof.views.rows import run_description
+    from lmprof.record.derived import run_description
 
     m, env = result.metrics, result.environment
     test = f"test loss {number(m.get(TEST_LOSS), 3)}, test ppl {number(m.get(TEST_PPL))}" if TEST_PPL in m else ""
@@ -213,7 +214,7 @@ def run_page(result: RunResult, run_dir: Path) -> Page:
     if m.get("message"):
         headline.append(("note", str(m["message"])))
     if result.overhead:  # what the instruments cost on this run (bare vs watched batches)
-        from lmprof.views.overhead import cost_line
+        from lmprof.record.derived import cost_line
 
         headline.append(("instruments", cost_line(result.overhead)))
     from lmprof.divergence import judge_result

@@ -15,12 +15,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lmprof.phases import BETWEEN, UNCOVERED
+from lmprof.record.derived import run_description  # noqa: F401  (re-exported, as the rows below)
 from lmprof.record.sections import HOST_SECONDS, MEAN_SECONDS, WALL_SECONDS
 from lmprof.views.format import BAR_WIDTH, bar, from_file
 from lmprof.views.rows import (  # noqa: F401  (re-exported: the report reads the rows from here)
     CUDA_CLOCK, HOT_LINES, PARTS, UNIT_LABEL, UNIT_SCALE, LineRow, LineTableData, coverage, duration, gpu_busy,
     has_gpu_busy, in_unit, interrupted, line_table_data, phase_caption, phase_table_rows, pick_unit,
-    run_description, summary_parts, sync_note)
+    summary_parts, sync_note)
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -216,7 +217,7 @@ def profile_view(result: "RunResult", unit: str | None = None) -> "RenderableTyp
         parts += [Text("interrupted: Ctrl-C stopped the run; these tables show what ran before it.",
                        style="bold red"), Text()]
     parts.append(Text(run_description(result), style="bold"))
-    from lmprof.views.overhead import cost_line
+    from lmprof.record.derived import cost_line
 
     if result.overhead:  # what the instruments cost on this run (bare vs watched batches)
         parts.append(Text(cost_line(result.overhead), style="dim"))
