@@ -23,7 +23,6 @@ from pathlib import PurePosixPath
 from typing import Any, Callable
 
 from lmprof.record import sections
-from lmprof.record.sections import LINE_UNITS  # noqa: F401  (lmprof.record.check.LINE_UNITS: the sections' own)
 
 Check = Callable[[Any, str], "str | None"]  # value, where -> a complaint, or None when the value is fine
 
