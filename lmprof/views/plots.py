@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-FIGURES = (VAL_PPL, "epoch_time", "ppl_vs_time")
+FIGURES = (VAL_PPL, "epoch_time", "ppl_vs_time")  # file stems; the first is named after the key it plots
 FORMATS = ("png", "svg")
 RUN_GID = "run:"  # gid of every artist that stands for one configuration (tests count them)
 _LINESTYLES = ("-", "--", ":", "-.")
