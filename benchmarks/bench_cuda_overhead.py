@@ -94,7 +94,7 @@ def markdown(rows: list[dict[str, Any]], step_ms: float, start: dict[str, Any], 
              f"(target within {STARTUP_TARGET:g} s: {verdict}).\n")
     if isinstance(start.get("coverage"), (int, float)):
         text += f"Phases cover {start['coverage']:.1%} of train() in that profile run (target >= 99%).\n"
-    from lmprof.views.overhead import cost_line
+    from lmprof.record.derived import cost_line
 
     if start.get("overhead"):
         text += f"That run's own overhead line: {cost_line(start['overhead'])}.\n"

@@ -12,7 +12,8 @@ import pytest
 from lmprof.config import RunConfig
 from lmprof.instrument.components import ComponentInstrument
 from lmprof.record.result import RunResult
-from lmprof.views.components import BETWEEN, component_label, component_rows
+from lmprof.record.derived import BETWEEN_COMPONENTS as BETWEEN
+from lmprof.record.derived import component_label, component_rows
 
 from .conftest import ORACLE_DEVICE
 
@@ -265,7 +266,7 @@ def test_flow_chart_draws_forward_and_reversed_backward_components_with_their_ti
     import re
 
     from lmprof.views.flowchart import flow_chart
-    from lmprof.views.rows import duration
+    from lmprof.views.format import duration
 
     source = flow_chart(lstm_run).source
     rows = {r["name"]: r for r in component_rows(lstm_run)}

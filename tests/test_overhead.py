@@ -13,7 +13,8 @@ import pytest
 
 from lmprof.cli import main
 from lmprof.record.result import RunResult
-from lmprof.views.overhead import cost_line, watched_program_note
+from lmprof.record.derived import cost_line
+from lmprof.views.overhead import watched_program_note
 
 OVERHEAD = {"sample_every": 4, "instruments": ["components", "memory"], "bare_ms_per_batch": 10.0,
             "watched_ms_per_batch": 15.0, "ratio": 1.5, "run_cost": 0.125, "batches": 24, "watched_batches": 6,

@@ -9,9 +9,9 @@ import pytest
 
 from lmprof.phases import UNCOVERED
 from lmprof.record.result import RunResult
-from lmprof.views.tables import (
-    bar, duration, in_unit, line_table_data, line_tables, phase_table, pick_unit, profile_view, summary_parts,
-    summary_table, sync_note)
+from lmprof.views.format import bar, duration, in_unit, pick_unit
+from lmprof.views.rows import line_table_data, summary_parts, sync_note
+from lmprof.views.tables import line_tables, phase_table, profile_view, summary_table
 
 
 def render(renderable: Any, width: int = 100) -> str:

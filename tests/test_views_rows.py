@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lmprof.record.result import RunResult
-from lmprof.views.rows import (coverage, line_table_data, phase_table_rows, run_description, summary_parts)
+from lmprof.record.derived import run_description
+from lmprof.views.rows import coverage, line_table_data, phase_table_rows, summary_parts
 
 
 def test_phase_rows_have_means_gaps_and_no_projection_for_a_whole_epoch(profile_result: RunResult) -> None:
@@ -37,9 +38,18 @@ def test_run_description_says_what_is_known(profile_result: RunResult, empty_res
 
 
 def test_the_views_read_what_compare_reads_from_the_record_floor() -> None:
-    """run_description, component rows and the cost line live below views and compare (lmprof.record.derived)."""
-    from lmprof.record import derived
-    from lmprof.views import components, overhead, rows
+    """run_description, component rows, step seconds and the cost line live once, below views and compare."""
+    import ast
+    from pathlib import Path
 
-    assert rows.run_description is derived.run_description and overhead.cost_line is derived.cost_line
-    assert components.component_rows is derived.component_rows and components.step_seconds is derived.step_seconds
+    import lmprof
+    from lmprof.record import derived
+
+    shared = {"run_description", "component_rows", "component_label", "step_seconds", "cost_line"}
+    assert all(callable(getattr(derived, name)) for name in shared)
+    package = Path(lmprof.__file__).parent
+    defined_again = {f"{path.relative_to(package)}: {node.name}"
+                     for path in [*package.glob("views/*.py"), package / "comparison.py"]
+                     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                     if isinstance(node, ast.FunctionDef) and node.name in shared}
+    assert not defined_again, defined_again

@@ -1,6 +1,6 @@
 """The component table: each model component's forward and backward time per training step.
 
-``component_rows`` (lmprof.record.derived, re-exported here) turns
+``component_rows`` (lmprof.record.derived) turns
 ``result.components`` into plain rows (the HTML report, the flow chart and
 compare read them too); ``component_table`` renders them for the terminal.
 Nothing here prints.
@@ -13,15 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lmprof.record.derived import BETWEEN_COMPONENTS, component_label, component_rows, step_seconds  # noqa: F401
-from lmprof.views.rows import duration
+from lmprof.record.derived import component_rows
+from lmprof.views.format import duration
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from lmprof.record.result import RunResult
-
-BETWEEN = BETWEEN_COMPONENTS
 
 
 def component_caption(result: "RunResult") -> str:

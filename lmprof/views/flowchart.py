@@ -85,7 +85,8 @@ def shown_share(row: dict[str, Any]) -> float:
 
 def measured(row: dict[str, Any]) -> str:
     """A phase's figures as the chart prints them: time, share (and full-epoch share), calls."""
-    from lmprof.views.rows import duration, gpu_busy
+    from lmprof.views.format import duration
+    from lmprof.views.rows import gpu_busy
 
     calls = f" · {row['calls']:,} calls" if row.get("calls", 0) > 1 else ""
     busy = gpu_busy(row)
@@ -158,7 +159,7 @@ def _title(result: "RunResult | None", rows: dict[str, dict[str, Any]], model: s
     """What the chart shows: the program alone, or one run (model, corpus, batches, wall time, projection)."""
     if not rows or result is None:
         return "The training program of word_language_model (lmprof diagram flow --from RUN shades it)"
-    from lmprof.views.rows import duration
+    from lmprof.views.format import duration
 
     wall = result.phase_summary.get(WALL_SECONDS)
     corpus = Path(str(result.config.get("data") or "")).name or "embedded corpus"
@@ -242,7 +243,7 @@ def component_times(result: "RunResult | None") -> dict[str, dict[str, Any]]:
 def _component_node(parent: "graphviz.Digraph", node: str, name: str, row: dict[str, Any] | None,
                     direction: str) -> None:
     """A model component with its forward or backward time per step, shaded by its share of the step."""
-    from lmprof.views.rows import duration
+    from lmprof.views.format import duration
 
     if row is None:
         parent.node(node, name, fillcolor="white", fontsize="10", fontcolor="black")

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from lmprof.comparison import FASTER, NOISE, SLOWER, Comparison, ComponentRow, PhaseRow, ratio_of
 from lmprof.phases import PHASES, UNCOVERED, Phase
 from lmprof.views.flowchart import PLAIN_FILL, component_times, forward_components, forward_layers
-from lmprof.views.rows import duration
+from lmprof.views.format import duration
 
 if TYPE_CHECKING:
     import graphviz

@@ -1,17 +1,13 @@
-"""What the instruments cost on this run, in one line (show, the report, the notebook, compare).
+"""The phase table's note when the instruments changed the program they watch.
 
-Reads the ``overhead`` section the runner writes (lmprof.instrument.sampling):
-
-    >>> cost_line({"sample_every": 4, "instruments": ["components"], "batches": 24, "watched_batches": 6,
-    ...            "watched_ms_per_batch": 13.0, "bare_ms_per_batch": 10.0, "ratio": 1.3, "run_cost": 0.075})
-    'instruments cost +8% on this run (components watched 6 of 24 batches, 1 in 4; a watched batch 13.00 ms, a bare one 10.00 ms: 1.30x)'
+Reads the ``overhead`` section the runner writes (lmprof.instrument.sampling). Its
+one-line cost, which compare writes too, is ``lmprof.record.derived.cost_line``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from lmprof.record.derived import cost_line  # noqa: F401  (the line compare writes too: lmprof.record.derived)
 from lmprof.record.sections import BARE_MS_PER_BATCH, WATCHED_MS_PER_BATCH
 
 ABOVE = 1.10  # a watched step this much slower than a bare one: the tables describe a changed program

@@ -102,7 +102,8 @@ def _components_data(result: RunResult) -> dict[str, Any]:
 
 def _lines_data(result: RunResult) -> dict[str, Any]:
     """Each profiled function as the terminal's line table sees it: units, per-hit times, hot ranks."""
-    from lmprof.views.rows import HOT_LINES, UNIT_LABEL, in_unit, line_table_data, sync_note
+    from lmprof.views.format import UNIT_LABEL, in_unit
+    from lmprof.views.rows import HOT_LINES, line_table_data, sync_note
 
     functions = []
     for record in result.lines.get("functions", []):

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lmprof.phases import BETWEEN, STEP_PHASES, UNCOVERED
-from lmprof.record.derived import run_description  # noqa: F401  (re-read by views; compare reads it too)
 from lmprof.record.sections import (EVALUATION_CALLS, FIRST_LINE, GPU_BUSY, HOST_SECONDS, MEAN_SECONDS, SHARE_OF_RUN,
     TOTAL_SECONDS, TRAINING_CALLS, TRAIN_COVERAGE, WALL_SECONDS)
-from lmprof.views.format import UNIT_LABEL, UNIT_SCALE, duration, in_unit, pick_unit  # noqa: F401  (re-read by views)
+from lmprof.views.format import pick_unit
 
 if TYPE_CHECKING:
     from lmprof.record.result import RunResult

@@ -41,7 +41,7 @@ def _share(v: float | None) -> str:
 
 
 def _seconds(v: float | None) -> str:
-    from lmprof.views.rows import duration
+    from lmprof.views.format import duration
 
     return "—" if v is None else duration(v)
 

@@ -15,13 +15,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lmprof.phases import BETWEEN, UNCOVERED
-from lmprof.record.derived import run_description  # noqa: F401  (re-exported, as the rows below)
+from lmprof.record.derived import run_description
 from lmprof.record.sections import HOST_SECONDS, MEAN_SECONDS, WALL_SECONDS
-from lmprof.views.format import BAR_WIDTH, bar, from_file
-from lmprof.views.rows import (  # noqa: F401  (re-exported: the report reads the rows from here)
-    CUDA_CLOCK, HOT_LINES, PARTS, UNIT_LABEL, UNIT_SCALE, LineRow, LineTableData, coverage, duration, gpu_busy,
-    has_gpu_busy, in_unit, interrupted, line_table_data, phase_caption, phase_table_rows, pick_unit,
-    summary_parts, sync_note)
+from lmprof.views.format import BAR_WIDTH, UNIT_LABEL, bar, duration, from_file, in_unit
+from lmprof.views.rows import (CUDA_CLOCK, LineTableData, gpu_busy, has_gpu_busy, interrupted, line_table_data,
+                               phase_caption, phase_table_rows, summary_parts, sync_note)
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
