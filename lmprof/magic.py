@@ -102,9 +102,9 @@ def run_magic(line: str) -> Any:
     if command in RUN_COMMANDS:
         from lmprof.record.result import RunResult
 
-        folder = _out_of(argv)
+        folder = _flag_value(argv, "--out")
         if folder is None:
-            folder = _default_folder(command)
+            folder = _default_folder(command, _flag_value(argv, "--model"))
             argv += ["--out", folder]
         run_command(argv)
         return RunResult.load(folder)
@@ -114,7 +114,7 @@ def run_magic(line: str) -> Any:
         return api.compare(*argv[1:])
     if command == "explain" and len(argv) == 2:
         return api.explain(argv[1])
-    if command == "diagram" and len(argv) >= 2 and "--out" not in argv:
+    if command == "diagram" and len(argv) >= 2 and _flag_value(argv, "--out") is None:
         with tempfile.TemporaryDirectory() as tmp:
             picture = Path(tmp) / f"{argv[1]}.svg"
             run_command([*argv, "--out", str(picture), "--format", "svg"])
@@ -123,20 +123,20 @@ def run_magic(line: str) -> Any:
     return Printed(run_command(argv).stdout)
 
 
-def _default_folder(command: str) -> str:
-    """The run folder the command would choose, chosen here so that the magic can load it afterwards."""
+def _default_folder(command: str, model: str | None) -> str:
+    """The run folder the command would choose (runs/<command>-<model>-<time>), chosen here so the magic can load it."""
     from lmprof.config import RunConfig
     from lmprof.runner import default_run_dir
 
-    return str(default_run_dir(command, RunConfig()))
+    return str(default_run_dir(command, RunConfig(model=model or RunConfig.model)))
 
 
-def _out_of(argv: Sequence[str]) -> str | None:
-    """The value of --out in a command line, if it has one."""
+def _flag_value(argv: Sequence[str], flag: str) -> str | None:
+    """The value of ``flag`` in a command line (``--out DIR`` or ``--out=DIR``), if it has one."""
     for i, word in enumerate(argv):
-        if word == "--out" and i + 1 < len(argv):
+        if word == flag and i + 1 < len(argv):
             return argv[i + 1]
-        if word.startswith("--out="):
+        if word.startswith(flag + "="):
             return word.split("=", 1)[1]
     return None
 

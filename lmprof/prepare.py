@@ -33,11 +33,6 @@ if TYPE_CHECKING:
     from lmprof.reference.data import Corpus
 
 
-def corpus_path(cfg: RunConfig) -> Path:
-    """The corpus folder a run reads: ``--data``, or the embedded corpus (written once, from synth_seed)."""
-    return corpus_folder(cfg.data, cfg.synth_seed)
-
-
 def corpus_folder(data: str | Path | None, synth_seed: int = 0) -> Path:
     """``data``, or the embedded corpus's folder when it is None (written on first use)."""
     from lmprof.corpora import synth
@@ -54,7 +49,7 @@ def read_corpus(data: str | Path | None = None) -> "Corpus":
 
 def checked_corpus(cfg: RunConfig) -> tuple[Path, CorpusSize]:
     """The corpus folder and its splits' token counts, checked against the run's batch shapes (one line if not)."""
-    path = corpus_path(cfg)
+    path = corpus_folder(cfg.data, cfg.synth_seed)
     return path, check_corpus(path, cfg.batch_size, cfg.bptt, cfg.eval_batch_size)
 
 

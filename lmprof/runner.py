@@ -45,10 +45,6 @@ def default_run_dir(command: str, cfg: RunConfig, root: str | Path = "runs") -> 
     return path
 
 
-# What lmprof writes into a run folder: --force removes these (and nothing else) before a new run.
-OWN_FILES = files.OWN_FILES
-
-
 def prepare_run_dir(path: str | Path, *, force: bool = False) -> Path:
     """Create the run folder, or say in one line why it cannot be used.
 
@@ -80,7 +76,7 @@ def prepare_run_dir(path: str | Path, *, force: bool = False) -> Path:
 def _remove_own_files(run_dir: Path) -> None:
     import shutil
 
-    for pattern in OWN_FILES:
+    for pattern in files.OWN_FILES:
         for old in run_dir.glob(pattern):
             if old.is_dir() and not old.is_symlink():
                 shutil.rmtree(old)

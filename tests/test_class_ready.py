@@ -106,7 +106,8 @@ def test_onnx_export_is_refused_before_training(tiny_args: list[str], capsys: An
 
 def test_progress_names_validation_test_and_checkpoint_stages(tiny_corpus: Path, tmp_path: Path) -> None:
     from lmprof import RunConfig, run
-    from lmprof.commands.console import StageProgress, log_to
+    from lmprof.commands.console import log_to
+    from lmprof.views.progress import StageProgress
 
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=120)
@@ -206,7 +207,7 @@ def test_sweep_help_names_the_non_linearities(capsys: Any) -> None:
 
 
 def test_the_report_caption_names_the_flow_chart_file_that_exists(tiny_args: list[str], tmp_path: Path) -> None:
-    from lmprof.commands.report import folder_report
+    from lmprof.views.files import folder_report
 
     assert main(["profile", *tiny_args]) == 0
     run_dir = Path(tiny_args[-1])
@@ -254,7 +255,7 @@ def test_explain_bptt_times_are_medians_and_its_text_reads_them(monkeypatch: Any
 
 
 def test_each_inline_sweep_run_gets_a_named_progress_display(tiny_corpus: Path, tmp_path: Path) -> None:
-    from lmprof.commands.console import StageProgress
+    from lmprof.views.progress import StageProgress
     from lmprof.config import RunConfig
     from lmprof.sweeps import build_plan, parse_vary, run_sweep
     from lmprof.sweeps.executors import InlineExecutor

@@ -9,7 +9,7 @@ import torch
 
 from lmprof.config import RunConfig
 from lmprof.errors import UsageError
-from lmprof.prepare import corpus_path, prepare, read_corpus, seeded_model
+from lmprof.prepare import corpus_folder, prepare, read_corpus, seeded_model
 
 
 def test_a_bad_flag_corpus_or_device_is_one_line_before_anything_is_built(tmp_path: Path) -> None:
@@ -29,7 +29,7 @@ def test_prepared_run_sets_threads_and_reads_the_corpus_once() -> None:
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
-    assert prepared.device.type == "cpu" and prepared.data_path == corpus_path(prepared.cfg)
+    assert prepared.device.type == "cpu" and prepared.data_path == corpus_folder(prepared.cfg.data, prepared.cfg.synth_seed)
     assert prepared.corpus() is prepared.corpus()  # read once
     assert prepared.ntokens == len(read_corpus().dictionary)  # the embedded corpus when --data is not given
     assert tuple(prepared.batches("train", 20).shape) == (prepared.size.train // 20, 20)

@@ -12,7 +12,7 @@ import pytest
 
 from lmprof.cli import main
 from lmprof.record.result import RunResult
-from lmprof.commands.report import folder_report
+from lmprof.views.files import folder_report
 
 # --- reports never run a folder's markup ------------------------------------------------
 

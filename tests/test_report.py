@@ -12,7 +12,7 @@ import pytest
 from lmprof.cli import main
 from lmprof.config import RunConfig
 from lmprof.record.result import RunResult
-from lmprof.commands.report import folder_report
+from lmprof.views.files import folder_report
 from lmprof.views.html import highlighted_lines
 from lmprof.views.report import REPORT_FILE, run_report
 from tests.conftest import ON_CPU

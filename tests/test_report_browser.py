@@ -81,7 +81,7 @@ def report(tmp_path_factory: pytest.TempPathFactory, instrumented_run: Path) -> 
     """report.html of a real tiny profile run (phases, line profile, trace) with a BPTT graph in its folder."""
     import shutil
 
-    from lmprof.commands.report import write_report
+    from lmprof.views.files import write_report
 
     folder = tmp_path_factory.mktemp("browser") / "run"
     shutil.copytree(instrumented_run, folder)  # a copy: this test adds bptt.svg to the folder

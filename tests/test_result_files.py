@@ -30,12 +30,17 @@ def test_an_old_memory_snapshot_is_not_left_for_the_new_run(tmp_path: Path) -> N
     assert not (tmp_path / files.MEMORY_SNAPSHOT_FILE).exists()
 
 
-def test_the_writers_use_the_record_floors_names() -> None:
-    from lmprof.instrument import lines, memory, trace
-    from lmprof.record import result
-    from lmprof.sweeps import worker
-    from lmprof.views import report
+def test_no_module_spells_a_run_folder_file_name_outside_the_record_floor() -> None:
+    """Writers and readers import the names from lmprof.record.files: a literal elsewhere is a second copy."""
+    import ast
 
-    assert lines.LINES_FILE == files.LINES_FILE and memory.SNAPSHOT_FILE == files.MEMORY_SNAPSHOT_FILE
-    assert trace.TRACE_DIR == files.TRACE_DIR and worker.STOP_FILE == files.STOP_FILE
-    assert result.RESULT_FILE == files.RESULT_FILE and report.REPORT_FILE == files.REPORT_FILE
+    import lmprof
+
+    names = {value for key, value in vars(files).items() if key.endswith(("_FILE", "_DIR")) and isinstance(value, str)
+             and ("." in value or "-" in value)}  # "trace" is also a command's name
+    package = Path(lmprof.__file__).parent
+    spelled = {f"{path.relative_to(package)}:{node.lineno} {node.value!r}"
+               for path in package.rglob("*.py") if "record" not in path.relative_to(package).parts
+               for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+               if isinstance(node, ast.Constant) and node.value in names}
+    assert names and not spelled, spelled

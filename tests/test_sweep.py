@@ -189,7 +189,7 @@ def test_a_stop_request_in_the_run_folder_ends_training_as_ctrl_c_does(tiny_corp
     request_stop(folder)
     clear_stop_request(folder)  # what a driver does before it starts the run again
     assert not (folder / STOP_FILE).exists()
-    from lmprof.runner import OWN_FILES
+    from lmprof.record.files import OWN_FILES
 
     assert STOP_FILE in OWN_FILES  # --force clears one a killed run left behind
 

@@ -12,8 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from lmprof.views.progress import (STAGES, EpochProgress, StageProgress, progress_instruments,  # noqa: F401
-                                   sweep_progress, sweep_runs_progress)  # (their home before lmprof.views.progress)
+from lmprof.views.progress import progress_instruments
 
 if TYPE_CHECKING:
     from rich.console import Console

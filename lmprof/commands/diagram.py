@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _flow(args: argparse.Namespace, console: "Console") -> int:
-    from lmprof.commands.console import log_to, progress_instruments
+    from lmprof.commands.console import log_to
+    from lmprof.views.progress import progress_instruments
     from lmprof.library.diagram import flow_run
     from lmprof.views.flowchart import flow_chart
     from lmprof.views.render import output_path

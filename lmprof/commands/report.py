@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from lmprof.views.files import folder_report, is_sweep_folder, write_report  # noqa: F401  (their home before)
+from lmprof.views.files import write_report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -171,7 +171,8 @@ def gradient_flow(cfg: RunConfig, *, kinds: Sequence[str] | None = None, batches
                          f"{', '.join(RNN_KINDS)}")
     if batches <= 0:
         raise UsageError(f"--batches must be a positive integer, got {batches}")
-    prepared = prepare(cfg.validate().replace(device="cpu"))  # measured on the CPU, whatever --device says
+    # measured on the CPU, whatever --device says; the caller has set the threads (a loaded run's are not its)
+    prepared = prepare(cfg.replace(device="cpu", threads=None))
     train_data = prepared.batches("train", cfg.batch_size)
     count = min(batches, (train_data.size(0) - 1) // cfg.bptt)  # batches of the whole bptt length
     if count == 0:

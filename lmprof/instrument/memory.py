@@ -32,7 +32,6 @@ from lmprof.record.sections import (CUDA_ALLOCATED_BYTES, CUDA_ALLOCATED_PER_BAT
     OPTIMIZER_BYTES, PARAM_BYTES, RSS_PEAK_BYTES, RSS_PEAK_SCOPE, RSS_PER_BATCH, SAVED_BYTES_BY_MODULE,
     SAVED_BYTES_PEAK, SAVED_BYTES_PER_BATCH)
 
-SNAPSHOT_FILE = MEMORY_SNAPSHOT_FILE
 SAVING_PHASES = ("forward", "loss")
 SNAPSHOT_ENTRIES = 100_000  # allocation events the CUDA history keeps (a ring buffer)
 # Roles of the model's parts, by module type name (the first level under the model).
@@ -321,8 +320,8 @@ class MemoryInstrument(Instrument):
         if self.recording_history:
             import torch
 
-            tmp = run_dir / f".{SNAPSHOT_FILE}.{os.getpid()}.tmp"
+            tmp = run_dir / f".{MEMORY_SNAPSHOT_FILE}.{os.getpid()}.tmp"
             torch.cuda.memory._dump_snapshot(str(tmp))
-            os.replace(tmp, run_dir / SNAPSHOT_FILE)  # atomic: a reader never sees half a snapshot
+            os.replace(tmp, run_dir / MEMORY_SNAPSHOT_FILE)  # atomic: a reader never sees half a snapshot
             torch.cuda.memory._record_memory_history(enabled=None)
-            result.files["snapshot"] = SNAPSHOT_FILE  # for https://pytorch.org/memory_viz
+            result.files["snapshot"] = MEMORY_SNAPSHOT_FILE  # for https://pytorch.org/memory_viz

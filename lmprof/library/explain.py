@@ -27,11 +27,11 @@ def demonstrate(topic: str, *, data: str | None = None, device: str = "auto", th
     if data is not None:
         if "data" not in inspect.signature(module.demo).parameters:
             raise UsageError(f"topic {topic!r} reads no corpus: leave out --data")
-        options["data"] = corpus_folder(data)
+        options["data"] = checked_data_folder(data)
     return module.demo(**options)
 
 
-def corpus_folder(path: str) -> str:
+def checked_data_folder(path: str) -> str:
     """--data, checked: a folder with train.txt, valid.txt and test.txt."""
     from pathlib import Path
 

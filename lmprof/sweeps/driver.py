@@ -174,7 +174,6 @@ def make_tasks(plan: Plan, folder: Path, runs: list[PlannedRun], executor: Execu
     """Each run's config as its worker gets it: its folder, its threads and device, the vocabulary size."""
     if not runs:
         return []
-    check_corpora(runs)
     vocab = vocabulary_size(plan.base)
     shared = executor.adapt(plan.base)  # threads (and device) as this executor runs them
     tasks = []

@@ -96,7 +96,6 @@ class StageProgress(Instrument):
             self.progress = None
 
 
-EpochProgress = StageProgress  # the name the first version had
 
 
 def sweep_run_name(task: Any, i: int, n: int) -> str:
