@@ -32,7 +32,8 @@ import time
 from typing import Any, Callable, Sequence
 
 from lmprof.phases import STEP_PHASES
-from lmprof.record.sections import BARE_MS_PER_BATCH, BARE_TOKENS_PER_S, GPU_BUSY, RUN_COST, WATCHED_MS_PER_BATCH
+from lmprof.record.sections import BARE_MS_PER_BATCH, BARE_TOKENS_PER_S, GPU_BUSY, RUN_COST, WATCHED_MS_PER_BATCH, \
+    WATCHED_OVER_BARE
 
 Clock = Callable[[], float]
 DEFAULT_EVERY_CUDA = 16  # a 2.1x watched step costs the run 1 + 1.1/16 = 7%: within the 1.10 targets
@@ -160,8 +161,8 @@ def overhead_section(every: int, names: Sequence[str], bare: Sequence[float], wa
     if watched_ms is not None:
         out[WATCHED_MS_PER_BATCH] = watched_ms
     if bare_ms and watched_ms is not None:
-        out["ratio"] = watched_ms / bare_ms
-        out[RUN_COST] = (out["ratio"] - 1) * len(watched) / max(batches, 1)  # +0.04: the run took 4% longer
+        out[WATCHED_OVER_BARE] = watched_ms / bare_ms
+        out[RUN_COST] = (out[WATCHED_OVER_BARE] - 1) * len(watched) / max(batches, 1)  # +0.04: the run took 4% longer
     out.update(batches=batches, watched_batches=len(watched), bare_batches=len(bare))
     if bare_ms:
         out[BARE_TOKENS_PER_S] = tokens_per_batch / (bare_ms / 1000)

@@ -145,7 +145,7 @@ def record(fields: dict[str, Check] | None = None, required: tuple[str, ...] = (
 
 
 NUM, OPT_NUM, INT, OPT_INT, STR, OPT_STR = finite_number, optional(finite_number), count, optional(count), text, optional(text)
-SEC, OPT_SEC = seconds, optional(seconds)
+OPT_SEC = optional(seconds)
 
 # --- the checks built from the typed sections (lmprof.record.sections) ---------------------------------------
 KINDS: dict[Any, Check] = {"count": count, "number": finite_number, "seconds": seconds, "seed": seed,
@@ -212,7 +212,7 @@ def bound_document(doc: dict[str, Any]) -> list[str]:
     memory = doc.get("memory") or {}
     series = [memory] * 3 if isinstance(memory, dict) else []
     thinned = [_thin(row) for row in doc.get("phases") or []]
-    thinned += [_thin(holder, key) for holder, key in zip(series, MEMORY_SERIES)]
+    thinned += [_thin(holder, key) for holder, key in zip(series, sections.MEMORY_SERIES)]
     if any(thinned):
         notes.append(f"per-batch samples thinned to at most {SAMPLES_READ:,} per phase "
                      f"(one in {max(thinned):,} calls kept)")
@@ -226,7 +226,6 @@ def bound_document(doc: dict[str, Any]) -> list[str]:
     return notes
 
 
-MEMORY_SERIES = sections.MEMORY_SERIES
 
 
 def _thin(row: Any, key: str = "samples") -> int:
